@@ -1,0 +1,76 @@
+# umgf: the front door. `make` sets up (once) and runs the pipeline as far as it is built, on DATASET.
+# Every stage target re-runs only what changed: the store (artifacts/store) skips work already done.
+#
+#   make                      setup + the default job (Twitter-2017)
+#   make ingest DATASET=twitter2015
+#   make ingest DATASET=path/to/dump.jsonl ON_ERROR=skip
+#   make status               which stages are up to date, which would re-run
+#   make test                 the test suite
+#
+# Stages not built yet (chunk, ground, features, graphs, train, eval, predict) have no target.
+
+DATASET   ?= twitter2017
+DATA_DIR  ?=
+IMAGE_DIR ?=
+ON_ERROR  ?= fail
+ARTIFACTS ?= artifacts
+GPU       ?= 0
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+BIN        := $(CARGO_TARGET_DIR)/release
+STAGE_BINS := ingest status doctor
+SETUP_STAMP := .venv/umgf-setup.stamp
+SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wildcard Cargo.lock) \
+              pipeline/Cargo.toml stages/Cargo.toml .cargo/config.toml
+
+COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
+
+.PHONY: all setup build ingest status test clean distclean data help
+
+all: ingest status
+
+help:
+	@sed -n '1,12p' Makefile
+
+# --- set-up: Python venv with PyPI's torch (libtorch), the weights, the binaries ----------------------
+$(SETUP_STAMP): setup/setup.sh setup/weights.lock $(wildcard setup/*.py setup/requirements-*.txt)
+	GPU=$(GPU) setup/setup.sh
+
+setup: $(SETUP_STAMP) build
+	$(BIN)/doctor --models models
+
+$(BIN)/.built: $(SOURCES) | $(SETUP_STAMP)
+	cargo build --release --bins
+	@touch $@
+
+build: $(BIN)/.built
+
+# --- stages ---------------------------------------------------------------------------------------------
+ingest: build
+	$(BIN)/ingest $(DATA) --on-error $(ON_ERROR) $(COMMON)
+
+status: build
+	$(BIN)/status $(DATA) --verify $(COMMON)
+
+data:
+	@dir=$${UMGF_DATA_DIR:-$(DATA_DIR)}; \
+	echo "umgf reads Twitter-2015/2017 (UMT release: github.com/jefferyYu/UMT, data/twitter2015 and data/twitter2017)"; \
+	echo "from a data directory holding twitter2015/{train,valid,test}.txt and twitter2017/{train,valid,test}.txt."; \
+	echo "Default: the first shared/data above this folder; override with DATA_DIR=... or UMGF_DATA_DIR."; \
+	echo "Tweet images (optional) go in <data dir>/twitter2015_images/<IMGID>.jpg (or IMAGE_DIR=...)."
+
+# --- tests ----------------------------------------------------------------------------------------------
+# Release profile: the tests share one build of libtorch-linked code with the stage binaries they run.
+test: build
+	@if command -v cargo-nextest >/dev/null; then \
+		cargo nextest run --release --workspace --no-fail-fast; \
+	else \
+		cargo test --release --workspace --no-fail-fast; \
+	fi
+
+clean:
+	rm -rf $(ARTIFACTS)
+
+distclean: clean
+	rm -rf .venv models $(CARGO_TARGET_DIR)

@@ -1,0 +1,100 @@
+//! What `DATASET=` names: a benchmark in the data directory (`twitter2015`, `twitter2017`) or a path to
+//! one CoNLL file or JSONL dump.
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::Format;
+use crate::schema::Split;
+
+/// The benchmarks found in the data directory, with their split files (UMT's layout).
+pub const BENCHMARKS: [&str; 2] = ["twitter2015", "twitter2017"];
+const BENCHMARK_SPLITS: [(Split, &str); 3] =
+    [(Split::Train, "train.txt"), (Split::Dev, "valid.txt"), (Split::Test, "test.txt")];
+
+/// Environment variable overriding where the data directory is.
+pub const DATA_DIR_ENV: &str = "UMGF_DATA_DIR";
+
+/// One input file of a dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Source {
+    pub split: Split,
+    pub path: PathBuf,
+    pub format: Format,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// A name for views and reports: the benchmark's name, or the dump's file stem.
+    pub label: String,
+    pub sources: Vec<Source>,
+    /// Where CoNLL tweets' images (`<id>.jpg`) are; JSONL dumps name their images themselves.
+    pub image_dir: Option<PathBuf>,
+}
+
+impl Dataset {
+    /// Resolves `name` (a benchmark name or a path). `image_dir` overrides the default image directory:
+    /// `<data dir>/<benchmark>_images` (UMT's layout) or `images/` beside a CoNLL dump.
+    pub fn resolve(name: &str, data_dir: &Path, image_dir: Option<&Path>) -> Result<Self> {
+        if BENCHMARKS.contains(&name) {
+            let dir = data_dir.join(name);
+            if !dir.is_dir() {
+                return Err(Error::Config(format!(
+                    "dataset {name}: {} is not a directory. Point {DATA_DIR_ENV} (or DATA_DIR=) at the folder \
+                     holding {name}/{{train,valid,test}}.txt; see README.md, section Data",
+                    dir.display()
+                )));
+            }
+            let sources = BENCHMARK_SPLITS
+                .iter()
+                .map(|(split, file)| Source {
+                    split: *split,
+                    path: dir.join(file),
+                    format: Format::Conll,
+                })
+                .collect();
+            let image_dir = image_dir.map_or_else(|| data_dir.join(format!("{name}_images")), Path::to_owned);
+            return Ok(Self {
+                label: name.to_owned(),
+                sources,
+                image_dir: Some(image_dir),
+            });
+        }
+
+        let path = PathBuf::from(name);
+        if !path.is_file() {
+            return Err(Error::Config(format!(
+                "dataset {name:?} is neither a benchmark ({}) nor a file",
+                BENCHMARKS.join(", ")
+            )));
+        }
+        let format = Format::of_path(&path);
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("dump");
+        let image_dir = match (image_dir, format) {
+            (Some(dir), _) => Some(dir.to_owned()),
+            (None, Format::Conll) => path.parent().map(|p| p.join("images")),
+            (None, Format::Jsonl) => None,
+        };
+        Ok(Self {
+            label: format!("dump-{stem}"),
+            sources: vec![Source {
+                split: Split::Dump,
+                path,
+                format,
+            }],
+            image_dir,
+        })
+    }
+}
+
+/// The data directory: `$UMGF_DATA_DIR`, else the first `shared/data` found walking up from `start`
+/// (this checkout's layout keeps the data beside the repository, in `../shared/data`).
+pub fn default_data_dir(start: &Path) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(DATA_DIR_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    let start = start.canonicalize().ok()?;
+    start
+        .ancestors()
+        .map(|dir| dir.join("shared").join("data"))
+        .find(|dir| dir.is_dir())
+}

@@ -1,0 +1,76 @@
+//! The library's one error type. Every variant that concerns an input names where the problem is
+//! (file and line, or record id) and what was expected, so a binary can print it as is.
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A record of an input file is malformed. `line` is 1-based.
+    #[error("{}:{line}: {message}", path.display())]
+    Input {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}: parquet: {source}", path.display())]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+
+    #[error("{}: schema: {message}", path.display())]
+    Schema { path: PathBuf, message: String },
+
+    #[error("store: {0}")]
+    Store(String),
+
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    pub fn input(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+        Self::Input {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// Attaches the path to an I/O error: `fs::read(p).at(p)?`.
+pub trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+/// `bail!(Config, "...")`-style early return, keeping error sites one line long.
+#[macro_export]
+macro_rules! bail {
+    (Config, $($arg:tt)*) => { return Err($crate::Error::Config(format!($($arg)*))) };
+    (Store, $($arg:tt)*) => { return Err($crate::Error::Store(format!($($arg)*))) };
+}

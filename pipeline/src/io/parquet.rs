@@ -1,0 +1,63 @@
+//! Parquet writing and reading for artifacts. Writes are deterministic (same rows, same bytes): that is
+//! what lets the store cut off downstream work when a re-run reproduces an artifact exactly.
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Error, IoContext, Result};
+use crate::schema::SCHEMA_KEY;
+
+/// Rows per row group: small enough for readers to skip, large enough to compress well.
+const ROW_GROUP_SIZE: usize = 64 * 1024;
+
+/// Writes `batch` to `path` (which the caller makes atomic, see `store`), tagging it `name/version`.
+pub fn write(path: &Path, batch: &RecordBatch, name: &str, version: u32) -> Result<()> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_size(ROW_GROUP_SIZE)
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            SCHEMA_KEY.to_owned(),
+            format!("{name}/{version}"),
+        )]))
+        .build();
+    let file = File::create(path).at(path)?;
+    let parquet_err = |source| Error::Parquet {
+        path: path.to_owned(),
+        source,
+    };
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
+    writer.write(batch).map_err(parquet_err)?;
+    let file = writer.into_inner().map_err(parquet_err)?;
+    file.sync_all().at(path)
+}
+
+/// Reads a whole artifact, checking it is `name` at `version`.
+pub fn read(path: &Path, name: &str, version: u32) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).at(path)?;
+    let parquet_err = |source| Error::Parquet {
+        path: path.to_owned(),
+        source,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
+    let want = format!("{name}/{version}");
+    let found = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kvs| kvs.iter().find(|kv| kv.key == SCHEMA_KEY))
+        .and_then(|kv| kv.value.clone());
+    if found.as_deref() != Some(want.as_str()) {
+        return Err(Error::Schema {
+            path: path.to_owned(),
+            message: format!("expected a {want} artifact, found {}", found.as_deref().unwrap_or("no schema tag")),
+        });
+    }
+    let reader = builder.build().map_err(parquet_err)?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}

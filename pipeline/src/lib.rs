@@ -1,0 +1,20 @@
+//! umgf: multimodal named-entity recognition on tweets (UMGF, Zhang et al., AAAI 2021) as a staged,
+//! content-addressed pipeline. This library holds everything; the stage binaries in `stages/` are thin.
+//!
+//! Modules follow DESIGN.md's stage table: [`schema`] (artifact schemas), [`store`] (the
+//! content-addressed store), [`io`] (readers and writers), [`dataset`] (what `DATASET=` names),
+//! [`labels`] (BIO tags and entity chunks), [`text`], [`stages`] (one module per stage), [`torch`].
+pub mod dataset;
+pub mod digest;
+mod error;
+pub mod io;
+pub mod labels;
+pub mod progress;
+pub mod schema;
+pub mod stages;
+pub mod store;
+pub mod text;
+pub mod torch;
+
+pub use digest::Digest;
+pub use error::{Error, IoContext, Result};

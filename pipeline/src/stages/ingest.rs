@@ -1,0 +1,338 @@
+//! `ingest`: reads a dataset's files, validates every record, resolves images, and writes the `tweets`
+//! artifact plus a report of rejected records and warnings.
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::dataset::{Dataset, Source};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::io::{self, Diagnostic, ImageRef, ParsedFile, RawTweet};
+use crate::labels::{EntityType, spans};
+use crate::schema::{ImageStatus, Split, Tweet, tweets};
+use crate::store::{RunOutcome, RunSpec, Store};
+
+pub const STAGE: &str = "ingest";
+/// Bump when the same input files would give a different `tweets` artifact.
+pub const VERSION: u32 = 1;
+pub const TWEETS: &str = "tweets.parquet";
+pub const REPORT: &str = "report.jsonl";
+
+/// What a rejected record does to the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Stop at the first bad record; write nothing.
+    Fail,
+    /// Leave bad records out and list them in `report.jsonl`.
+    Skip,
+}
+
+impl std::str::FromStr for OnError {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fail" => Ok(Self::Fail),
+            "skip" => Ok(Self::Skip),
+            _ => Err(Error::Config(format!("--on-error takes fail or skip, not {s:?}"))),
+        }
+    }
+}
+
+/// A read and validated dataset, and the key of the run that would ingest it.
+pub struct Plan {
+    pub spec: RunSpec,
+    tweets: Vec<(Split, RawTweet, Option<PathBuf>)>,
+    rejected: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+/// Reads and validates every source of `dataset`. With `OnError::Fail` the first bad record is the error.
+pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
+    let mut tweets = Vec::new();
+    let mut rejected = Vec::new();
+    let mut warnings = Vec::new();
+    let mut inputs = BTreeMap::new();
+    let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+
+    for source in &dataset.sources {
+        inputs.insert(format!("{}:{}", source.split.name(), file_name(&source.path)), Digest::of_file(&source.path)?);
+        let ParsedFile {
+            tweets: read,
+            rejected: bad,
+            warnings: warn,
+        } = io::read(&source.path, source.format)?;
+        rejected.extend(bad);
+        warnings.extend(warn);
+        for tweet in read {
+            if let Some((path, line)) = first_seen.get(&tweet.id) {
+                rejected.push(Diagnostic {
+                    path: source.path.clone(),
+                    line: tweet.line,
+                    record: Some(tweet.id.clone()),
+                    message: format!("duplicate tweet id (first seen at {}:{line})", path.display()),
+                });
+                continue;
+            }
+            first_seen.insert(tweet.id.clone(), (source.path.clone(), tweet.line));
+            let image = image_path(dataset, source, &tweet);
+            tweets.push((source.split, tweet, image));
+        }
+    }
+    rejected.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+    if on_error == OnError::Fail {
+        if let Some(first) = rejected.first() {
+            let more = match rejected.len() - 1 {
+                0 => String::new(),
+                n => format!(" ({n} more bad records)"),
+            };
+            return Err(Error::input(
+                &first.path,
+                first.line,
+                format!(
+                    "{}{more}; --on-error skip (ON_ERROR=skip) leaves bad records out and lists them in {REPORT}",
+                    first_message(first)
+                ),
+            ));
+        }
+    }
+
+    // Images enter the key by (path, size, mtime): cheap to check on every run; their content digests
+    // are computed (and memoised) only when the run actually happens.
+    let fingerprint = Digest::of_strings(tweets.iter().map(|(_, _, image)| match image {
+        Some(path) => match fs::metadata(path) {
+            Ok(meta) => format!("{}\t{}\t{}", path.display(), meta.len(), meta.mtime_nsec() + meta.mtime() * 1_000_000_000),
+            Err(_) => format!("{}\tmissing", path.display()),
+        },
+        None => String::new(),
+    }));
+    inputs.insert("images".to_owned(), fingerprint);
+
+    let params = json!({
+        "sources": dataset.sources.iter().map(|s| json!({
+            "split": s.split.name(),
+            "file": file_name(&s.path),
+            "format": s.format,
+        })).collect::<Vec<_>>(),
+        "image_dir": dataset.image_dir.as_ref().map(|d| d.display().to_string()),
+    });
+    Ok(Plan {
+        spec: RunSpec {
+            stage: STAGE.to_owned(),
+            version: VERSION,
+            params,
+            inputs,
+        },
+        tweets,
+        rejected,
+        warnings,
+    })
+}
+
+fn first_message(d: &Diagnostic) -> String {
+    match &d.record {
+        Some(id) => format!("tweet {id}: {}", d.message),
+        None => d.message.clone(),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn image_path(dataset: &Dataset, source: &Source, tweet: &RawTweet) -> Option<PathBuf> {
+    match &tweet.image {
+        ImageRef::None => None,
+        ImageRef::ById => dataset.image_dir.as_ref().map(|dir| dir.join(format!("{}.jpg", tweet.id))),
+        ImageRef::Path(p) => {
+            let p = Path::new(p);
+            Some(if p.is_absolute() {
+                p.to_owned()
+            } else {
+                source.path.parent().unwrap_or(Path::new(".")).join(p)
+            })
+        }
+    }
+}
+
+/// Executes the plan through the store (a cache hit does no work).
+pub fn run(store: &Store, plan: Plan) -> Result<RunOutcome> {
+    let spec = plan.spec.clone();
+    store.run(&spec, |outputs| {
+        let image_digests = ImageDigests::new(store)?;
+        let mut rows = Vec::with_capacity(plan.tweets.len());
+        let progress = crate::progress::bar(plan.tweets.len() as u64, "ingest");
+        for (split, raw, image) in plan.tweets {
+            progress.inc(1);
+            let (status, digest) = match &image {
+                None => (ImageStatus::None, None),
+                Some(path) => match image_digests.get(path)? {
+                    Some(digest) => (ImageStatus::Ok, Some(digest)),
+                    None => (ImageStatus::Missing, None),
+                },
+            };
+            rows.push(Tweet {
+                text_digest: Tweet::text_digest_of(&raw.tokens),
+                id: raw.id,
+                split,
+                tokens: raw.tokens,
+                labels: raw.labels,
+                image_path: image.map(|p| p.display().to_string()),
+                image_status: status,
+                image_digest: digest,
+                source_line: u32::try_from(raw.line).unwrap_or(u32::MAX),
+            });
+        }
+        progress.finish_and_clear();
+
+        let counts = counts(&rows, &plan.rejected, &plan.warnings);
+        let tweets_path = outputs.path(TWEETS);
+        crate::io::parquet::write(&tweets_path, &tweets::to_batch(&rows)?, tweets::NAME, tweets::VERSION)?;
+        let report_path = outputs.path(REPORT);
+        write_report(&report_path, &plan.rejected, &plan.warnings)?;
+        Ok(counts)
+    })
+}
+
+fn write_report(path: &Path, rejected: &[Diagnostic], warnings: &[Diagnostic]) -> Result<()> {
+    let mut file = std::io::BufWriter::new(fs::File::create(path).at(path)?);
+    let tagged = rejected
+        .iter()
+        .map(|d| ("rejected", d))
+        .chain(warnings.iter().map(|d| ("warning", d)));
+    for (severity, d) in tagged {
+        let line = json!({
+            "severity": severity,
+            "path": d.path,
+            "line": d.line,
+            "record": d.record,
+            "message": d.message,
+        });
+        writeln!(file, "{line}").at(path)?;
+    }
+    file.into_inner()
+        .map_err(|e| Error::Io {
+            path: path.to_owned(),
+            source: e.into_error(),
+        })?
+        .sync_all()
+        .at(path)
+}
+
+/// Per-split tweet, token and entity counts (conlleval-style chunks), image statuses, report sizes.
+fn counts(rows: &[Tweet], rejected: &[Diagnostic], warnings: &[Diagnostic]) -> serde_json::Value {
+    let mut splits = serde_json::Map::new();
+    for split in Split::ALL {
+        let in_split: Vec<&Tweet> = rows.iter().filter(|t| t.split == split).collect();
+        if in_split.is_empty() {
+            continue;
+        }
+        let mut per_type: BTreeMap<&str, usize> = EntityType::ALL.iter().map(|t| (t.name(), 0)).collect();
+        let mut labelled = 0;
+        for tweet in &in_split {
+            if let Some(labels) = &tweet.labels {
+                labelled += 1;
+                for span in spans(labels) {
+                    *per_type.entry(span.ty.name()).or_default() += 1;
+                }
+            }
+        }
+        splits.insert(
+            split.name().to_owned(),
+            json!({
+                "tweets": in_split.len(),
+                "labelled": labelled,
+                "tokens": in_split.iter().map(|t| t.tokens.len()).sum::<usize>(),
+                "entities": per_type.values().sum::<usize>(),
+                "entities_per_type": per_type,
+            }),
+        );
+    }
+    let images = |status| rows.iter().filter(|t| t.image_status == status).count();
+    json!({
+        "tweets": rows.len(),
+        "splits": splits,
+        "images": {
+            "ok": images(ImageStatus::Ok),
+            "missing": images(ImageStatus::Missing),
+            "none": images(ImageStatus::None),
+        },
+        "rejected": rejected.len(),
+        "warnings": warnings.len(),
+    })
+}
+
+/// Content digests of image files, memoised by (path, size, mtime, inode) so that a re-ingest of a
+/// large image folder reads only new or changed files.
+struct ImageDigests<'a> {
+    memo: crate::store::Memo<'a>,
+}
+
+impl<'a> ImageDigests<'a> {
+    fn new(store: &'a Store) -> Result<Self> {
+        Ok(Self {
+            memo: store.memo("image-digest")?,
+        })
+    }
+
+    /// `None` when the file does not exist (or is not a file).
+    fn get(&self, path: &Path) -> Result<Option<Digest>> {
+        let meta = match fs::metadata(path) {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(path),
+        };
+        let stat_key = Digest::of_strings([
+            path.display().to_string(),
+            meta.len().to_string(),
+            meta.mtime().to_string(),
+            meta.mtime_nsec().to_string(),
+            meta.ino().to_string(),
+        ]);
+        if let Some(bytes) = self.memo.get(&stat_key)? {
+            if let Ok(hex) = std::str::from_utf8(&bytes) {
+                if let Ok(digest) = hex.parse() {
+                    return Ok(Some(digest));
+                }
+            }
+        }
+        let digest = Digest::of_file(path)?;
+        self.memo.put(&stat_key, digest.hex().as_bytes())?;
+        Ok(Some(digest))
+    }
+}
+
+/// Reads a `tweets` artifact.
+pub fn read_tweets(path: &Path) -> Result<Vec<Tweet>> {
+    let mut out = Vec::new();
+    for batch in crate::io::parquet::read(path, tweets::NAME, tweets::VERSION)? {
+        out.extend(tweets::from_batch(path, &batch)?);
+    }
+    Ok(out)
+}
+
+/// A few readable lines from a run's counts.
+pub fn summary(counts: &serde_json::Value) -> String {
+    let mut lines = Vec::new();
+    if let Some(splits) = counts["splits"].as_object() {
+        for (split, c) in splits {
+            lines.push(format!(
+                "  {split:>5}: {} tweets, {} tokens, {} entities {}",
+                c["tweets"], c["tokens"], c["entities"], c["entities_per_type"]
+            ));
+        }
+    }
+    let images = &counts["images"];
+    lines.push(format!(
+        "  images: {} found, {} missing, {} none; {} records rejected, {} warnings (see {REPORT})",
+        images["ok"], images["missing"], images["none"], counts["rejected"], counts["warnings"]
+    ));
+    lines.join("\n")
+}

@@ -1,0 +1,86 @@
+//! Per-record memoisation: the expensive stages (ground, features) keep one entry per tweet or image,
+//! keyed by the record's own content digest plus the model's digest, so a new dump that shares most
+//! tweets with an old one computes only the new ones.
+//!
+//! An entry is a file `memo/<namespace>/ab/<key>` holding the payload followed by the 32-byte BLAKE3
+//! digest of the payload: a torn or corrupted entry fails the check and is recomputed, never trusted.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::fsutil::{self, Durability};
+use super::Store;
+use crate::digest::Digest;
+use crate::error::{IoContext, Result};
+
+const CHECKSUM_LEN: usize = 32;
+
+pub struct Memo<'a> {
+    store: &'a Store,
+    dir: PathBuf,
+}
+
+impl<'a> Memo<'a> {
+    pub(super) fn open(store: &'a Store, namespace: &str) -> Result<Self> {
+        let valid = !namespace.is_empty()
+            && namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            crate::bail!(Store, "memo namespace {namespace:?} must be [A-Za-z0-9_-]+");
+        }
+        let dir = store.root.join("memo").join(namespace);
+        fs::create_dir_all(&dir).at(&dir)?;
+        Ok(Self { store, dir })
+    }
+
+    fn entry_path(&self, key: &Digest) -> PathBuf {
+        let hex = key.hex();
+        self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// The stored payload for `key`, or `None` if absent or corrupt (a corrupt entry is removed).
+    pub fn get(&self, key: &Digest) -> Result<Option<Vec<u8>>> {
+        let path = self.entry_path(key);
+        let mut bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(&path),
+        };
+        match split_checked(&bytes) {
+            Some(len) => {
+                bytes.truncate(len);
+                Ok(Some(bytes))
+            }
+            None => {
+                tracing::warn!("{}: corrupt memo entry removed; it will be recomputed", path.display());
+                fs::remove_file(&path).at(&path)?;
+                Ok(None)
+            }
+        }
+    }
+
+    pub fn contains(&self, key: &Digest) -> bool {
+        self.entry_path(key).exists()
+    }
+
+    /// Stores `payload` under `key`, atomically.
+    pub fn put(&self, key: &Digest, payload: &[u8]) -> Result<()> {
+        let mut bytes = Vec::with_capacity(payload.len() + CHECKSUM_LEN);
+        bytes.extend_from_slice(payload);
+        bytes.extend_from_slice(blake3::hash(payload).as_bytes());
+        let path = self.entry_path(key);
+        let tmp = self.store.tmp_dir();
+        fsutil::write_atomic(&self.store.temp, &tmp, &path, &bytes, Durability::Checksummed)
+    }
+}
+
+/// Length of the payload if the trailing checksum matches it.
+fn split_checked(bytes: &[u8]) -> Option<usize> {
+    let len = bytes.len().checked_sub(CHECKSUM_LEN)?;
+    let (payload, checksum) = bytes.split_at(len);
+    (blake3::hash(payload).as_bytes() == checksum).then_some(len)
+}
+
+pub(super) fn entry_is_valid(path: &Path) -> Result<bool> {
+    Ok(split_checked(&fs::read(path).at(path)?).is_some())
+}

@@ -1,0 +1,344 @@
+//! The content-addressed store (DESIGN.md section 3).
+//!
+//! Layout under the store root:
+//! - `blobs/ab/<digest>`: immutable artifact files, named by the BLAKE3 digest of their content.
+//! - `runs/<key>.json`: the manifest of a finished stage run, named by the run's key (stage, code version,
+//!   canonical parameters and input digests). A manifest exists only once all its blobs are published.
+//! - `memo/<namespace>/ab/<key>`: per-record results (one tweet, one image), see [`Memo`].
+//! - `locks/<key>.lock`: advisory locks, so two processes never compute the same run at once.
+//! - `tmp/`: files being written; a run killed mid-write leaves only these, removed at the next open.
+//!
+//! Every write is temp file + fsync + rename + fsync of the directory, so a run killed at any moment
+//! leaves the store valid: either the old state or the new one, never a half-written object.
+//! Early cutoff needs no extra machinery: downstream keys are computed from output *content* digests,
+//! so a re-run that reproduces its outputs byte for byte leaves every downstream key unchanged.
+mod fsutil;
+mod memo;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+
+pub use fsutil::{Durability, TempNamer, write_atomic};
+pub use memo::Memo;
+
+/// What determines a stage run's result. Its canonical JSON digest is the run's key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunSpec {
+    pub stage: String,
+    /// The stage's code version: bumped by hand whenever the stage's output for the same input changes.
+    pub version: u32,
+    /// Canonical parameters (object keys are sorted when digested).
+    pub params: serde_json::Value,
+    /// Content digests of everything the run reads, by role.
+    pub inputs: BTreeMap<String, Digest>,
+}
+
+impl RunSpec {
+    pub fn key(&self) -> Digest {
+        Digest::of_canonical_json(self)
+    }
+}
+
+/// One published output of a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OutputEntry {
+    pub digest: Digest,
+    pub bytes: u64,
+}
+
+/// The record of a finished run: `runs/<key>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub key: Digest,
+    #[serde(flatten)]
+    pub spec: RunSpec,
+    pub outputs: BTreeMap<String, OutputEntry>,
+    /// Stage-specific counts (records, rejects, entities, ...), for reports and tests.
+    pub counts: serde_json::Value,
+    /// Unix seconds at the end of the run.
+    pub finished_at: u64,
+    pub seconds: f64,
+}
+
+impl Manifest {
+    pub fn output(&self, name: &str) -> Result<&OutputEntry> {
+        self.outputs.get(name).ok_or_else(|| {
+            Error::Store(format!("run {} of {} has no output {name:?}", self.key.short(), self.spec.stage))
+        })
+    }
+}
+
+/// How a call to [`Store::run`] was satisfied.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub manifest: Manifest,
+    /// The manifest was already there and verified: no work was done.
+    pub hit: bool,
+    /// Work was done, but every output was byte-identical to an object already stored, so everything
+    /// downstream keeps its key (early cutoff).
+    pub outputs_unchanged: bool,
+}
+
+/// Handed to the work closure of [`Store::run`]: where to write outputs.
+pub struct RunOutputs<'a> {
+    store: &'a Store,
+    pending: BTreeMap<String, PathBuf>,
+}
+
+impl RunOutputs<'_> {
+    /// A fresh temporary path for the output `name`; write the file there, the store publishes it.
+    pub fn path(&mut self, name: &str) -> PathBuf {
+        let path = self.store.temp.path(&self.store.tmp_dir(), name);
+        self.pending.insert(name.to_owned(), path.clone());
+        path
+    }
+}
+
+impl Drop for RunOutputs<'_> {
+    fn drop(&mut self) {
+        // Outputs not published (the work failed) are removed; published ones were renamed away already.
+        for path in self.pending.values() {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Result of [`Store::verify`].
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub runs: usize,
+    pub blobs: usize,
+    pub memo_entries: usize,
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn is_valid(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+pub struct Store {
+    root: PathBuf,
+    temp: TempNamer,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`, and removes temporary files that processes of
+    /// this host left behind when they died.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in ["blobs", "runs", "memo", "locks", "tmp"] {
+            let dir = root.join(dir);
+            fs::create_dir_all(&dir).at(&dir)?;
+        }
+        let store = Self {
+            root,
+            temp: TempNamer::new(),
+        };
+        store.temp.remove_orphans(&store.tmp_dir())?;
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn manifest_path(&self, key: &Digest) -> PathBuf {
+        self.root.join("runs").join(format!("{key}.json"))
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root.join("blobs").join(&hex[..2]).join(hex)
+    }
+
+    /// The verified manifest of a finished run of `spec`, if there is one. A manifest whose blobs are
+    /// missing or corrupt counts as absent (the corrupt blobs are removed so the next run redoes them).
+    pub fn lookup(&self, spec: &RunSpec) -> Result<Option<Manifest>> {
+        let key = spec.key();
+        let path = self.manifest_path(&key);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(&path),
+        };
+        let manifest: Manifest = match serde_json::from_str(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("{}: unreadable manifest ({e}); the run will be redone", path.display());
+                return Ok(None);
+            }
+        };
+        if manifest.key != key || manifest.spec != *spec {
+            tracing::warn!("{}: manifest does not match its key; the run will be redone", path.display());
+            return Ok(None);
+        }
+        for (name, output) in &manifest.outputs {
+            if let Some(problem) = self.check_blob(&output.digest)? {
+                tracing::warn!(
+                    "run {} of {}: output {name} {problem}; the run will be redone",
+                    key.short(),
+                    spec.stage
+                );
+                return Ok(None);
+            }
+        }
+        Ok(Some(manifest))
+    }
+
+    /// `None` if the blob is present and its content matches its name; otherwise what is wrong (a
+    /// corrupt blob is removed, so that republishing it is possible).
+    fn check_blob(&self, digest: &Digest) -> Result<Option<String>> {
+        let path = self.blob_path(digest);
+        if !path.exists() {
+            return Ok(Some(format!("is missing ({})", path.display())));
+        }
+        let actual = Digest::of_file(&path)?;
+        if actual != *digest {
+            fs::remove_file(&path).at(&path)?;
+            return Ok(Some(format!("was corrupt (content digest {}), removed", actual.short())));
+        }
+        Ok(None)
+    }
+
+    /// Runs `work` unless a verified result for `spec` exists. `work` writes each output to the path that
+    /// [`RunOutputs::path`] gives it and returns the run's counts. Holding the key's lock means two
+    /// processes asking for the same run do the work once; the second sees a hit.
+    pub fn run<F>(&self, spec: &RunSpec, work: F) -> Result<RunOutcome>
+    where
+        F: FnOnce(&mut RunOutputs<'_>) -> Result<serde_json::Value>,
+    {
+        let key = spec.key();
+        let _lock = fsutil::lock(&self.root.join("locks").join(format!("{key}.lock")))?;
+        if let Some(manifest) = self.lookup(spec)? {
+            return Ok(RunOutcome {
+                manifest,
+                hit: true,
+                outputs_unchanged: true,
+            });
+        }
+
+        let started = Instant::now();
+        let mut outputs = RunOutputs {
+            store: self,
+            pending: BTreeMap::new(),
+        };
+        let counts = work(&mut outputs)?;
+
+        let mut published = BTreeMap::new();
+        let mut all_existed = true;
+        for (name, temp) in std::mem::take(&mut outputs.pending) {
+            let (entry, existed) = match self.publish(&temp) {
+                Ok(result) => result,
+                Err(e) => {
+                    let _ = fs::remove_file(&temp);
+                    return Err(e);
+                }
+            };
+            all_existed &= existed;
+            published.insert(name, entry);
+        }
+
+        let manifest = Manifest {
+            key,
+            spec: spec.clone(),
+            outputs: published,
+            counts,
+            finished_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::Store(format!("cannot serialise manifest: {e}")))?;
+        let path = self.manifest_path(&key);
+        write_atomic(&self.temp, &self.tmp_dir(), &path, &json, Durability::Synced)?;
+        Ok(RunOutcome {
+            manifest,
+            hit: false,
+            outputs_unchanged: all_existed,
+        })
+    }
+
+    /// Moves a finished temporary file into `blobs/` under its content digest. Returns whether an
+    /// identical blob was already there.
+    fn publish(&self, temp: &Path) -> Result<(OutputEntry, bool)> {
+        fsutil::sync_file(temp)?;
+        let digest = Digest::of_file(temp)?;
+        let bytes = fs::metadata(temp).at(temp)?.len();
+        let target = self.blob_path(&digest);
+        let existed = self.check_blob(&digest)?.is_none();
+        if existed {
+            fs::remove_file(temp).at(temp)?;
+        } else {
+            let dir = target.parent().unwrap_or(&self.root);
+            fs::create_dir_all(dir).at(dir)?;
+            fs::rename(temp, &target).at(&target)?;
+            fsutil::sync_dir(dir)?;
+        }
+        Ok((OutputEntry { digest, bytes }, existed))
+    }
+
+    /// The per-record memo table `namespace` (e.g. "text-features"), see [`Memo`].
+    pub fn memo(&self, namespace: &str) -> Result<Memo<'_>> {
+        Memo::open(self, namespace)
+    }
+
+    /// Checks the whole store: every manifest parses and names its own key, every blob and memo entry
+    /// matches its digest, every blob a manifest names exists. Read-only.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let runs_dir = self.root.join("runs");
+        for entry in fs::read_dir(&runs_dir).at(&runs_dir)? {
+            let path = entry.at(&runs_dir)?.path();
+            report.runs += 1;
+            let manifest: Manifest = match fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            {
+                Some(m) => m,
+                None => {
+                    report.problems.push(format!("{}: unreadable manifest", path.display()));
+                    continue;
+                }
+            };
+            if path.file_stem().and_then(|s| s.to_str()) != Some(&manifest.spec.key().hex()) {
+                report.problems.push(format!("{}: manifest is not of its key", path.display()));
+            }
+            for (name, output) in &manifest.outputs {
+                if !self.blob_path(&output.digest).exists() {
+                    report
+                        .problems
+                        .push(format!("{}: output {name} is missing", path.display()));
+                }
+            }
+        }
+        for path in fsutil::files_under(&self.root.join("blobs"))? {
+            report.blobs += 1;
+            let named = path.file_name().and_then(|s| s.to_str()).map(str::parse::<Digest>);
+            match named {
+                Some(Ok(digest)) if Digest::of_file(&path)? == digest => {}
+                _ => report.problems.push(format!("{}: content does not match its name", path.display())),
+            }
+        }
+        for path in fsutil::files_under(&self.root.join("memo"))? {
+            report.memo_entries += 1;
+            if !memo::entry_is_valid(&path)? {
+                report.problems.push(format!("{}: memo entry fails its checksum", path.display()));
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,196 @@
+//! The catalogue of bad inputs: each fails with a message naming the file and line, leaves nothing in
+//! the store, and with `--on-error skip` is left out and listed in the report instead.
+use std::path::{Path, PathBuf};
+
+use pipeline::dataset::Dataset;
+use pipeline::stages::Artifacts;
+use pipeline::stages::ingest::{self, OnError};
+
+use crate::common;
+
+struct Case {
+    name: &'static str,
+    file: &'static str,
+    content: &'static [u8],
+    /// `path:line:` prefix and this text must be in the error.
+    line: usize,
+    message: &'static str,
+}
+
+const GOOD: &[u8] = b"IMGID:100\nObama\tB-PER\nvisits\tO\nParis\tB-LOC\n\n";
+
+const CASES: &[Case] = &[
+    Case {
+        name: "missing tab",
+        file: "t.txt",
+        content: b"IMGID:1\nObama B-PER\nvisits\tO\n",
+        line: 2,
+        message: "missing tab: expected `token<TAB>label`, found \"Obama B-PER\"",
+    },
+    Case {
+        name: "unknown label",
+        file: "t.txt",
+        content: b"IMGID:1\nObama\tB-PERSON\n",
+        line: 2,
+        message: "unknown label \"B-PERSON\"",
+    },
+    Case {
+        name: "missing IMGID",
+        file: "t.txt",
+        content: b"Obama\tB-PER\nvisits\tO\n",
+        line: 1,
+        message: "missing IMGID",
+    },
+    Case {
+        name: "empty tweet",
+        file: "t.txt",
+        content: b"IMGID:1\n\nIMGID:2\nx\tO\n",
+        line: 1,
+        message: "tweet 1: empty tweet",
+    },
+    Case {
+        name: "invalid UTF-8",
+        file: "t.txt",
+        content: b"IMGID:1\nCaf\xe9\tO\n",
+        line: 2,
+        message: "invalid UTF-8 at byte 4 of the line",
+    },
+    Case {
+        name: "truncated file",
+        file: "t.txt",
+        content: b"IMGID:1\nObama\tB-PER\nvisi",
+        line: 3,
+        message: "file is truncated: its last line is incomplete",
+    },
+    Case {
+        name: "truncated inside a UTF-8 character",
+        file: "t.txt",
+        content: b"IMGID:1\nObama\tB-PER\ncaf\xc3",
+        line: 3,
+        message: "invalid UTF-8",
+    },
+    Case {
+        name: "JSONL with a broken line",
+        file: "t.jsonl",
+        content: b"{\"id\": 1, \"text\": \"fine\", \"image\": null}\n{\"id\": 2, \"text\": \"bro\n",
+        line: 2,
+        message: "invalid JSON: EOF while parsing a string",
+    },
+    Case {
+        name: "duplicate tweet id",
+        file: "t.txt",
+        content: b"IMGID:7\na\tO\n\nIMGID:8\nb\tO\n\nIMGID:7\nc\tO\n",
+        line: 7,
+        message: "tweet 7: duplicate tweet id (first seen at",
+    },
+    Case {
+        name: "JSONL duplicate id",
+        file: "t.jsonl",
+        content: b"{\"id\": \"a\", \"tokens\": [\"x\"]}\n{\"id\": \"a\", \"tokens\": [\"y\"]}\n",
+        line: 2,
+        message: "duplicate tweet id",
+    },
+];
+
+/// Writes the case's file, with a good tweet after it (one bad record must not hide good ones).
+fn write_case(dir: &Path, case: &Case) -> PathBuf {
+    let path = dir.join(case.file);
+    let mut content = case.content.to_vec();
+    if case.file.ends_with(".txt") && !case.name.starts_with("truncated") {
+        content.extend_from_slice(b"\n");
+        content.extend_from_slice(GOOD);
+    }
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn each_bad_input_fails_with_file_and_line() {
+    for case in CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_case(dir.path(), case);
+        let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
+        let err = match ingest::plan(&dataset, OnError::Fail) {
+            Ok(_) => panic!("{}: accepted", case.name),
+            Err(e) => e.to_string(),
+        };
+        let prefix = format!("{}:{}: ", path.display(), case.line);
+        assert!(err.starts_with(&prefix), "{}: {err:?} should start with {prefix:?}", case.name);
+        assert!(err.contains(case.message), "{}: {err:?} should say {:?}", case.name, case.message);
+        assert!(err.contains("--on-error skip"), "{}: {err:?} should say how to go on", case.name);
+    }
+}
+
+#[test]
+fn skip_leaves_bad_records_out_and_reports_them() {
+    for case in CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_case(dir.path(), case);
+        let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
+        let store_dir = dir.path().join("artifacts");
+        let (manifest, tweets) = common::ingest(&store_dir, &dataset, OnError::Skip).unwrap();
+        assert_eq!(manifest.counts["rejected"], 1, "{}", case.name);
+        assert!(!tweets.is_empty(), "{}: the good tweets are kept", case.name);
+
+        let artifacts = Artifacts::open(&store_dir).unwrap();
+        let report = artifacts.store.blob_path(&manifest.output(ingest::REPORT).unwrap().digest);
+        let report = std::fs::read_to_string(report).unwrap();
+        let first: serde_json::Value = serde_json::from_str(report.lines().next().unwrap()).unwrap();
+        assert_eq!(first["severity"], "rejected", "{}", case.name);
+        assert_eq!(first["line"], case.line, "{}", case.name);
+    }
+}
+
+#[test]
+fn stray_inside_tag_is_a_warning_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.txt");
+    std::fs::write(&path, b"IMGID:1\nthe\tO\nWhite\tI-LOC\nHouse\tI-LOC\n").unwrap();
+    let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
+    let (manifest, tweets) = common::ingest(&dir.path().join("a"), &dataset, OnError::Fail).unwrap();
+    assert_eq!(manifest.counts["warnings"], 1);
+    assert_eq!(manifest.counts["splits"]["dump"]["entities"], 1);
+    assert_eq!(tweets[0].labels.as_ref().unwrap()[1].to_string(), "I-LOC");
+}
+
+#[test]
+fn missing_images_are_counted_not_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("there.jpg"), b"not really a jpeg, ingest only hashes it").unwrap();
+    let path = dir.path().join("d.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"id": 1, "text": "a", "image": "there.jpg"}"#,
+            "\n",
+            r#"{"id": 2, "text": "b", "image": "gone.jpg"}"#,
+            "\n",
+            r#"{"id": 3, "text": "c", "image": null}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
+    let (manifest, tweets) = common::ingest(&dir.path().join("a"), &dataset, OnError::Fail).unwrap();
+    assert_eq!(manifest.counts["images"], serde_json::json!({"ok": 1, "missing": 1, "none": 1}));
+    let expected = pipeline::Digest::of_file(&dir.path().join("there.jpg")).unwrap();
+    assert_eq!(tweets[0].image_digest, Some(expected));
+}
+
+#[test]
+fn the_binary_reports_the_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_case(dir.path(), &CASES[1]);
+    let artifacts = dir.path().join("artifacts");
+    let out = common::run_bin("ingest", &artifacts, &["--dataset", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("{}:2: tweet 1: unknown label", path.display())), "{stderr}");
+    let runs = std::fs::read_dir(artifacts.join("store/runs")).unwrap().count();
+    assert_eq!(runs, 0, "a failed ingest leaves no run behind");
+
+    let out = common::run_bin("ingest", &artifacts, &["--dataset", path.to_str().unwrap(), "--on-error", "skip"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read_to_string(artifacts.join("dump-t/report.jsonl")).unwrap();
+    assert!(report.contains("unknown label"), "{report}");
+}

@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pipeline::dataset::Dataset;
+use pipeline::schema::Tweet;
+use pipeline::stages::Artifacts;
+use pipeline::stages::ingest::{self, OnError};
+
+/// The real data (../shared/data here). Tests that need it fail, loudly, without it.
+pub fn data_dir() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    pipeline::dataset::default_data_dir(here)
+        .filter(|d| d.join("twitter2015").is_dir())
+        .unwrap_or_else(|| panic!("no data directory with twitter2015/: set UMGF_DATA_DIR"))
+}
+
+/// Where the stage binaries are: $UMGF_BIN_DIR, else the profile folder this test binary was built in
+/// (`make test` builds the binaries first).
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("UMGF_BIN_DIR").map_or_else(
+        || {
+            let exe = std::env::current_exe().expect("current exe");
+            exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
+        },
+        PathBuf::from,
+    );
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} not built: run `make test` (it builds the stage binaries first)", path.display());
+    path
+}
+
+/// Runs a stage binary with `args`, with the artifacts folder `artifacts`.
+pub fn run_bin(name: &str, artifacts: &Path, args: &[&str]) -> Output {
+    Command::new(bin(name))
+        .args(args)
+        .arg("--artifacts")
+        .arg(artifacts)
+        .arg("--data-dir")
+        .arg(data_dir())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run stage binary")
+}
+
+/// Ingests `dataset` into a fresh store under `dir` and reads the tweets back.
+pub fn ingest(dir: &Path, dataset: &Dataset, on_error: OnError) -> pipeline::Result<(pipeline::store::Manifest, Vec<Tweet>)> {
+    let artifacts = Artifacts::open(dir)?;
+    let plan = ingest::plan(dataset, on_error)?;
+    let outcome = ingest::run(&artifacts.store, plan)?;
+    let tweets_blob = artifacts.store.blob_path(&outcome.manifest.output(ingest::TWEETS)?.digest);
+    let tweets = ingest::read_tweets(&tweets_blob)?;
+    Ok((outcome.manifest, tweets))
+}

@@ -1,0 +1,70 @@
+//! ingest over the real benchmark files: the published tweet counts and conlleval-style entity counts.
+use std::collections::BTreeMap;
+
+use pipeline::dataset::Dataset;
+use pipeline::labels::{spans, stray_inside_tags};
+use pipeline::schema::{ImageStatus, Split, Tweet};
+use pipeline::stages::ingest::OnError;
+
+use crate::common;
+
+/// (tweets, entity chunks, stray I- tags) per split, from each dataset's PROVENANCE.md.
+fn counts_by_split(tweets: &[Tweet]) -> BTreeMap<Split, (usize, usize, usize)> {
+    let mut out = BTreeMap::new();
+    for tweet in tweets {
+        let labels = tweet.labels.as_ref().expect("benchmark tweets are labelled");
+        let entry = out.entry(tweet.split).or_insert((0, 0, 0));
+        entry.0 += 1;
+        entry.1 += spans(labels).len();
+        entry.2 += stray_inside_tags(labels).len();
+    }
+    out
+}
+
+fn ingest_benchmark(name: &str) -> (pipeline::store::Manifest, Vec<Tweet>) {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = Dataset::resolve(name, &common::data_dir(), None).unwrap();
+    common::ingest(dir.path(), &dataset, OnError::Fail).unwrap()
+}
+
+#[test]
+fn twitter2015_counts() {
+    let (manifest, tweets) = ingest_benchmark("twitter2015");
+    let counts = counts_by_split(&tweets);
+    assert_eq!(counts[&Split::Train], (4000, 6352, 186));
+    assert_eq!(counts[&Split::Dev], (1000, 1594, 53));
+    assert_eq!(counts[&Split::Test], (3257, 5207, 135));
+    // The stray I- tags are warnings: kept, counted, nothing rejected.
+    assert_eq!(manifest.counts["warnings"], 186 + 53 + 135);
+    assert_eq!(manifest.counts["rejected"], 0);
+    assert_eq!(manifest.counts["splits"]["test"]["entities"], 5207);
+    // No images on this machine: every tweet's image is recorded as missing.
+    assert!(tweets.iter().all(|t| t.image_status == ImageStatus::Missing));
+    assert_eq!(manifest.counts["images"]["missing"], 8257);
+}
+
+#[test]
+fn twitter2017_counts() {
+    let (_, tweets) = ingest_benchmark("twitter2017");
+    let counts = counts_by_split(&tweets);
+    let tweets_and_entities = |s: Split| (counts[&s].0, counts[&s].1);
+    assert_eq!(tweets_and_entities(Split::Train), (3373, 6049));
+    assert_eq!(tweets_and_entities(Split::Dev), (723, 1324));
+    assert_eq!(tweets_and_entities(Split::Test), (723, 1351));
+}
+
+#[test]
+fn other_reads_as_misc_and_odd_tokens_survive() {
+    let (_, tweets) = ingest_benchmark("twitter2015");
+    let labels: Vec<String> = tweets
+        .iter()
+        .flat_map(|t| t.labels.iter().flatten().map(ToString::to_string))
+        .collect();
+    assert!(labels.iter().any(|l| l == "B-MISC"));
+    assert!(!labels.iter().any(|l| l.contains("OTHER")));
+    // Twitter-2015 dev has one token that is a lone no-break space: it stays a token.
+    let nbsp = tweets.iter().filter(|t| t.tokens.iter().any(|tok| tok == "\u{a0}")).count();
+    assert_eq!(nbsp, 1);
+    // Round trip: the text digest is the digest of the tokens read back.
+    assert!(tweets.iter().all(|t| t.text_digest == Tweet::text_digest_of(&t.tokens)));
+}

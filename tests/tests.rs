@@ -1,0 +1,7 @@
+//! umgf's integration tests, one binary (every test binary links libtorch: tens of megabytes each).
+//! Per-topic modules; shared helpers in `common`.
+mod common;
+
+mod bad_inputs;
+mod ingest_real_data;
+mod store;
