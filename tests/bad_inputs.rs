@@ -92,29 +92,40 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// Writes the case's file, with a good tweet after it (one bad record must not hide good ones).
-fn write_case(dir: &Path, case: &Case) -> PathBuf {
+/// Writes the case's file with a good tweet beside it (one bad record must not hide good ones): after
+/// it, or before it when the case is a cut-off end of file. Returns the path and the bad line's number.
+fn write_case(dir: &Path, case: &Case) -> (PathBuf, usize) {
     let path = dir.join(case.file);
-    let mut content = case.content.to_vec();
-    if case.file.ends_with(".txt") && !case.name.starts_with("truncated") {
-        content.extend_from_slice(b"\n");
-        content.extend_from_slice(GOOD);
+    let mut content = Vec::new();
+    let mut line = case.line;
+    if case.file.ends_with(".txt") {
+        if case.name.starts_with("truncated") {
+            content.extend_from_slice(GOOD);
+            line += GOOD.iter().filter(|b| **b == b'\n').count();
+            content.extend_from_slice(case.content);
+        } else {
+            content.extend_from_slice(case.content);
+            content.extend_from_slice(b"\n");
+            content.extend_from_slice(GOOD);
+        }
+    } else {
+        content.extend_from_slice(case.content);
     }
     std::fs::write(&path, content).unwrap();
-    path
+    (path, line)
 }
 
 #[test]
 fn each_bad_input_fails_with_file_and_line() {
     for case in CASES {
         let dir = tempfile::tempdir().unwrap();
-        let path = write_case(dir.path(), case);
+        let (path, line) = write_case(dir.path(), case);
         let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
         let err = match ingest::plan(&dataset, OnError::Fail) {
             Ok(_) => panic!("{}: accepted", case.name),
             Err(e) => e.to_string(),
         };
-        let prefix = format!("{}:{}: ", path.display(), case.line);
+        let prefix = format!("{}:{line}: ", path.display());
         assert!(err.starts_with(&prefix), "{}: {err:?} should start with {prefix:?}", case.name);
         assert!(err.contains(case.message), "{}: {err:?} should say {:?}", case.name, case.message);
         assert!(err.contains("--on-error skip"), "{}: {err:?} should say how to go on", case.name);
@@ -125,7 +136,7 @@ fn each_bad_input_fails_with_file_and_line() {
 fn skip_leaves_bad_records_out_and_reports_them() {
     for case in CASES {
         let dir = tempfile::tempdir().unwrap();
-        let path = write_case(dir.path(), case);
+        let (path, line) = write_case(dir.path(), case);
         let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
         let store_dir = dir.path().join("artifacts");
         let (manifest, tweets) = common::ingest(&store_dir, &dataset, OnError::Skip).unwrap();
@@ -137,7 +148,7 @@ fn skip_leaves_bad_records_out_and_reports_them() {
         let report = std::fs::read_to_string(report).unwrap();
         let first: serde_json::Value = serde_json::from_str(report.lines().next().unwrap()).unwrap();
         assert_eq!(first["severity"], "rejected", "{}", case.name);
-        assert_eq!(first["line"], case.line, "{}", case.name);
+        assert_eq!(first["line"], line, "{}", case.name);
     }
 }
 
@@ -180,7 +191,7 @@ fn missing_images_are_counted_not_errors() {
 #[test]
 fn the_binary_reports_the_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_case(dir.path(), &CASES[1]);
+    let (path, _) = write_case(dir.path(), &CASES[1]);
     let artifacts = dir.path().join("artifacts");
     let out = common::run_bin("ingest", &artifacts, &["--dataset", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);

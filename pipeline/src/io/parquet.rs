@@ -20,7 +20,7 @@ const ROW_GROUP_SIZE: usize = 64 * 1024;
 pub fn write(path: &Path, batch: &RecordBatch, name: &str, version: u32) -> Result<()> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_size(ROW_GROUP_SIZE)
+        .set_max_row_group_row_count(Some(ROW_GROUP_SIZE))
         .set_key_value_metadata(Some(vec![KeyValue::new(
             SCHEMA_KEY.to_owned(),
             format!("{name}/{version}"),

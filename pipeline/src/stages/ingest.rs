@@ -321,8 +321,9 @@ pub fn read_tweets(path: &Path) -> Result<Vec<Tweet>> {
 /// A few readable lines from a run's counts.
 pub fn summary(counts: &serde_json::Value) -> String {
     let mut lines = Vec::new();
-    if let Some(splits) = counts["splits"].as_object() {
-        for (split, c) in splits {
+    for split in Split::ALL.map(Split::name) {
+        let c = &counts["splits"][split];
+        if c.is_object() {
             lines.push(format!(
                 "  {split:>5}: {} tweets, {} tokens, {} entities {}",
                 c["tweets"], c["tokens"], c["entities"], c["entities_per_type"]

@@ -39,7 +39,7 @@ fn is_sigil_at(chars: &[char], i: usize) -> bool {
 }
 
 fn is_edge_punct(c: char) -> bool {
-    c.is_ascii_punctuation() || matches!(c, '“' | '”' | '‘' | '’' | '…' | '«' | '»')
+    (c.is_ascii_punctuation() && c != '_') || matches!(c, '“' | '”' | '‘' | '’' | '…' | '«' | '»')
 }
 
 #[cfg(test)]
