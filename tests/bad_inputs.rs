@@ -126,9 +126,22 @@ fn each_bad_input_fails_with_file_and_line() {
             Err(e) => e.to_string(),
         };
         let prefix = format!("{}:{line}: ", path.display());
-        assert!(err.starts_with(&prefix), "{}: {err:?} should start with {prefix:?}", case.name);
-        assert!(err.contains(case.message), "{}: {err:?} should say {:?}", case.name, case.message);
-        assert!(err.contains("--on-error skip"), "{}: {err:?} should say how to go on", case.name);
+        assert!(
+            err.starts_with(&prefix),
+            "{}: {err:?} should start with {prefix:?}",
+            case.name
+        );
+        assert!(
+            err.contains(case.message),
+            "{}: {err:?} should say {:?}",
+            case.name,
+            case.message
+        );
+        assert!(
+            err.contains("--on-error skip"),
+            "{}: {err:?} should say how to go on",
+            case.name
+        );
     }
 }
 
@@ -141,12 +154,19 @@ fn skip_leaves_bad_records_out_and_reports_them() {
         let store_dir = dir.path().join("artifacts");
         let (manifest, tweets) = common::ingest(&store_dir, &dataset, OnError::Skip).unwrap();
         assert_eq!(manifest.counts["rejected"], 1, "{}", case.name);
-        assert!(!tweets.is_empty(), "{}: the good tweets are kept", case.name);
+        assert!(
+            !tweets.is_empty(),
+            "{}: the good tweets are kept",
+            case.name
+        );
 
         let artifacts = Artifacts::open(&store_dir).unwrap();
-        let report = artifacts.store.blob_path(&manifest.output(ingest::REPORT).unwrap().digest);
+        let report = artifacts
+            .store
+            .blob_path(&manifest.output(ingest::REPORT).unwrap().digest);
         let report = std::fs::read_to_string(report).unwrap();
-        let first: serde_json::Value = serde_json::from_str(report.lines().next().unwrap()).unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(report.lines().next().unwrap()).unwrap();
         assert_eq!(first["severity"], "rejected", "{}", case.name);
         assert_eq!(first["line"], line, "{}", case.name);
     }
@@ -158,7 +178,8 @@ fn stray_inside_tag_is_a_warning_not_an_error() {
     let path = dir.path().join("t.txt");
     std::fs::write(&path, b"IMGID:1\nthe\tO\nWhite\tI-LOC\nHouse\tI-LOC\n").unwrap();
     let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
-    let (manifest, tweets) = common::ingest(&dir.path().join("a"), &dataset, OnError::Fail).unwrap();
+    let (manifest, tweets) =
+        common::ingest(&dir.path().join("a"), &dataset, OnError::Fail).unwrap();
     assert_eq!(manifest.counts["warnings"], 1);
     assert_eq!(manifest.counts["splits"]["dump"]["entities"], 1);
     assert_eq!(tweets[0].labels.as_ref().unwrap()[1].to_string(), "I-LOC");
@@ -167,7 +188,11 @@ fn stray_inside_tag_is_a_warning_not_an_error() {
 #[test]
 fn missing_images_are_counted_not_errors() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("there.jpg"), b"not really a jpeg, ingest only hashes it").unwrap();
+    std::fs::write(
+        dir.path().join("there.jpg"),
+        b"not really a jpeg, ingest only hashes it",
+    )
+    .unwrap();
     let path = dir.path().join("d.jsonl");
     std::fs::write(
         &path,
@@ -182,8 +207,12 @@ fn missing_images_are_counted_not_errors() {
     )
     .unwrap();
     let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
-    let (manifest, tweets) = common::ingest(&dir.path().join("a"), &dataset, OnError::Fail).unwrap();
-    assert_eq!(manifest.counts["images"], serde_json::json!({"ok": 1, "missing": 1, "none": 1}));
+    let (manifest, tweets) =
+        common::ingest(&dir.path().join("a"), &dataset, OnError::Fail).unwrap();
+    assert_eq!(
+        manifest.counts["images"],
+        serde_json::json!({"ok": 1, "missing": 1, "none": 1})
+    );
     let expected = pipeline::Digest::of_file(&dir.path().join("there.jpg")).unwrap();
     assert_eq!(tweets[0].image_digest, Some(expected));
 }
@@ -196,12 +225,25 @@ fn the_binary_reports_the_error_and_writes_nothing() {
     let out = common::run_bin("ingest", &artifacts, &["--dataset", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains(&format!("{}:2: tweet 1: unknown label", path.display())), "{stderr}");
-    let runs = std::fs::read_dir(artifacts.join("store/runs")).unwrap().count();
+    assert!(
+        stderr.contains(&format!("{}:2: tweet 1: unknown label", path.display())),
+        "{stderr}"
+    );
+    let runs = std::fs::read_dir(artifacts.join("store/runs"))
+        .unwrap()
+        .count();
     assert_eq!(runs, 0, "a failed ingest leaves no run behind");
 
-    let out = common::run_bin("ingest", &artifacts, &["--dataset", path.to_str().unwrap(), "--on-error", "skip"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::run_bin(
+        "ingest",
+        &artifacts,
+        &["--dataset", path.to_str().unwrap(), "--on-error", "skip"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = std::fs::read_to_string(artifacts.join("dump-t/report.jsonl")).unwrap();
     assert!(report.contains("unknown label"), "{report}");
 }

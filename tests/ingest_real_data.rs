@@ -12,7 +12,10 @@ use crate::common;
 fn counts_by_split(tweets: &[Tweet]) -> BTreeMap<Split, (usize, usize, usize)> {
     let mut out = BTreeMap::new();
     for tweet in tweets {
-        let labels = tweet.labels.as_ref().expect("benchmark tweets are labelled");
+        let labels = tweet
+            .labels
+            .as_ref()
+            .expect("benchmark tweets are labelled");
         let entry = out.entry(tweet.split).or_insert((0, 0, 0));
         entry.0 += 1;
         entry.1 += spans(labels).len();
@@ -39,7 +42,11 @@ fn twitter2015_counts() {
     assert_eq!(manifest.counts["rejected"], 0);
     assert_eq!(manifest.counts["splits"]["test"]["entities"], 5207);
     // No images on this machine: every tweet's image is recorded as missing.
-    assert!(tweets.iter().all(|t| t.image_status == ImageStatus::Missing));
+    assert!(
+        tweets
+            .iter()
+            .all(|t| t.image_status == ImageStatus::Missing)
+    );
     assert_eq!(manifest.counts["images"]["missing"], 8257);
 }
 
@@ -63,8 +70,15 @@ fn other_reads_as_misc_and_odd_tokens_survive() {
     assert!(labels.iter().any(|l| l == "B-MISC"));
     assert!(!labels.iter().any(|l| l.contains("OTHER")));
     // Twitter-2015 dev has one token that is a lone no-break space: it stays a token.
-    let nbsp = tweets.iter().filter(|t| t.tokens.iter().any(|tok| tok == "\u{a0}")).count();
+    let nbsp = tweets
+        .iter()
+        .filter(|t| t.tokens.iter().any(|tok| tok == "\u{a0}"))
+        .count();
     assert_eq!(nbsp, 1);
     // Round trip: the text digest is the digest of the tokens read back.
-    assert!(tweets.iter().all(|t| t.text_digest == Tweet::text_digest_of(&t.tokens)));
+    assert!(
+        tweets
+            .iter()
+            .all(|t| t.text_digest == Tweet::text_digest_of(&t.tokens))
+    );
 }

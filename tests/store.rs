@@ -10,12 +10,20 @@ use pipeline::Digest;
 use pipeline::store::{RunOutcome, RunSpec, Store};
 use serde_json::json;
 
-fn spec(stage: &str, version: u32, params: serde_json::Value, inputs: &[(&str, Digest)]) -> RunSpec {
+fn spec(
+    stage: &str,
+    version: u32,
+    params: serde_json::Value,
+    inputs: &[(&str, Digest)],
+) -> RunSpec {
     RunSpec {
         stage: stage.to_owned(),
         version,
         params,
-        inputs: inputs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect::<BTreeMap<_, _>>(),
+        inputs: inputs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 
@@ -39,7 +47,12 @@ fn cache_hit_does_no_work() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let work = Cell::new(0);
-    let s = spec("a", 1, json!({"k": 1}), &[("in", Digest::of_bytes(b"input"))]);
+    let s = spec(
+        "a",
+        1,
+        json!({"k": 1}),
+        &[("in", Digest::of_bytes(b"input"))],
+    );
     let first = run_writing(&store, &s, b"result", &work);
     assert!(!first.hit);
     let second = run_writing(&store, &s, b"result", &work);
@@ -60,14 +73,49 @@ fn changed_parameter_input_or_version_reruns() {
     let store = Store::open(dir.path()).unwrap();
     let work = Cell::new(0);
     let input = Digest::of_bytes(b"input");
-    run_writing(&store, &spec("a", 1, json!({"k": 1}), &[("in", input)]), b"r", &work);
-    run_writing(&store, &spec("a", 1, json!({"k": 2}), &[("in", input)]), b"r", &work);
-    run_writing(&store, &spec("a", 1, json!({"k": 1}), &[("in", Digest::of_bytes(b"other"))]), b"r", &work);
-    run_writing(&store, &spec("a", 2, json!({"k": 1}), &[("in", input)]), b"r", &work);
+    run_writing(
+        &store,
+        &spec("a", 1, json!({"k": 1}), &[("in", input)]),
+        b"r",
+        &work,
+    );
+    run_writing(
+        &store,
+        &spec("a", 1, json!({"k": 2}), &[("in", input)]),
+        b"r",
+        &work,
+    );
+    run_writing(
+        &store,
+        &spec(
+            "a",
+            1,
+            json!({"k": 1}),
+            &[("in", Digest::of_bytes(b"other"))],
+        ),
+        b"r",
+        &work,
+    );
+    run_writing(
+        &store,
+        &spec("a", 2, json!({"k": 1}), &[("in", input)]),
+        b"r",
+        &work,
+    );
     assert_eq!(work.get(), 4);
     // Key order in parameters does not matter: canonical JSON.
-    run_writing(&store, &spec("b", 1, json!({"x": 1, "y": 2}), &[]), b"r", &work);
-    let hit = run_writing(&store, &spec("b", 1, json!({"y": 2, "x": 1}), &[]), b"r", &work);
+    run_writing(
+        &store,
+        &spec("b", 1, json!({"x": 1, "y": 2}), &[]),
+        b"r",
+        &work,
+    );
+    let hit = run_writing(
+        &store,
+        &spec("b", 1, json!({"y": 2, "x": 1}), &[]),
+        b"r",
+        &work,
+    );
     assert!(hit.hit);
 }
 
@@ -77,7 +125,8 @@ fn identical_output_cuts_off_downstream() {
     let store = Store::open(dir.path()).unwrap();
     let (up, down) = (Cell::new(0), Cell::new(0));
     let upstream_v1 = run_writing(&store, &spec("up", 1, json!({}), &[]), b"same bytes", &up);
-    let downstream = |upstream: &RunOutcome| spec("down", 1, json!({}), &[("up", output_digest(upstream))]);
+    let downstream =
+        |upstream: &RunOutcome| spec("down", 1, json!({}), &[("up", output_digest(upstream))]);
     run_writing(&store, &downstream(&upstream_v1), b"derived", &down);
 
     // The upstream stage changes (new code version) but reproduces its output byte for byte.
@@ -105,9 +154,16 @@ fn corrupted_object_is_detected_and_redone() {
 
     let report = store.verify().unwrap();
     assert!(!report.is_valid());
-    assert!(report.problems[0].contains("content does not match its name"), "{:?}", report.problems);
+    assert!(
+        report.problems[0].contains("content does not match its name"),
+        "{:?}",
+        report.problems
+    );
 
-    assert!(store.lookup(&s).unwrap().is_none(), "a corrupt output is not a hit");
+    assert!(
+        store.lookup(&s).unwrap().is_none(),
+        "a corrupt output is not a hit"
+    );
     let redone = run_writing(&store, &s, b"precious result", &work);
     assert!(!redone.hit);
     assert_eq!(work.get(), 2);
@@ -127,7 +183,10 @@ fn corrupted_memo_entry_is_recomputed() {
     let key = Digest::of_bytes(b"tweet 1 + model");
     assert_eq!(memo.get(&key).unwrap(), None);
     memo.put(&key, b"feature bytes").unwrap();
-    assert_eq!(memo.get(&key).unwrap().as_deref(), Some(&b"feature bytes"[..]));
+    assert_eq!(
+        memo.get(&key).unwrap().as_deref(),
+        Some(&b"feature bytes"[..])
+    );
 
     let hex = key.hex();
     let entry = dir.path().join("memo/features").join(&hex[..2]).join(&hex);
@@ -135,7 +194,11 @@ fn corrupted_memo_entry_is_recomputed() {
     bytes[0] ^= 1;
     std::fs::write(&entry, &bytes).unwrap();
     assert!(!store.verify().unwrap().is_valid());
-    assert_eq!(memo.get(&key).unwrap(), None, "a corrupt entry is never returned");
+    assert_eq!(
+        memo.get(&key).unwrap(),
+        None,
+        "a corrupt entry is never returned"
+    );
     assert!(store.verify().unwrap().is_valid(), "and it is removed");
     assert!(store.memo("../escape").is_err());
 }
@@ -203,8 +266,14 @@ fn killed_writer_leaves_store_valid() {
     let tmp = dir.path().join("tmp");
     let started = Instant::now();
     while largest_file(&tmp) < 64 * 1024 {
-        assert!(started.elapsed() < Duration::from_secs(60), "child never started writing");
-        assert!(child.try_wait().unwrap().is_none(), "child ended before it was killed");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "child never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "child ended before it was killed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
@@ -213,12 +282,25 @@ fn killed_writer_leaves_store_valid() {
     let store = Store::open(dir.path()).unwrap();
     let report = store.verify().unwrap();
     assert!(report.is_valid(), "{:?}", report.problems);
-    assert_eq!((report.runs, report.blobs), (0, 0), "nothing half-written was published");
-    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the dead writer's temp file is gone");
+    assert_eq!(
+        (report.runs, report.blobs),
+        (0, 0),
+        "nothing half-written was published"
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the dead writer's temp file is gone"
+    );
 
     // The next run finishes the work.
     let work = Cell::new(0);
-    let outcome = run_writing(&store, &spec("big", 1, json!({}), &[]), &[7u8; 4096 * 1000], &work);
+    let outcome = run_writing(
+        &store,
+        &spec("big", 1, json!({}), &[]),
+        &[7u8; 4096 * 1000],
+        &work,
+    );
     assert!(!outcome.hit);
     assert!(store.verify().unwrap().is_valid());
 }

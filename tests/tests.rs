@@ -1,5 +1,7 @@
 //! umgf's integration tests, one binary (every test binary links libtorch: tens of megabytes each).
 //! Per-topic modules; shared helpers in `common`.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 mod bad_inputs;

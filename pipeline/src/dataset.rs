@@ -8,8 +8,11 @@ use crate::schema::Split;
 
 /// The benchmarks found in the data directory, with their split files (UMT's layout).
 pub const BENCHMARKS: [&str; 2] = ["twitter2015", "twitter2017"];
-const BENCHMARK_SPLITS: [(Split, &str); 3] =
-    [(Split::Train, "train.txt"), (Split::Dev, "valid.txt"), (Split::Test, "test.txt")];
+const BENCHMARK_SPLITS: [(Split, &str); 3] = [
+    (Split::Train, "train.txt"),
+    (Split::Dev, "valid.txt"),
+    (Split::Test, "test.txt"),
+];
 
 /// Environment variable overriding where the data directory is.
 pub const DATA_DIR_ENV: &str = "UMGF_DATA_DIR";
@@ -52,7 +55,8 @@ impl Dataset {
                     format: Format::Conll,
                 })
                 .collect();
-            let image_dir = image_dir.map_or_else(|| data_dir.join(format!("{name}_images")), Path::to_owned);
+            let image_dir =
+                image_dir.map_or_else(|| data_dir.join(format!("{name}_images")), Path::to_owned);
             return Ok(Self {
                 label: name.to_owned(),
                 sources,

@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn strings_are_length_prefixed() {
-        assert_ne!(Digest::of_strings(["ab", "c"]), Digest::of_strings(["a", "bc"]));
+        assert_ne!(
+            Digest::of_strings(["ab", "c"]),
+            Digest::of_strings(["a", "bc"])
+        );
     }
 
     #[test]

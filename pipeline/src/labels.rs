@@ -157,7 +157,10 @@ mod tests {
     use super::*;
 
     fn tags(labels: &str) -> Vec<Tag> {
-        labels.split_whitespace().map(|l| l.parse().unwrap()).collect()
+        labels
+            .split_whitespace()
+            .map(|l| l.parse().unwrap())
+            .collect()
     }
 
     #[test]
@@ -179,10 +182,26 @@ mod tests {
         let t = tags("B-PER I-PER O I-LOC I-LOC B-ORG I-PER");
         let got = spans(&t);
         let want = vec![
-            Span { start: 0, end: 2, ty: Per },
-            Span { start: 3, end: 5, ty: Loc },
-            Span { start: 5, end: 6, ty: Org },
-            Span { start: 6, end: 7, ty: Per },
+            Span {
+                start: 0,
+                end: 2,
+                ty: Per,
+            },
+            Span {
+                start: 3,
+                end: 5,
+                ty: Loc,
+            },
+            Span {
+                start: 5,
+                end: 6,
+                ty: Org,
+            },
+            Span {
+                start: 6,
+                end: 7,
+                ty: Per,
+            },
         ];
         assert_eq!(got, want);
         assert_eq!(stray_inside_tags(&t), vec![3, 6]);

@@ -16,7 +16,9 @@ use crate::labels::Tag;
 pub const SCHEMA_KEY: &str = "umgf.schema";
 
 /// Which part of a dataset a tweet belongs to. Dumps given by path (new tweets, predictions) are `Dump`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
@@ -64,7 +66,9 @@ impl ImageStatus {
     }
 
     fn parse(name: &str) -> Option<Self> {
-        [Self::Ok, Self::Missing, Self::None].into_iter().find(|s| s.name() == name)
+        [Self::Ok, Self::Missing, Self::None]
+            .into_iter()
+            .find(|s| s.name() == name)
     }
 }
 
@@ -143,7 +147,11 @@ pub mod tweets {
             strings(&|t| Some(t.id.clone())),
             strings(&|t| Some(t.split.name().to_owned())),
             lists(&|t| Some(t.tokens.clone())),
-            lists(&|t| t.labels.as_ref().map(|l| l.iter().map(Tag::to_string).collect())),
+            lists(&|t| {
+                t.labels
+                    .as_ref()
+                    .map(|l| l.iter().map(Tag::to_string).collect())
+            }),
             strings(&|t| t.image_path.clone()),
             strings(&|t| Some(t.image_status.name().to_owned())),
             strings(&|t| t.image_digest.map(|d| d.hex())),
@@ -175,7 +183,10 @@ pub mod tweets {
                 .as_any()
                 .downcast_ref::<StringArray>()
                 .ok_or_else(|| bad(row, "list items are not strings"))?;
-            Ok(values.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
+            Ok(values
+                .iter()
+                .map(|v| v.unwrap_or_default().to_owned())
+                .collect())
         };
 
         (0..batch.num_rows())
@@ -193,10 +204,12 @@ pub mod tweets {
                 let digest = |s: &str| s.parse::<Digest>().map_err(|e| bad(row, &e.to_string()));
                 Ok(Tweet {
                     id: id.value(row).to_owned(),
-                    split: Split::parse(split.value(row)).ok_or_else(|| bad(row, "unknown split"))?,
+                    split: Split::parse(split.value(row))
+                        .ok_or_else(|| bad(row, "unknown split"))?,
                     tokens: list_strings(tokens, row)?,
                     labels,
-                    image_path: (!image_path.is_null(row)).then(|| image_path.value(row).to_owned()),
+                    image_path: (!image_path.is_null(row))
+                        .then(|| image_path.value(row).to_owned()),
                     image_status: ImageStatus::parse(image_status.value(row))
                         .ok_or_else(|| bad(row, "unknown image status"))?,
                     image_digest: if image_digest.is_null(row) {
@@ -220,14 +233,20 @@ struct Columns<'a> {
 
 impl<'a> Columns<'a> {
     fn typed<A: Array + 'static>(&self, name: &str) -> Result<&'a A> {
-        let column = self.batch.column_by_name(name).ok_or_else(|| Error::Schema {
-            path: self.path.to_owned(),
-            message: format!("missing column {name:?}"),
-        })?;
-        column.as_any().downcast_ref::<A>().ok_or_else(|| Error::Schema {
-            path: self.path.to_owned(),
-            message: format!("column {name:?} has type {}", column.data_type()),
-        })
+        let column = self
+            .batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::Schema {
+                path: self.path.to_owned(),
+                message: format!("missing column {name:?}"),
+            })?;
+        column
+            .as_any()
+            .downcast_ref::<A>()
+            .ok_or_else(|| Error::Schema {
+                path: self.path.to_owned(),
+                message: format!("column {name:?} has type {}", column.data_type()),
+            })
     }
 
     fn strings(&self, name: &str) -> Result<&'a StringArray> {

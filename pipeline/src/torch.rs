@@ -44,8 +44,12 @@ pub struct WeightsInfo {
 }
 
 pub fn inspect_safetensors(path: &Path) -> Result<WeightsInfo> {
-    let tensors = Tensor::read_safetensors(path)
-        .map_err(|e| Error::Config(format!("{}: cannot read as safetensors: {e}", path.display())))?;
+    let tensors = Tensor::read_safetensors(path).map_err(|e| {
+        Error::Config(format!(
+            "{}: cannot read as safetensors: {e}",
+            path.display()
+        ))
+    })?;
     let mut parameters = 0;
     let mut non_finite = Vec::new();
     for (name, tensor) in &tensors {

@@ -53,7 +53,10 @@ pub fn describe(stage: &str, label: &str, outcome: &RunOutcome, seconds: f64) ->
     let how = if outcome.hit {
         "cache hit, nothing to do".to_owned()
     } else if outcome.outputs_unchanged {
-        format!("ran in {:.2} s; outputs unchanged, downstream stays cached", outcome.manifest.seconds)
+        format!(
+            "ran in {:.2} s; outputs unchanged, downstream stays cached",
+            outcome.manifest.seconds
+        )
     } else {
         format!("ran in {:.2} s", outcome.manifest.seconds)
     };

@@ -21,12 +21,19 @@ pub fn bin(name: &str) -> PathBuf {
     let dir = std::env::var_os("UMGF_BIN_DIR").map_or_else(
         || {
             let exe = std::env::current_exe().expect("current exe");
-            exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>")
+                .to_owned()
         },
         PathBuf::from,
     );
     let path = dir.join(name);
-    assert!(path.is_file(), "{} not built: run `make test` (it builds the stage binaries first)", path.display());
+    assert!(
+        path.is_file(),
+        "{} not built: run `make test` (it builds the stage binaries first)",
+        path.display()
+    );
     path
 }
 
@@ -44,11 +51,17 @@ pub fn run_bin(name: &str, artifacts: &Path, args: &[&str]) -> Output {
 }
 
 /// Ingests `dataset` into a fresh store under `dir` and reads the tweets back.
-pub fn ingest(dir: &Path, dataset: &Dataset, on_error: OnError) -> pipeline::Result<(pipeline::store::Manifest, Vec<Tweet>)> {
+pub fn ingest(
+    dir: &Path,
+    dataset: &Dataset,
+    on_error: OnError,
+) -> pipeline::Result<(pipeline::store::Manifest, Vec<Tweet>)> {
     let artifacts = Artifacts::open(dir)?;
     let plan = ingest::plan(dataset, on_error)?;
     let outcome = ingest::run(&artifacts.store, plan)?;
-    let tweets_blob = artifacts.store.blob_path(&outcome.manifest.output(ingest::TWEETS)?.digest);
+    let tweets_blob = artifacts
+        .store
+        .blob_path(&outcome.manifest.output(ingest::TWEETS)?.digest);
     let tweets = ingest::read_tweets(&tweets_blob)?;
     Ok((outcome.manifest, tweets))
 }

@@ -2,7 +2,9 @@
 //! blank line between tweets.
 use std::path::Path;
 
-use super::{Diagnostic, ImageRef, ParsedFile, RawTweet, lines, stray_inside_warnings, utf8_message};
+use super::{
+    Diagnostic, ImageRef, ParsedFile, RawTweet, lines, stray_inside_warnings, utf8_message,
+};
 use crate::error::Result;
 use crate::labels::Tag;
 
@@ -67,11 +69,17 @@ pub fn read(path: &Path) -> Result<ParsedFile> {
         } else {
             let tweet = pending.get_or_insert_with(|| {
                 let mut orphan = Pending::new(None, n);
-                orphan.fail(n, "missing IMGID: a tweet must start with an `IMGID:<id>` line");
+                orphan.fail(
+                    n,
+                    "missing IMGID: a tweet must start with an `IMGID:<id>` line",
+                );
                 orphan
             });
             match text.rsplit_once('\t') {
-                None => tweet.fail(n, format!("missing tab: expected `token<TAB>label`, found {text:?}")),
+                None => tweet.fail(
+                    n,
+                    format!("missing tab: expected `token<TAB>label`, found {text:?}"),
+                ),
                 Some(("", _)) => tweet.fail(n, "empty token before the tab"),
                 Some((token, label)) => match label.trim().parse::<Tag>() {
                     Ok(tag) => {
@@ -83,11 +91,11 @@ pub fn read(path: &Path) -> Result<ParsedFile> {
             }
         }
     }
-    if let (Some(n), Some(tweet)) = (last_line_cut, pending.as_mut()) {
-        if let Some((_, message)) = tweet.error.as_mut().filter(|(line, _)| *line == n) {
-            // The last line is both unterminated and malformed: the file was cut, say so.
-            *message = format!("file is truncated: its last line is incomplete ({message})");
-        }
+    if let (Some(n), Some(tweet)) = (last_line_cut, pending.as_mut())
+        && let Some((_, message)) = tweet.error.as_mut().filter(|(line, _)| *line == n)
+    {
+        // The last line is both unterminated and malformed: the file was cut, say so.
+        *message = format!("file is truncated: its last line is incomplete ({message})");
     }
     finish(path, pending.take(), &mut out);
     Ok(out)
@@ -96,7 +104,10 @@ pub fn read(path: &Path) -> Result<ParsedFile> {
 fn finish(path: &Path, tweet: Option<Pending>, out: &mut ParsedFile) {
     let Some(mut tweet) = tweet else { return };
     if tweet.error.is_none() && tweet.tokens.is_empty() {
-        tweet.fail(tweet.line, "empty tweet: an IMGID line with no tokens after it");
+        tweet.fail(
+            tweet.line,
+            "empty tweet: an IMGID line with no tokens after it",
+        );
     }
     let reject = |line, message| Diagnostic {
         path: path.to_owned(),
@@ -110,9 +121,10 @@ fn finish(path: &Path, tweet: Option<Pending>, out: &mut ParsedFile) {
     }
     let id = tweet.id.unwrap_or_default();
     let first_token_line = tweet.line + 1;
-    out.warnings.extend(stray_inside_warnings(path, &id, &tweet.labels, |i| {
-        first_token_line + i
-    }));
+    out.warnings
+        .extend(stray_inside_warnings(path, &id, &tweet.labels, |i| {
+            first_token_line + i
+        }));
     out.tweets.push(RawTweet {
         id,
         tokens: tweet.tokens,
@@ -138,7 +150,10 @@ mod tests {
         let parsed = parse(b"IMGID:1\nObama\tB-PER\nrocks\tO\n\nIMGID:2\nNBA\tB-OTHER\n");
         assert_eq!(parsed.tweets.len(), 2);
         assert!(parsed.rejected.is_empty());
-        assert_eq!(parsed.tweets[1].labels.as_ref().unwrap()[0].to_string(), "B-MISC");
+        assert_eq!(
+            parsed.tweets[1].labels.as_ref().unwrap()[0].to_string(),
+            "B-MISC"
+        );
         assert_eq!(parsed.tweets[1].line, 5);
     }
 

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{Diagnostic, ImageRef, ParsedFile, RawTweet, lines, stray_inside_warnings, utf8_message};
+use super::{
+    Diagnostic, ImageRef, ParsedFile, RawTweet, lines, stray_inside_warnings, utf8_message,
+};
 use crate::error::Result;
 use crate::labels::Tag;
 use crate::text::tokenize::tweet_tokens;
@@ -34,7 +36,8 @@ pub fn read(path: &Path) -> Result<ParsedFile> {
         match parse_record(text, n) {
             Ok(tweet) => {
                 if let Some(labels) = &tweet.labels {
-                    out.warnings.extend(stray_inside_warnings(path, &tweet.id, labels, |_| n));
+                    out.warnings
+                        .extend(stray_inside_warnings(path, &tweet.id, labels, |_| n));
                 }
                 out.tweets.push(tweet);
             }
@@ -53,19 +56,26 @@ pub fn read(path: &Path) -> Result<ParsedFile> {
 
 /// Parses one record; an error carries the id when it could be read.
 fn parse_record(text: &str, line: usize) -> Result<RawTweet, (Option<String>, String)> {
-    let value: Value = serde_json::from_str(text).map_err(|e| (None, format!("invalid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| (None, format!("invalid JSON: {e}")))?;
     let Value::Object(record) = value else {
         return Err((None, "expected a JSON object per line".to_owned()));
     };
     let id = match record.get("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
         Some(Value::Number(n)) => n.to_string(),
-        _ => return Err((None, "missing \"id\" (a non-empty string or a number)".to_owned())),
+        _ => {
+            return Err((
+                None,
+                "missing \"id\" (a non-empty string or a number)".to_owned(),
+            ));
+        }
     };
     let fail = |message: String| (Some(id.clone()), message);
 
     let tokens = match (record.get("tokens"), record.get("text")) {
-        (Some(tokens), _) => string_list(tokens).ok_or_else(|| fail("\"tokens\" must be a list of strings".into()))?,
+        (Some(tokens), _) => string_list(tokens)
+            .ok_or_else(|| fail("\"tokens\" must be a list of strings".into()))?,
         (None, Some(Value::String(text))) => tweet_tokens(text),
         (None, Some(_)) => return Err(fail("\"text\" must be a string".into())),
         (None, None) => return Err(fail("needs \"text\" or \"tokens\"".into())),
@@ -80,9 +90,14 @@ fn parse_record(text: &str, line: usize) -> Result<RawTweet, (Option<String>, St
     let labels = match record.get("labels") {
         None | Some(Value::Null) => None,
         Some(value) => {
-            let labels = string_list(value).ok_or_else(|| fail("\"labels\" must be a list of strings".into()))?;
+            let labels = string_list(value)
+                .ok_or_else(|| fail("\"labels\" must be a list of strings".into()))?;
             if labels.len() != tokens.len() {
-                return Err(fail(format!("{} labels for {} tokens", labels.len(), tokens.len())));
+                return Err(fail(format!(
+                    "{} labels for {} tokens",
+                    labels.len(),
+                    tokens.len()
+                )));
             }
             let tags = labels
                 .iter()
@@ -126,7 +141,11 @@ mod tests {
         assert_eq!(t.id, "7");
         assert_eq!(t.tokens, vec!["Obama", "in", "Paris", "!"]);
         assert_eq!(t.image, ImageRef::None);
-        let t = parse_record(r#"{"id": "a", "tokens": ["x"], "image": "a.jpg", "labels": ["B-OTHER"]}"#, 1).unwrap();
+        let t = parse_record(
+            r#"{"id": "a", "tokens": ["x"], "image": "a.jpg", "labels": ["B-OTHER"]}"#,
+            1,
+        )
+        .unwrap();
         assert_eq!(t.image, ImageRef::Path("a.jpg".into()));
         assert_eq!(t.labels.unwrap()[0].to_string(), "B-MISC");
     }
@@ -138,7 +157,12 @@ mod tests {
         assert!(err(r#"{"text": "a"}"#).contains("missing \"id\""));
         assert!(err(r#"{"id": 1}"#).contains("needs \"text\" or \"tokens\""));
         assert!(err(r#"{"id": 1, "text": "  "}"#).contains("empty tweet"));
-        assert!(err(r#"{"id": 1, "tokens": ["a"], "labels": ["O", "O"]}"#).contains("2 labels for 1 tokens"));
-        assert!(err(r#"{"id": 1, "tokens": ["a"], "labels": ["B-XYZ"]}"#).contains("unknown label"));
+        assert!(
+            err(r#"{"id": 1, "tokens": ["a"], "labels": ["O", "O"]}"#)
+                .contains("2 labels for 1 tokens")
+        );
+        assert!(
+            err(r#"{"id": 1, "tokens": ["a"], "labels": ["B-XYZ"]}"#).contains("unknown label")
+        );
     }
 }

@@ -151,7 +151,10 @@ fn stray_inside_warnings(
             path: path.to_owned(),
             line: line_of(i),
             record: Some(id.to_owned()),
-            message: format!("{} does not continue an entity: read as the start of one", labels[i]),
+            message: format!(
+                "{} does not continue an entity: read as the start of one",
+                labels[i]
+            ),
         })
         .collect()
 }

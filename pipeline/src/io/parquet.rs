@@ -31,7 +31,8 @@ pub fn write(path: &Path, batch: &RecordBatch, name: &str, version: u32) -> Resu
         path: path.to_owned(),
         source,
     };
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
+    let mut writer =
+        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
     writer.write(batch).map_err(parquet_err)?;
     let file = writer.into_inner().map_err(parquet_err)?;
     file.sync_all().at(path)
@@ -55,7 +56,10 @@ pub fn read(path: &Path, name: &str, version: u32) -> Result<Vec<RecordBatch>> {
     if found.as_deref() != Some(want.as_str()) {
         return Err(Error::Schema {
             path: path.to_owned(),
-            message: format!("expected a {want} artifact, found {}", found.as_deref().unwrap_or("no schema tag")),
+            message: format!(
+                "expected a {want} artifact, found {}",
+                found.as_deref().unwrap_or("no schema tag")
+            ),
         });
     }
     let reader = builder.build().map_err(parquet_err)?;

@@ -40,7 +40,9 @@ impl std::str::FromStr for OnError {
         match s {
             "fail" => Ok(Self::Fail),
             "skip" => Ok(Self::Skip),
-            _ => Err(Error::Config(format!("--on-error takes fail or skip, not {s:?}"))),
+            _ => Err(Error::Config(format!(
+                "--on-error takes fail or skip, not {s:?}"
+            ))),
         }
     }
 }
@@ -62,7 +64,10 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
     let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
 
     for source in &dataset.sources {
-        inputs.insert(format!("{}:{}", source.split.name(), file_name(&source.path)), Digest::of_file(&source.path)?);
+        inputs.insert(
+            format!("{}:{}", source.split.name(), file_name(&source.path)),
+            Digest::of_file(&source.path)?,
+        );
         let ParsedFile {
             tweets: read,
             rejected: bad,
@@ -76,7 +81,10 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
                     path: source.path.clone(),
                     line: tweet.line,
                     record: Some(tweet.id.clone()),
-                    message: format!("duplicate tweet id (first seen at {}:{line})", path.display()),
+                    message: format!(
+                        "duplicate tweet id (first seen at {}:{line})",
+                        path.display()
+                    ),
                 });
                 continue;
             }
@@ -86,28 +94,33 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
         }
     }
     rejected.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
-    if on_error == OnError::Fail {
-        if let Some(first) = rejected.first() {
-            let more = match rejected.len() - 1 {
-                0 => String::new(),
-                n => format!(" ({n} more bad records)"),
-            };
-            return Err(Error::input(
-                &first.path,
-                first.line,
-                format!(
-                    "{}{more}; --on-error skip (ON_ERROR=skip) leaves bad records out and lists them in {REPORT}",
-                    first_message(first)
-                ),
-            ));
-        }
+    if on_error == OnError::Fail
+        && let Some(first) = rejected.first()
+    {
+        let more = match rejected.len() - 1 {
+            0 => String::new(),
+            n => format!(" ({n} more bad records)"),
+        };
+        return Err(Error::input(
+            &first.path,
+            first.line,
+            format!(
+                "{}{more}; --on-error skip (ON_ERROR=skip) leaves bad records out and lists them in {REPORT}",
+                first_message(first)
+            ),
+        ));
     }
 
     // Images enter the key by (path, size, mtime): cheap to check on every run; their content digests
     // are computed (and memoised) only when the run actually happens.
     let fingerprint = Digest::of_strings(tweets.iter().map(|(_, _, image)| match image {
         Some(path) => match fs::metadata(path) {
-            Ok(meta) => format!("{}\t{}\t{}", path.display(), meta.len(), meta.mtime_nsec() + meta.mtime() * 1_000_000_000),
+            Ok(meta) => format!(
+                "{}\t{}\t{}",
+                path.display(),
+                meta.len(),
+                meta.mtime_nsec() + meta.mtime() * 1_000_000_000
+            ),
             Err(_) => format!("{}\tmissing", path.display()),
         },
         None => String::new(),
@@ -143,13 +156,19 @@ fn first_message(d: &Diagnostic) -> String {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn image_path(dataset: &Dataset, source: &Source, tweet: &RawTweet) -> Option<PathBuf> {
     match &tweet.image {
         ImageRef::None => None,
-        ImageRef::ById => dataset.image_dir.as_ref().map(|dir| dir.join(format!("{}.jpg", tweet.id))),
+        ImageRef::ById => dataset
+            .image_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}.jpg", tweet.id))),
         ImageRef::Path(p) => {
             let p = Path::new(p);
             Some(if p.is_absolute() {
@@ -193,7 +212,12 @@ pub fn run(store: &Store, plan: Plan) -> Result<RunOutcome> {
 
         let counts = counts(&rows, &plan.rejected, &plan.warnings);
         let tweets_path = outputs.path(TWEETS);
-        crate::io::parquet::write(&tweets_path, &tweets::to_batch(&rows)?, tweets::NAME, tweets::VERSION)?;
+        crate::io::parquet::write(
+            &tweets_path,
+            &tweets::to_batch(&rows)?,
+            tweets::NAME,
+            tweets::VERSION,
+        )?;
         let report_path = outputs.path(REPORT);
         write_report(&report_path, &plan.rejected, &plan.warnings)?;
         Ok(counts)
@@ -233,7 +257,8 @@ fn counts(rows: &[Tweet], rejected: &[Diagnostic], warnings: &[Diagnostic]) -> s
         if in_split.is_empty() {
             continue;
         }
-        let mut per_type: BTreeMap<&str, usize> = EntityType::ALL.iter().map(|t| (t.name(), 0)).collect();
+        let mut per_type: BTreeMap<&str, usize> =
+            EntityType::ALL.iter().map(|t| (t.name(), 0)).collect();
         let mut labelled = 0;
         for tweet in &in_split {
             if let Some(labels) = &tweet.labels {
@@ -296,12 +321,11 @@ impl<'a> ImageDigests<'a> {
             meta.mtime_nsec().to_string(),
             meta.ino().to_string(),
         ]);
-        if let Some(bytes) = self.memo.get(&stat_key)? {
-            if let Ok(hex) = std::str::from_utf8(&bytes) {
-                if let Ok(digest) = hex.parse() {
-                    return Ok(Some(digest));
-                }
-            }
+        if let Some(bytes) = self.memo.get(&stat_key)?
+            && let Ok(hex) = std::str::from_utf8(&bytes)
+            && let Ok(digest) = hex.parse()
+        {
+            return Ok(Some(digest));
         }
         let digest = Digest::of_file(path)?;
         self.memo.put(&stat_key, digest.hex().as_bytes())?;

@@ -30,7 +30,13 @@ impl TempNamer {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         dir.join(format!("{}.{}.{n}.{name}", self.host, self.pid))
     }
@@ -84,7 +90,10 @@ pub fn write_atomic(
     bytes: &[u8],
     durability: Durability,
 ) -> Result<()> {
-    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file");
     let path = temp.path(tmp_dir, name);
     let result = (|| {
         let mut file = File::create(&path).at(&path)?;
@@ -107,7 +116,12 @@ pub fn write_atomic(
 }
 
 pub fn sync_file(path: &Path) -> Result<()> {
-    OpenOptions::new().write(true).open(path).at(path)?.sync_all().at(path)
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .at(path)?
+        .sync_all()
+        .at(path)
 }
 
 /// Makes a rename durable: the directory entry itself must reach the disk.

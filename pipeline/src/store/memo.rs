@@ -7,8 +7,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::fsutil::{self, Durability};
 use super::Store;
+use super::fsutil::{self, Durability};
 use crate::digest::Digest;
 use crate::error::{IoContext, Result};
 
@@ -52,7 +52,10 @@ impl<'a> Memo<'a> {
                 Ok(Some(bytes))
             }
             None => {
-                tracing::warn!("{}: corrupt memo entry removed; it will be recomputed", path.display());
+                tracing::warn!(
+                    "{}: corrupt memo entry removed; it will be recomputed",
+                    path.display()
+                );
                 fs::remove_file(&path).at(&path)?;
                 Ok(None)
             }
@@ -70,7 +73,13 @@ impl<'a> Memo<'a> {
         bytes.extend_from_slice(blake3::hash(payload).as_bytes());
         let path = self.entry_path(key);
         let tmp = self.store.tmp_dir();
-        fsutil::write_atomic(&self.store.temp, &tmp, &path, &bytes, Durability::Checksummed)
+        fsutil::write_atomic(
+            &self.store.temp,
+            &tmp,
+            &path,
+            &bytes,
+            Durability::Checksummed,
+        )
     }
 }
 

@@ -70,7 +70,11 @@ pub struct Manifest {
 impl Manifest {
     pub fn output(&self, name: &str) -> Result<&OutputEntry> {
         self.outputs.get(name).ok_or_else(|| {
-            Error::Store(format!("run {} of {} has no output {name:?}", self.key.short(), self.spec.stage))
+            Error::Store(format!(
+                "run {} of {} has no output {name:?}",
+                self.key.short(),
+                self.spec.stage
+            ))
         })
     }
 }
@@ -177,12 +181,18 @@ impl Store {
         let manifest: Manifest = match serde_json::from_str(&text) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!("{}: unreadable manifest ({e}); the run will be redone", path.display());
+                tracing::warn!(
+                    "{}: unreadable manifest ({e}); the run will be redone",
+                    path.display()
+                );
                 return Ok(None);
             }
         };
         if manifest.key != key || manifest.spec != *spec {
-            tracing::warn!("{}: manifest does not match its key; the run will be redone", path.display());
+            tracing::warn!(
+                "{}: manifest does not match its key; the run will be redone",
+                path.display()
+            );
             return Ok(None);
         }
         for (name, output) in &manifest.outputs {
@@ -208,7 +218,10 @@ impl Store {
         let actual = Digest::of_file(&path)?;
         if actual != *digest {
             fs::remove_file(&path).at(&path)?;
-            return Ok(Some(format!("was corrupt (content digest {}), removed", actual.short())));
+            return Ok(Some(format!(
+                "was corrupt (content digest {}), removed",
+                actual.short()
+            )));
         }
         Ok(None)
     }
@@ -264,7 +277,13 @@ impl Store {
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::Store(format!("cannot serialise manifest: {e}")))?;
         let path = self.manifest_path(&key);
-        write_atomic(&self.temp, &self.tmp_dir(), &path, &json, Durability::Synced)?;
+        write_atomic(
+            &self.temp,
+            &self.tmp_dir(),
+            &path,
+            &json,
+            Durability::Synced,
+        )?;
         Ok(RunOutcome {
             manifest,
             hit: false,
@@ -310,12 +329,16 @@ impl Store {
             {
                 Some(m) => m,
                 None => {
-                    report.problems.push(format!("{}: unreadable manifest", path.display()));
+                    report
+                        .problems
+                        .push(format!("{}: unreadable manifest", path.display()));
                     continue;
                 }
             };
             if path.file_stem().and_then(|s| s.to_str()) != Some(&manifest.spec.key().hex()) {
-                report.problems.push(format!("{}: manifest is not of its key", path.display()));
+                report
+                    .problems
+                    .push(format!("{}: manifest is not of its key", path.display()));
             }
             for (name, output) in &manifest.outputs {
                 if !self.blob_path(&output.digest).exists() {
@@ -327,16 +350,24 @@ impl Store {
         }
         for path in fsutil::files_under(&self.root.join("blobs"))? {
             report.blobs += 1;
-            let named = path.file_name().and_then(|s| s.to_str()).map(str::parse::<Digest>);
+            let named = path
+                .file_name()
+                .and_then(|s| s.to_str())
+                .map(str::parse::<Digest>);
             match named {
                 Some(Ok(digest)) if Digest::of_file(&path)? == digest => {}
-                _ => report.problems.push(format!("{}: content does not match its name", path.display())),
+                _ => report.problems.push(format!(
+                    "{}: content does not match its name",
+                    path.display()
+                )),
             }
         }
         for path in fsutil::files_under(&self.root.join("memo"))? {
             report.memo_entries += 1;
             if !memo::entry_is_valid(&path)? {
-                report.problems.push(format!("{}: memo entry fails its checksum", path.display()));
+                report
+                    .problems
+                    .push(format!("{}: memo entry fails its checksum", path.display()));
             }
         }
         Ok(report)

@@ -35,7 +35,10 @@ fn is_url(chunk: &str) -> bool {
 }
 
 fn is_sigil_at(chars: &[char], i: usize) -> bool {
-    matches!(chars[i], '@' | '#') && chars.get(i + 1).is_some_and(|c| c.is_alphanumeric() || *c == '_')
+    matches!(chars[i], '@' | '#')
+        && chars
+            .get(i + 1)
+            .is_some_and(|c| c.is_alphanumeric() || *c == '_')
 }
 
 fn is_edge_punct(c: char) -> bool {
@@ -49,13 +52,30 @@ mod tests {
     #[test]
     fn splits_like_the_dataset() {
         assert_eq!(
-            tweet_tokens("RT @JayKenMinaj_: Me outside of where George Zimmerman got shot at. http://t.co/Z3ne"),
+            tweet_tokens(
+                "RT @JayKenMinaj_: Me outside of where George Zimmerman got shot at. http://t.co/Z3ne"
+            ),
             vec![
-                "RT", "@JayKenMinaj_", ":", "Me", "outside", "of", "where", "George", "Zimmerman", "got", "shot",
-                "at", ".", "http://t.co/Z3ne"
+                "RT",
+                "@JayKenMinaj_",
+                ":",
+                "Me",
+                "outside",
+                "of",
+                "where",
+                "George",
+                "Zimmerman",
+                "got",
+                "shot",
+                "at",
+                ".",
+                "http://t.co/Z3ne"
             ]
         );
-        assert_eq!(tweet_tokens("#NBA (don't)!"), vec!["#NBA", "(", "don't", ")", "!"]);
+        assert_eq!(
+            tweet_tokens("#NBA (don't)!"),
+            vec!["#NBA", "(", "don't", ")", "!"]
+        );
         assert_eq!(tweet_tokens("  "), Vec::<String>::new());
         assert_eq!(tweet_tokens("🔥🔥 ok"), vec!["🔥🔥", "ok"]);
     }

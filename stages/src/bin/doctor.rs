@@ -28,14 +28,22 @@ fn main() -> anyhow::Result<()> {
 
     let manifest_path = cli.models.join("MANIFEST.json");
     let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&manifest_path).with_context(|| format!("{}: run `make setup`", manifest_path.display()))?,
+        &std::fs::read(&manifest_path)
+            .with_context(|| format!("{}: run `make setup`", manifest_path.display()))?,
     )?;
     let files = manifest["files"]
-        .as_object()
-        .context("MANIFEST.json has no \"files\" object")?;
-    for (name, entry) in files {
+        .as_array()
+        .context("MANIFEST.json has no \"files\" list")?;
+    for entry in files {
+        let name = entry["path"]
+            .as_str()
+            .context("MANIFEST.json: a file without \"path\"")?;
         let path = cli.models.join(name);
-        ensure!(path.is_file(), "{} is listed in MANIFEST.json but missing", path.display());
+        ensure!(
+            path.is_file(),
+            "{} is listed in MANIFEST.json but missing",
+            path.display()
+        );
         if name.ends_with(".safetensors") {
             let weights = pipeline::torch::inspect_safetensors(&path)?;
             ensure!(

@@ -39,11 +39,23 @@ fn main() -> anyhow::Result<()> {
     }
 
     let counts = &outcome.manifest.counts;
-    eprintln!("{}", stages::describe("ingest", &dataset.label, &outcome, started.elapsed().as_secs_f64()));
+    eprintln!(
+        "{}",
+        stages::describe(
+            "ingest",
+            &dataset.label,
+            &outcome,
+            started.elapsed().as_secs_f64()
+        )
+    );
     eprintln!("{}", ingest::summary(counts));
     eprintln!(
         "  -> {}",
-        artifacts.root().join(&dataset.label).join(ingest::TWEETS).display()
+        artifacts
+            .root()
+            .join(&dataset.label)
+            .join(ingest::TWEETS)
+            .display()
     );
     Ok(())
 }

@@ -26,7 +26,11 @@ fn main() -> anyhow::Result<()> {
     let artifacts = cli.common.open_artifacts()?;
     let store = &artifacts.store;
 
-    println!("dataset {} (store {})", dataset.label, store.root().display());
+    println!(
+        "dataset {} (store {})",
+        dataset.label,
+        store.root().display()
+    );
     println!("{:<10} {:<28} {:<14} detail", "stage", "state", "run");
     // Stages are listed as they are built; each later stage's key needs its upstream's outputs.
     match ingest::plan(&dataset, OnError::Skip) {
@@ -36,9 +40,16 @@ fn main() -> anyhow::Result<()> {
             match store.lookup(&plan.spec)? {
                 Some(manifest) => println!(
                     "{:<10} {:<28} {:<14} {} tweets, {} rejected",
-                    "ingest", "up to date", key, manifest.counts["tweets"], manifest.counts["rejected"]
+                    "ingest",
+                    "up to date",
+                    key,
+                    manifest.counts["tweets"],
+                    manifest.counts["rejected"]
                 ),
-                None => println!("{:<10} {:<28} {:<14} inputs or parameters changed", "ingest", "would run", key),
+                None => println!(
+                    "{:<10} {:<28} {:<14} inputs or parameters changed",
+                    "ingest", "would run", key
+                ),
             }
         }
     }
@@ -50,12 +61,20 @@ fn main() -> anyhow::Result<()> {
             report.runs,
             report.blobs,
             report.memo_entries,
-            if report.is_valid() { "all verified" } else { "PROBLEMS" }
+            if report.is_valid() {
+                "all verified"
+            } else {
+                "PROBLEMS"
+            }
         );
         for problem in &report.problems {
             println!("  {problem}");
         }
-        anyhow::ensure!(report.is_valid(), "the store has {} problems", report.problems.len());
+        anyhow::ensure!(
+            report.is_valid(),
+            "the store has {} problems",
+            report.problems.len()
+        );
     }
     Ok(())
 }
