@@ -204,6 +204,43 @@ fn corrupted_memo_entry_is_recomputed() {
 }
 
 #[test]
+fn memo_computes_only_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let memo = store.memo("lengths").unwrap();
+    let records = ["a", "bb", "ccc", "dddd"];
+    let keys: Vec<Digest> = records
+        .iter()
+        .map(|r| Digest::of_bytes(r.as_bytes()))
+        .collect();
+    let length = |i: usize| records[i].len().to_string().into_bytes();
+
+    let (first, stats) = memo
+        .get_or_compute(&keys[..2], |missing| {
+            Ok(missing.iter().map(|&i| length(i)).collect())
+        })
+        .unwrap();
+    assert_eq!(first, vec![b"1".to_vec(), b"2".to_vec()]);
+    assert_eq!((stats.reused, stats.computed), (0, 2));
+
+    // A new dump sharing two old records: only the two new ones are computed, in one batch.
+    let asked = Cell::new(Vec::new());
+    let (all, stats) = memo
+        .get_or_compute(&keys, |missing| {
+            asked.set(missing.to_vec());
+            Ok(missing.iter().map(|&i| length(i)).collect())
+        })
+        .unwrap();
+    assert_eq!(asked.take(), vec![2, 3]);
+    assert_eq!((stats.reused, stats.computed), (2, 2));
+    assert_eq!(all[3], b"4");
+    assert!(
+        memo.get_or_compute(&[Digest::of_bytes(b"new")], |_| Ok(vec![]))
+            .is_err()
+    );
+}
+
+#[test]
 fn concurrent_runs_of_one_key_work_once() {
     let dir = tempfile::tempdir().unwrap();
     let s = spec("slow", 1, json!({}), &[]);

@@ -64,20 +64,17 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
     let mut first_seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
 
     for source in &dataset.sources {
-        inputs.insert(
-            format!("{}:{}", source.split.name(), file_name(&source.path)),
-            Digest::of_file(&source.path)?,
-        );
+        let input = format!("{}:{}", source.split.name(), file_name(&source.path));
+        inputs.insert(input, Digest::of_file(&source.path)?);
         let ParsedFile {
             tweets: read,
-            rejected: bad,
+            rejected: mut bad,
             warnings: warn,
         } = io::read(&source.path, source.format)?;
-        rejected.extend(bad);
         warnings.extend(warn);
         for tweet in read {
             if let Some((path, line)) = first_seen.get(&tweet.id) {
-                rejected.push(Diagnostic {
+                bad.push(Diagnostic {
                     path: source.path.clone(),
                     line: tweet.line,
                     record: Some(tweet.id.clone()),
@@ -92,8 +89,9 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
             let image = image_path(dataset, source, &tweet);
             tweets.push((source.split, tweet, image));
         }
+        bad.sort_by_key(|d| d.line);
+        rejected.extend(bad);
     }
-    rejected.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
     if on_error == OnError::Fail
         && let Some(first) = rejected.first()
     {
@@ -114,15 +112,9 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
     // Images enter the key by (path, size, mtime): cheap to check on every run; their content digests
     // are computed (and memoised) only when the run actually happens.
     let fingerprint = Digest::of_strings(tweets.iter().map(|(_, _, image)| match image {
-        Some(path) => match fs::metadata(path) {
-            Ok(meta) => format!(
-                "{}\t{}\t{}",
-                path.display(),
-                meta.len(),
-                meta.mtime_nsec() + meta.mtime() * 1_000_000_000
-            ),
-            Err(_) => format!("{}\tmissing", path.display()),
-        },
+        Some(path) => {
+            stat_fingerprint(path).unwrap_or_else(|| format!("{}\tmissing", path.display()))
+        }
         None => String::new(),
     }));
     inputs.insert("images".to_owned(), fingerprint);
@@ -308,29 +300,32 @@ impl<'a> ImageDigests<'a> {
 
     /// `None` when the file does not exist (or is not a file).
     fn get(&self, path: &Path) -> Result<Option<Digest>> {
-        let meta = match fs::metadata(path) {
-            Ok(meta) if meta.is_file() => meta,
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).at(path),
+        let Some(fingerprint) = stat_fingerprint(path) else {
+            return Ok(None);
         };
-        let stat_key = Digest::of_strings([
-            path.display().to_string(),
-            meta.len().to_string(),
-            meta.mtime().to_string(),
-            meta.mtime_nsec().to_string(),
-            meta.ino().to_string(),
-        ]);
-        if let Some(bytes) = self.memo.get(&stat_key)?
-            && let Ok(hex) = std::str::from_utf8(&bytes)
-            && let Ok(digest) = hex.parse()
-        {
+        let stat_key = Digest::of_bytes(fingerprint.as_bytes());
+        let memoised = self.memo.get(&stat_key)?;
+        if let Some(digest) = memoised.and_then(|b| String::from_utf8(b).ok()?.parse().ok()) {
             return Ok(Some(digest));
         }
         let digest = Digest::of_file(path)?;
         self.memo.put(&stat_key, digest.hex().as_bytes())?;
         Ok(Some(digest))
     }
+}
+
+/// Path, size, modification time and inode of a regular file, or `None` if there is none: what decides,
+/// without reading it, that a file is unchanged.
+fn stat_fingerprint(path: &Path) -> Option<String> {
+    let meta = fs::metadata(path).ok().filter(fs::Metadata::is_file)?;
+    Some(format!(
+        "{}\t{}\t{}.{:09}\t{}",
+        path.display(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino()
+    ))
 }
 
 /// Reads a `tweets` artifact.

@@ -83,6 +83,59 @@ impl<'a> Memo<'a> {
     }
 }
 
+/// What [`Memo::get_or_compute`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoStats {
+    pub reused: usize,
+    pub computed: usize,
+}
+
+impl Memo<'_> {
+    /// The payloads for `keys`, in order: stored ones are read, the others computed by one call of
+    /// `compute` (given the indices of the missing keys, it returns their payloads in that order, so a
+    /// model can batch them) and stored. This is the whole of per-record memoisation for a stage.
+    pub fn get_or_compute<F>(
+        &self,
+        keys: &[Digest],
+        compute: F,
+    ) -> Result<(Vec<Vec<u8>>, MemoStats)>
+    where
+        F: FnOnce(&[usize]) -> Result<Vec<Vec<u8>>>,
+    {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let payload = self.get(key)?;
+            if payload.is_none() {
+                missing.push(i);
+            }
+            found.push(payload);
+        }
+        let computed = if missing.is_empty() {
+            Vec::new()
+        } else {
+            compute(&missing)?
+        };
+        if computed.len() != missing.len() {
+            crate::bail!(
+                Store,
+                "memo: {} payloads computed for {} missing records",
+                computed.len(),
+                missing.len()
+            );
+        }
+        for (&i, payload) in missing.iter().zip(computed) {
+            self.put(&keys[i], &payload)?;
+            found[i] = Some(payload);
+        }
+        let stats = MemoStats {
+            reused: keys.len() - missing.len(),
+            computed: missing.len(),
+        };
+        Ok((found.into_iter().flatten().collect(), stats))
+    }
+}
+
 /// Length of the payload if the trailing checksum matches it.
 fn split_checked(bytes: &[u8]) -> Option<usize> {
     let len = bytes.len().checked_sub(CHECKSUM_LEN)?;

