@@ -28,7 +28,7 @@ DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
 .PHONY: all setup build ingest status test clean distclean data help
 
-all: ingest status
+all: setup ingest status
 
 help:
 	@sed -n '1,12p' Makefile
