@@ -120,7 +120,7 @@ fn each_bad_input_fails_with_file_and_line() {
     for case in CASES {
         let dir = tempfile::tempdir().unwrap();
         let (path, line) = write_case(dir.path(), case);
-        let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
+        let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
         let err = match ingest::plan(&dataset, OnError::Fail) {
             Ok(_) => panic!("{}: accepted", case.name),
             Err(e) => e.to_string(),
@@ -150,7 +150,7 @@ fn skip_leaves_bad_records_out_and_reports_them() {
     for case in CASES {
         let dir = tempfile::tempdir().unwrap();
         let (path, line) = write_case(dir.path(), case);
-        let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
+        let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
         let store_dir = dir.path().join("artifacts");
         let (manifest, tweets) = common::ingest(&store_dir, &dataset, OnError::Skip).unwrap();
         assert_eq!(manifest.counts["rejected"], 1, "{}", case.name);
@@ -177,7 +177,7 @@ fn stray_inside_tag_is_a_warning_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.txt");
     std::fs::write(&path, b"IMGID:1\nthe\tO\nWhite\tI-LOC\nHouse\tI-LOC\n").unwrap();
-    let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
+    let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
     let (manifest, tweets) =
         common::ingest(&dir.path().join("a"), &dataset, OnError::Fail).unwrap();
     assert_eq!(manifest.counts["warnings"], 1);
@@ -206,7 +206,7 @@ fn missing_images_are_counted_not_errors() {
         ),
     )
     .unwrap();
-    let dataset = Dataset::resolve(path.to_str().unwrap(), dir.path(), None).unwrap();
+    let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
     let (manifest, tweets) =
         common::ingest(&dir.path().join("a"), &dataset, OnError::Fail).unwrap();
     assert_eq!(

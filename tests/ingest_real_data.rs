@@ -26,7 +26,7 @@ fn counts_by_split(tweets: &[Tweet]) -> BTreeMap<Split, (usize, usize, usize)> {
 
 fn ingest_benchmark(name: &str) -> (pipeline::store::Manifest, Vec<Tweet>) {
     let dir = tempfile::tempdir().unwrap();
-    let dataset = Dataset::resolve(name, &common::data_dir(), None).unwrap();
+    let dataset = Dataset::resolve(name, Some(&common::data_dir()), None).unwrap();
     common::ingest(dir.path(), &dataset, OnError::Fail).unwrap()
 }
 

@@ -37,8 +37,15 @@ pub struct Dataset {
 impl Dataset {
     /// Resolves `name` (a benchmark name or a path). `image_dir` overrides the default image directory:
     /// `<data dir>/<benchmark>_images` (UMT's layout) or `images/` beside a CoNLL dump.
-    pub fn resolve(name: &str, data_dir: &Path, image_dir: Option<&Path>) -> Result<Self> {
+    /// `data_dir` is needed for benchmarks only.
+    pub fn resolve(name: &str, data_dir: Option<&Path>, image_dir: Option<&Path>) -> Result<Self> {
         if BENCHMARKS.contains(&name) {
+            let data_dir = data_dir.ok_or_else(|| {
+                Error::Config(format!(
+                    "dataset {name}: no data directory; set {DATA_DIR_ENV} or pass --data-dir (DATA_DIR= for make); \
+                     see README.md, section Data"
+                ))
+            })?;
             let dir = data_dir.join(name);
             if !dir.is_dir() {
                 return Err(Error::Config(format!(

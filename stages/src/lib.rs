@@ -21,17 +21,14 @@ impl Common {
         Ok(Artifacts::open(&self.artifacts)?)
     }
 
-    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+    /// The data directory, if one is given or found (only benchmark datasets need it).
+    pub fn data_dir(&self) -> anyhow::Result<Option<PathBuf>> {
         if let Some(dir) = &self.data_dir {
-            return Ok(dir.clone());
+            return Ok(Some(dir.clone()));
         }
-        let cwd = std::env::current_dir()?;
-        pipeline::dataset::default_data_dir(&cwd).ok_or_else(|| {
-            anyhow::anyhow!(
-                "no data directory: set {} or pass --data-dir (see README.md, section Data)",
-                pipeline::dataset::DATA_DIR_ENV
-            )
-        })
+        Ok(pipeline::dataset::default_data_dir(
+            &std::env::current_dir()?
+        ))
     }
 }
 

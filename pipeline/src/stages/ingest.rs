@@ -202,6 +202,13 @@ pub fn run(store: &Store, plan: Plan) -> Result<RunOutcome> {
         }
         progress.finish_and_clear();
 
+        const SHOWN: usize = 3;
+        for warning in plan.warnings.iter().take(SHOWN) {
+            tracing::warn!("{warning}");
+        }
+        if plan.warnings.len() > SHOWN {
+            tracing::warn!("... {} more warnings in {REPORT}", plan.warnings.len() - SHOWN);
+        }
         let counts = counts(&rows, &plan.rejected, &plan.warnings);
         let tweets_path = outputs.path(TWEETS);
         crate::io::parquet::write(

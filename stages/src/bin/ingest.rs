@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let started = Instant::now();
     let data_dir = cli.common.data_dir()?;
-    let dataset = Dataset::resolve(&cli.dataset, &data_dir, cli.image_dir.as_deref())?;
+    let dataset = Dataset::resolve(&cli.dataset, data_dir.as_deref(), cli.image_dir.as_deref())?;
     let artifacts = cli.common.open_artifacts()?;
 
     let plan = ingest::plan(&dataset, cli.on_error)?;

@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     stages::init_logging();
     let cli = Cli::parse();
     let data_dir = cli.common.data_dir()?;
-    let dataset = Dataset::resolve(&cli.dataset, &data_dir, cli.image_dir.as_deref())?;
+    let dataset = Dataset::resolve(&cli.dataset, data_dir.as_deref(), cli.image_dir.as_deref())?;
     let artifacts = cli.common.open_artifacts()?;
     let store = &artifacts.store;
 
