@@ -2,6 +2,7 @@
 # Fresh-machine set-up for umgf (see setup/README.md).
 #   setup/setup.sh          CPU (default): .venv with PyPI torch 2.13.0 (libtorch for tch 0.26.0), models/
 #   GPU=1 setup/setup.sh    the same with torch's full NVIDIA package set
+#   REFERENCE=1 setup/setup.sh   also .venv-ref: torch that imports, transformers, seqeval (scripts/reference)
 # Downloads go to a per-user cache (UMGF_CACHE, default ~/.cache/umgf); with the cache filled the
 # set-up runs offline. Idempotent (a stamp makes a re-run a no-op) and safe to interrupt and re-run.
 set -euo pipefail
@@ -19,6 +20,10 @@ case "${GPU:-0}" in 1|true|yes|on) GPU=1 ;; *) GPU=0 ;; esac
 if [[ $GPU == 1 ]]; then VARIANT=gpu; else VARIANT=cpu; fi
 REQS=$SETUP/requirements-$VARIANT.txt
 VENV_RECIPE=1   # bump to force a venv rebuild when the recipe below changes
+case "${REFERENCE:-0}" in 1|true|yes|on) REFERENCE=1 ;; *) REFERENCE=0 ;; esac
+REF_VENV=$ROOT/.venv-ref
+REF_REQS=$SETUP/requirements-reference.txt   # includes requirements-gpu.txt
+REF_RECIPE=1
 
 export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -32,6 +37,8 @@ sha() { sha256sum "$@" | cut -d' ' -f1; }
 # ---- stamps -------------------------------------------------------------------------------------
 venv_key=$( { echo "recipe=$VENV_RECIPE variant=$VARIANT"; cat "$REQS"; } | sha256sum | cut -d' ' -f1)
 models_key=$(cat "$SETUP/weights.lock" "$SETUP/build_models.py" "$SETUP/convert_efficientnet.py" \
+  | sha256sum | cut -d' ' -f1)
+ref_key=$( { echo "recipe=$REF_RECIPE"; cat "$REF_REQS" "$SETUP/requirements-gpu.txt"; } \
   | sha256sum | cut -d' ' -f1)
 all_key=$(echo "$venv_key $models_key $(sha "$SETUP/setup.sh") gpu=$GPU" | sha256sum | cut -d' ' -f1)
 
@@ -53,8 +60,18 @@ venv_ok() {
     [[ -f $VENV/libtorch/lib/libtorch_cpu.so && -d $VENV/libtorch/include ]]
 }
 
-if [[ -f $VENV/umgf-setup.stamp && $(cat "$VENV/umgf-setup.stamp") == "$all_key" ]] && venv_ok && models_ok; then
-  say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/)"
+ref_ok() {
+  [[ -f $REF_VENV/umgf-ref.stamp && $(cat "$REF_VENV/umgf-ref.stamp") == "$ref_key" ]] &&
+    "$REF_VENV/bin/python" -c '' 2>/dev/null
+}
+
+if [[ -f $VENV/umgf-setup.stamp && $(cat "$VENV/umgf-setup.stamp") == "$all_key" ]] && venv_ok && models_ok &&
+  { [[ $REFERENCE == 0 ]] || ref_ok; }; then
+  if [[ $REFERENCE == 1 ]]; then
+    say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/, .venv-ref)"
+  else
+    say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/)"
+  fi
   exit 0
 fi
 
@@ -157,6 +174,53 @@ else
   rm -rf "$ROOT"/models.old.*
 fi
 
+# ---- 3. reference venv (REFERENCE=1) -------------------------------------------------------------
+# torch 2.13.0 with its NVIDIA set (so `import torch` works on a CPU too), transformers, seqeval: for
+# scripts/reference/. Same wheel cache; --no-deps from the full pin list, then `pip check`.
+ref_pip_offline() {
+  "$REF_VENV/bin/python" -m pip install -q --no-index --find-links "$WHEELS" --no-deps -r "$REF_REQS"
+}
+ref_fetch_wheels() {  # as fetch_wheels; an sdist-only pin (seqeval) is built into a wheel here, once
+  local tmp sd
+  tmp=$(mktemp -d "$CACHE/tmp.XXXXXX"); TMPS+=("$tmp")
+  say "downloading wheels (reference) from PyPI into $WHEELS"
+  "$REF_VENV/bin/python" -m pip download -q --no-cache-dir --no-deps --only-binary=:all: --no-binary=seqeval \
+    --find-links "$WHEELS" -d "$tmp" -r "$REF_REQS"
+  for sd in "$tmp"/*.tar.gz; do
+    [[ -f $sd ]] || continue
+    say "building a wheel for $(basename "$sd")"
+    "$REF_VENV/bin/python" -m pip wheel -q --no-cache-dir --no-deps -w "$tmp" "$sd"
+    rm -f "$sd"
+  done
+  find "$tmp" -maxdepth 1 -name '*.whl' -exec mv -f {} "$WHEELS"/ \;
+  rm -rf "$tmp"
+}
+
+if [[ $REFERENCE == 1 ]]; then
+  if ref_ok; then
+    say "reference venv up to date"
+  else
+    say "creating .venv-ref (reference: torch + transformers + seqeval) with $("$PYTHON" --version 2>&1)"
+    rm -rf "$REF_VENV"
+    "$PYTHON" -m venv "$REF_VENV"
+    echo '*' > "$REF_VENV/.gitignore"
+    if ref_pip_offline 2>"$CACHE/pip-offline-ref.log"; then
+      say "installed from the wheel cache (offline)"
+    else
+      ref_fetch_wheels
+      ref_pip_offline
+    fi
+    "$REF_VENV/bin/python" -m pip check >/dev/null || die ".venv-ref: pip check failed: $("$REF_VENV/bin/python" -m pip check)"
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "$REF_VENV/bin/python" -c '
+import torch, transformers, seqeval, numpy, safetensors
+assert torch.__version__.split("+")[0] == "2.13.0", torch.__version__
+print("setup: .venv-ref: torch", torch.__version__, "transformers", transformers.__version__)' ||
+      die ".venv-ref: import check failed"
+    echo "$ref_key" > "$REF_VENV/umgf-ref.stamp"
+  fi
+fi
+
 echo "$all_key" > "$VENV/umgf-setup.stamp"
 say "done ($VARIANT). Build with LIBTORCH=$VENV/libtorch; weights in models/ (models/MANIFEST.json)"
-du -sh "$VENV" "$MODELS" "$CACHE" 2>/dev/null | sed 's/^/setup: disk /'
+refdir=(); [[ $REFERENCE == 1 ]] && refdir=("$REF_VENV")
+du -sh "$VENV" "${refdir[@]}" "$MODELS" "$CACHE" 2>/dev/null | sed 's/^/setup: disk /'

@@ -10,6 +10,7 @@ mod error;
 pub mod io;
 pub mod labels;
 pub mod progress;
+pub mod rng;
 pub mod schema;
 pub mod stages;
 pub mod store;

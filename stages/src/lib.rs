@@ -30,6 +30,16 @@ impl Common {
             &std::env::current_dir()?
         ))
     }
+
+    /// The data directory, for stages that always read from it.
+    pub fn require_data_dir(&self) -> anyhow::Result<PathBuf> {
+        self.data_dir()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no data directory: set {} or pass --data-dir (DATA_DIR= for make); see README.md, section Data",
+                pipeline::dataset::DATA_DIR_ENV
+            )
+        })
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (info).

@@ -3,6 +3,7 @@
 //! Readers never stop at a bad record: they return every good tweet plus a diagnostic per bad record
 //! (file, line, what was expected). The caller decides whether a rejected record fails the run.
 pub mod conll;
+pub mod conll2000;
 pub mod jsonl;
 pub mod parquet;
 

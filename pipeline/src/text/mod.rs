@@ -1,2 +1,7 @@
-//! The text side: tokenisation of raw tweets (and, later, the encoder and the noun-phrase chunker).
+//! The text side: tokenisation of raw tweets, word pieces, the BERT encoder, and the noun-phrase chunker.
+pub mod bert;
+pub mod chunker;
+pub mod encoder;
+pub mod np;
 pub mod tokenize;
+pub mod tokenizer;

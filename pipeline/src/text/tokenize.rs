@@ -29,7 +29,8 @@ pub fn tweet_tokens(text: &str) -> Vec<String> {
     out
 }
 
-fn is_url(chunk: &str) -> bool {
+/// URLs as tweets write them (t.co links, www.).
+pub fn is_url(chunk: &str) -> bool {
     let lower = chunk.to_ascii_lowercase();
     lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("www.")
 }

@@ -1,0 +1,69 @@
+//! `chunker`: trains the noun-phrase chunker on CoNLL-2000 (a cached stage like any other: its key is
+//! the training data, the encoder and the training settings).
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::io::conll2000;
+use crate::store::{RunOutcome, RunSpec, Store};
+use crate::text::chunker::{ChunkerTraining, NpChunker};
+use crate::text::encoder::EncoderFiles;
+
+pub const STAGE: &str = "chunker";
+pub const VERSION: u32 = 1;
+pub const MODEL: &str = "chunker.safetensors";
+pub const METRICS: &str = "metrics.json";
+
+/// Where the chunker learns from: `<data dir>/conll2000/{train,test}.txt` and the text encoder.
+#[derive(Clone, Debug)]
+pub struct ChunkerInputs {
+    pub train: PathBuf,
+    pub test: PathBuf,
+    pub encoder: EncoderFiles,
+}
+
+impl ChunkerInputs {
+    pub fn new(data_dir: &Path, encoder: EncoderFiles) -> Self {
+        let dir = data_dir.join("conll2000");
+        Self {
+            train: dir.join("train.txt"),
+            test: dir.join("test.txt"),
+            encoder,
+        }
+    }
+}
+
+pub fn spec(inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunSpec> {
+    let params = serde_json::to_value(config).map_err(|e| Error::Config(e.to_string()))?;
+    Ok(RunSpec {
+        stage: STAGE.to_owned(),
+        version: VERSION,
+        params,
+        inputs: BTreeMap::from([
+            ("train".to_owned(), Digest::of_file(&inputs.train)?),
+            ("test".to_owned(), Digest::of_file(&inputs.test)?),
+            ("encoder".to_owned(), inputs.encoder.digest()?),
+        ]),
+    })
+}
+
+/// Trains the chunker unless a verified one with the same key is stored.
+pub fn run(store: &Store, inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunOutcome> {
+    let spec = spec(inputs, config)?;
+    store.run(&spec, |outputs| {
+        let train = conll2000::read(&inputs.train)?;
+        let test = conll2000::read(&inputs.test)?;
+        tracing::info!("training the noun-phrase chunker on {} CoNLL-2000 sentences", train.len());
+        let mut chunker = NpChunker::new(&inputs.encoder, crate::torch::default_device())?;
+        let report = chunker.train(&train, &test, config)?;
+        chunker.save(&outputs.path(MODEL))?;
+        let metrics = json!(report);
+        let path = outputs.path(METRICS);
+        let text = serde_json::to_string_pretty(&metrics).map_err(|e| Error::Config(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|source| Error::Io { path, source })?;
+        Ok(metrics)
+    })
+}

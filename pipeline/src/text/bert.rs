@@ -1,0 +1,235 @@
+//! A BERT encoder in tch, configured from a Hugging Face `config.json`, loading `model.safetensors`.
+//! Any BERT-architecture checkpoint loads the same way (MiniLM-L6 here; bert-base-cased if a user has
+//! it): tensor names are HF's, with or without the `bert.` prefix.
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, IoContext, Result};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct BertConfig {
+    pub vocab_size: i64,
+    pub hidden_size: i64,
+    pub num_hidden_layers: i64,
+    pub num_attention_heads: i64,
+    pub intermediate_size: i64,
+    pub max_position_embeddings: i64,
+    #[serde(default = "default_type_vocab_size")]
+    pub type_vocab_size: i64,
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+}
+
+fn default_type_vocab_size() -> i64 {
+    2
+}
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+fn default_hidden_act() -> String {
+    "gelu".to_owned()
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+
+impl BertConfig {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        let config: Self = serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: not a BERT config: {e}", path.display())))?;
+        if config.hidden_size % config.num_attention_heads != 0 {
+            crate::bail!(Config, "{}: hidden_size is not a multiple of the head count", path.display());
+        }
+        if !matches!(config.hidden_act.as_str(), "gelu" | "relu" | "gelu_new") {
+            crate::bail!(Config, "{}: unsupported hidden_act {:?}", path.display(), config.hidden_act);
+        }
+        Ok(config)
+    }
+}
+
+fn layer_norm(p: nn::Path, config: &BertConfig) -> nn::LayerNorm {
+    let ln = nn::LayerNormConfig {
+        eps: config.layer_norm_eps,
+        ..Default::default()
+    };
+    nn::layer_norm(p, vec![config.hidden_size], ln)
+}
+
+#[derive(Debug)]
+struct Embeddings {
+    word: nn::Embedding,
+    position: nn::Embedding,
+    token_type: nn::Embedding,
+    norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl Embeddings {
+    fn new(p: nn::Path, c: &BertConfig) -> Self {
+        let emb = |name: &str, n| nn::embedding(&p / name, n, c.hidden_size, Default::default());
+        Self {
+            word: emb("word_embeddings", c.vocab_size),
+            position: emb("position_embeddings", c.max_position_embeddings),
+            token_type: emb("token_type_embeddings", c.type_vocab_size),
+            norm: layer_norm(&p / "LayerNorm", c),
+            dropout: c.hidden_dropout_prob,
+        }
+    }
+
+    fn forward_t(&self, ids: &Tensor, train: bool) -> Tensor {
+        let len = ids.size()[1];
+        let positions = Tensor::arange(len, (Kind::Int64, ids.device())).unsqueeze(0);
+        let types = ids.zeros_like();
+        let sum = self.word.forward(ids) + self.position.forward(&positions) + self.token_type.forward(&types);
+        self.norm.forward(&sum).dropout(self.dropout, train)
+    }
+}
+
+#[derive(Debug)]
+struct Layer {
+    query: nn::Linear,
+    key: nn::Linear,
+    value: nn::Linear,
+    attention_out: nn::Linear,
+    attention_norm: nn::LayerNorm,
+    intermediate: nn::Linear,
+    output: nn::Linear,
+    output_norm: nn::LayerNorm,
+    heads: i64,
+    act: String,
+    dropout: f64,
+    attention_dropout: f64,
+}
+
+impl Layer {
+    fn new(p: nn::Path, c: &BertConfig) -> Self {
+        let linear = |p: nn::Path, i, o| nn::linear(p, i, o, Default::default());
+        let h = c.hidden_size;
+        let attn = &p / "attention";
+        Self {
+            query: linear(&attn / "self" / "query", h, h),
+            key: linear(&attn / "self" / "key", h, h),
+            value: linear(&attn / "self" / "value", h, h),
+            attention_out: linear(&attn / "output" / "dense", h, h),
+            attention_norm: layer_norm(&attn / "output" / "LayerNorm", c),
+            intermediate: linear(&p / "intermediate" / "dense", h, c.intermediate_size),
+            output: linear(&p / "output" / "dense", c.intermediate_size, h),
+            output_norm: layer_norm(&p / "output" / "LayerNorm", c),
+            heads: c.num_attention_heads,
+            act: c.hidden_act.clone(),
+            dropout: c.hidden_dropout_prob,
+            attention_dropout: c.attention_probs_dropout_prob,
+        }
+    }
+
+    /// `x`: [batch, len, hidden]; `mask_bias`: [batch, 1, 1, len], 0 for real pieces, very negative for padding.
+    fn forward_t(&self, x: &Tensor, mask_bias: &Tensor, train: bool) -> Tensor {
+        let (b, len, hidden) = x.size3().unwrap_or((0, 0, 0));
+        let head_dim = hidden / self.heads;
+        let split = |t: Tensor| t.view([b, len, self.heads, head_dim]).transpose(1, 2);
+        let q = split(self.query.forward(x));
+        let k = split(self.key.forward(x));
+        let v = split(self.value.forward(x));
+        let scores = q.matmul(&k.transpose(-1, -2)) / (head_dim as f64).sqrt() + mask_bias;
+        let probs = scores.softmax(-1, Kind::Float).dropout(self.attention_dropout, train);
+        let context = probs.matmul(&v).transpose(1, 2).contiguous().view([b, len, hidden]);
+        let attended = self
+            .attention_norm
+            .forward(&(self.attention_out.forward(&context).dropout(self.dropout, train) + x));
+        let inner = self.intermediate.forward(&attended);
+        let inner = match self.act.as_str() {
+            "relu" => inner.relu(),
+            "gelu_new" => inner.gelu("tanh"),
+            _ => inner.gelu("none"),
+        };
+        let out = self.output.forward(&inner).dropout(self.dropout, train);
+        self.output_norm.forward(&(out + attended))
+    }
+}
+
+/// BERT without the pooler: token ids in, last hidden states out.
+#[derive(Debug)]
+pub struct Bert {
+    pub config: BertConfig,
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+}
+
+impl Bert {
+    /// Creates the modules under `p` (HF names: `embeddings.*`, `encoder.layer.<i>.*`).
+    pub fn new(p: &nn::Path, config: BertConfig) -> Self {
+        let embeddings = Embeddings::new(p / "embeddings", &config);
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| Layer::new(p / "encoder" / "layer" / i, &config))
+            .collect();
+        Self {
+            config,
+            embeddings,
+            layers,
+        }
+    }
+
+    /// `ids`, `mask`: [batch, len] int64 (mask 1 for real pieces, 0 for padding). Returns [batch, len, hidden].
+    pub fn forward_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        // Same additive mask as HF: (1 - mask) * the most negative float.
+        let padding = mask.to_kind(Kind::Float).neg() + 1.0;
+        let mask_bias = padding.unsqueeze(1).unsqueeze(2) * f64::from(f32::MIN);
+        let mut x = self.embeddings.forward_t(ids, train);
+        for layer in &self.layers {
+            x = layer.forward_t(&x, &mask_bias, train);
+        }
+        x
+    }
+}
+
+/// Copies a safetensors checkpoint into the variables of `vs` whose names start with `prefix` (e.g.
+/// "encoder."). Checkpoint names may carry a `bert.` prefix (HF BertFor* models); tensors the model does
+/// not use (pooler, position_ids) are ignored; a missing tensor or a shape mismatch is an error.
+pub fn load_weights(vs: &nn::VarStore, prefix: &str, path: &Path) -> Result<usize> {
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| Error::Config(format!("{}: cannot read safetensors: {e}", path.display())))?;
+    let by_name: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(name, t)| (name.strip_prefix("bert.").unwrap_or(&name).to_owned(), t))
+        .collect();
+    let mut loaded = 0;
+    let mut missing = Vec::new();
+    tch::no_grad(|| -> Result<()> {
+        for (name, mut var) in vs.variables() {
+            let Some(local) = name.strip_prefix(prefix) else { continue };
+            match by_name.get(local) {
+                None => missing.push(local.to_owned()),
+                Some(src) if src.size() != var.size() => {
+                    crate::bail!(
+                        Config,
+                        "{}: {local} has shape {:?}, the model expects {:?}",
+                        path.display(),
+                        src.size(),
+                        var.size()
+                    )
+                }
+                Some(src) => {
+                    var.copy_(src);
+                    loaded += 1;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if !missing.is_empty() {
+        missing.sort();
+        crate::bail!(Config, "{}: missing tensors {missing:?}", path.display());
+    }
+    Ok(loaded)
+}

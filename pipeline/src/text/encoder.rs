@@ -1,0 +1,221 @@
+//! The text encoder as the pipeline uses it: word pieces plus BERT, batched by length, with a sliding
+//! window for tweets longer than the model's 128 pieces (they are never cut).
+use std::path::{Path, PathBuf};
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use super::bert::{Bert, BertConfig, load_weights};
+use super::tokenizer::{MAX_PIECES, Pieces, WordPieces};
+use crate::digest::Digest;
+use crate::error::Result;
+
+/// Pieces per window beyond the limit; consecutive windows overlap by half, and each piece takes its
+/// state from the window where it is furthest from an edge.
+const WINDOW_STRIDE: usize = (MAX_PIECES - 2) / 2;
+
+/// Where a text encoder's files are: `config.json`, `model.safetensors`, `tokenizer.json`.
+#[derive(Clone, Debug)]
+pub struct EncoderFiles {
+    pub dir: PathBuf,
+}
+
+impl EncoderFiles {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    pub fn weights(&self) -> PathBuf {
+        self.dir.join("model.safetensors")
+    }
+    pub fn tokenizer(&self) -> PathBuf {
+        self.dir.join("tokenizer.json")
+    }
+
+    /// Identity of the encoder: digest of its three files. Part of every memo key of text work.
+    pub fn digest(&self) -> Result<Digest> {
+        let parts = [self.config(), self.weights(), self.tokenizer()]
+            .iter()
+            .map(|p| Digest::of_file(p).map(|d| d.hex()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Digest::of_strings(parts))
+    }
+}
+
+pub struct TextEncoder {
+    pub pieces: WordPieces,
+    pub bert: Bert,
+    pub vs: VarStore,
+    pub device: Device,
+}
+
+impl TextEncoder {
+    /// Loads the encoder's modules under the var-store path `encoder` (a tagging head can sit beside).
+    pub fn load(files: &EncoderFiles, device: Device) -> Result<Self> {
+        let config = BertConfig::from_file(&files.config())?;
+        let vs = VarStore::new(device);
+        let bert = Bert::new(&(vs.root() / "encoder"), config);
+        load_weights(&vs, "encoder.", &files.weights())?;
+        Ok(Self {
+            pieces: WordPieces::from_file(&files.tokenizer())?,
+            bert,
+            vs,
+            device,
+        })
+    }
+
+    pub fn hidden_size(&self) -> i64 {
+        self.bert.config.hidden_size
+    }
+
+    /// Last hidden states of every piece, [len, hidden] per sequence (on the CPU), for inference.
+    pub fn piece_states(&self, sequences: &[Vec<u32>], batch_size: usize) -> Vec<Tensor> {
+        // Long sequences become overlapping windows; all windows go through the model together.
+        let plans: Vec<Windows> = sequences.iter().map(|s| Windows::of(s)).collect();
+        let windows: Vec<&[u32]> = plans.iter().flat_map(|p| p.windows.iter().map(Vec::as_slice)).collect();
+        let window_states = tch::no_grad(|| self.run_batched(&windows, batch_size));
+        let mut states = window_states.into_iter();
+        plans
+            .iter()
+            .map(|plan| {
+                let mine: Vec<Tensor> = states.by_ref().take(plan.windows.len()).collect();
+                plan.stitch(&mine)
+            })
+            .collect()
+    }
+
+    /// States of each word's first piece, [words, hidden] per tweet.
+    pub fn word_states(&self, tweets: &[Pieces], batch_size: usize) -> Vec<Tensor> {
+        let sequences: Vec<Vec<u32>> = tweets.iter().map(|t| t.ids.clone()).collect();
+        self.piece_states(&sequences, batch_size)
+            .into_iter()
+            .zip(tweets)
+            .map(|(states, tweet)| {
+                let index: Vec<i64> = tweet.word_starts.iter().map(|&i| i64::from(i)).collect();
+                states.index_select(0, &Tensor::from_slice(&index))
+            })
+            .collect()
+    }
+
+    /// Runs sequences through BERT in batches of similar length (little padding), returning each
+    /// sequence's states in the original order.
+    fn run_batched(&self, sequences: &[&[u32]], batch_size: usize) -> Vec<Tensor> {
+        let mut order: Vec<usize> = (0..sequences.len()).collect();
+        order.sort_by_key(|&i| sequences[i].len());
+        let mut out: Vec<Option<Tensor>> = (0..sequences.len()).map(|_| None).collect();
+        for chunk in order.chunks(batch_size.max(1)) {
+            let (ids, mask) = pad_batch(chunk.iter().map(|&i| sequences[i]), self.pieces.pad_id(), self.device);
+            let states = self.bert.forward_t(&ids, &mask, false).to_device(Device::Cpu);
+            for (row, &i) in chunk.iter().enumerate() {
+                let len = sequences[i].len() as i64;
+                out[i] = Some(states.get(row as i64).narrow(0, 0, len));
+            }
+        }
+        out.into_iter().map(|s| s.unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, Device::Cpu)))).collect()
+    }
+}
+
+/// Pads sequences to the longest: (ids, mask), both [batch, len] int64 on `device`.
+pub fn pad_batch<'a>(sequences: impl Iterator<Item = &'a [u32]>, pad: u32, device: Device) -> (Tensor, Tensor) {
+    let sequences: Vec<&[u32]> = sequences.collect();
+    let len = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(sequences.len() * len);
+    let mut mask = Vec::with_capacity(sequences.len() * len);
+    for seq in &sequences {
+        ids.extend(seq.iter().map(|&i| i64::from(i)));
+        ids.extend(std::iter::repeat_n(i64::from(pad), len - seq.len()));
+        mask.extend(std::iter::repeat_n(1i64, seq.len()));
+        mask.extend(std::iter::repeat_n(0i64, len - seq.len()));
+    }
+    let shape = [sequences.len() as i64, len as i64];
+    (
+        Tensor::from_slice(&ids).view(shape).to_device(device),
+        Tensor::from_slice(&mask).view(shape).to_device(device),
+    )
+}
+
+/// How a sequence is split into model-sized windows and put back together.
+struct Windows {
+    /// Each window: [CLS] + a slice of the content + [SEP].
+    windows: Vec<Vec<u32>>,
+    /// For each position of the original sequence: (window, position in that window).
+    source: Vec<(usize, usize)>,
+}
+
+impl Windows {
+    fn of(seq: &[u32]) -> Self {
+        if seq.len() <= MAX_PIECES {
+            return Self {
+                windows: vec![seq.to_vec()],
+                source: (0..seq.len()).map(|i| (0, i)).collect(),
+            };
+        }
+        let (cls, content, sep) = (seq[0], &seq[1..seq.len() - 1], seq[seq.len() - 1]);
+        let width = MAX_PIECES - 2;
+        let mut starts: Vec<usize> = (0..).map(|k| k * WINDOW_STRIDE).take_while(|&s| s + width < content.len()).collect();
+        starts.push(content.len() - width);
+        let windows = starts
+            .iter()
+            .map(|&s| {
+                let mut w = vec![cls];
+                w.extend_from_slice(&content[s..s + width]);
+                w.push(sep);
+                w
+            })
+            .collect();
+        let mut source = vec![(0, 0)];
+        for pos in 0..content.len() {
+            // The window in which `pos` is furthest from both edges.
+            let best = starts
+                .iter()
+                .enumerate()
+                .filter(|&(_, &s)| s <= pos && pos < s + width)
+                .max_by_key(|&(_, &s)| (pos - s).min(s + width - 1 - pos))
+                .map_or(0, |(w, _)| w);
+            source.push((best, pos - starts[best] + 1));
+        }
+        source.push((starts.len() - 1, width + 1));
+        Self { windows, source }
+    }
+
+    fn stitch(&self, states: &[Tensor]) -> Tensor {
+        if states.len() == 1 {
+            return states[0].shallow_clone();
+        }
+        let rows: Vec<Tensor> = self.source.iter().map(|&(w, i)| states[w].get(i as i64)).collect();
+        Tensor::stack(&rows, 0)
+    }
+}
+
+/// The encoder files installed by `make setup`.
+pub fn default_files(models: &Path) -> EncoderFiles {
+    EncoderFiles::new(models.join("minilm-l6"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_sequences_are_one_window() {
+        let w = Windows::of(&[101, 5, 6, 102]);
+        assert_eq!(w.windows.len(), 1);
+    }
+
+    #[test]
+    fn long_sequences_slide_and_every_piece_comes_from_a_window() {
+        let seq: Vec<u32> = std::iter::once(101).chain(1000..1300).chain(std::iter::once(102)).collect();
+        let w = Windows::of(&seq);
+        assert!(w.windows.iter().all(|win| win.len() == MAX_PIECES && win[0] == 101 && win[MAX_PIECES - 1] == 102));
+        assert_eq!(w.source.len(), seq.len());
+        for (pos, &(win, i)) in w.source.iter().enumerate() {
+            assert_eq!(w.windows[win][i], seq[pos], "position {pos}");
+        }
+        // Interior pieces are never taken from a window edge when a better window exists.
+        let (win, i) = w.source[64 + 1];
+        assert!(i > 10 && i < MAX_PIECES - 10, "piece 64 came from window {win} position {i}");
+    }
+}

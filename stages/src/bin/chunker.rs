@@ -1,0 +1,54 @@
+//! `chunker`: trains (once; then cached) the noun-phrase chunker on CoNLL-2000 and reports its F1.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use pipeline::stages::chunker::{self, ChunkerInputs};
+use pipeline::text::chunker::ChunkerTraining;
+use pipeline::text::encoder::default_files;
+
+#[derive(Parser, Debug)]
+#[command(about = "Train the noun-phrase chunker on CoNLL-2000 NP chunks")]
+struct Cli {
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    #[arg(long, default_value_t = ChunkerTraining::default().epochs)]
+    epochs: usize,
+    #[arg(long, default_value_t = ChunkerTraining::default().seed)]
+    seed: u64,
+    /// Train on the first N sentences only (quick checks); 0 = all.
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+    #[command(flatten)]
+    common: stages::Common,
+}
+
+fn main() -> anyhow::Result<()> {
+    stages::init_logging();
+    let cli = Cli::parse();
+    let started = Instant::now();
+    let data_dir = cli.common.require_data_dir()?;
+    let artifacts = cli.common.open_artifacts()?;
+    let inputs = ChunkerInputs::new(&data_dir, default_files(&cli.models));
+    let config = ChunkerTraining {
+        epochs: cli.epochs,
+        seed: cli.seed,
+        limit: cli.limit,
+        ..ChunkerTraining::default()
+    };
+    let outcome = chunker::run(&artifacts.store, &inputs, &config)?;
+    for name in [chunker::MODEL, chunker::METRICS] {
+        artifacts.link_view("chunker", name, &outcome.manifest.output(name)?.digest)?;
+    }
+    let m = &outcome.manifest.counts;
+    eprintln!("{}", stages::describe("chunker", "conll2000", &outcome, started.elapsed().as_secs_f64()));
+    eprintln!(
+        "  CoNLL-2000 test NP F1 {:.2} (P {:.2}, R {:.2}); dev F1 per epoch {}; seed {}",
+        m["test_f1"].as_f64().unwrap_or(f64::NAN),
+        m["test_precision"].as_f64().unwrap_or(f64::NAN),
+        m["test_recall"].as_f64().unwrap_or(f64::NAN),
+        m["dev_f1_per_epoch"],
+        config.seed
+    );
+    Ok(())
+}
