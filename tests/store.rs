@@ -216,7 +216,7 @@ fn memo_computes_only_new_records() {
     let length = |i: usize| records[i].len().to_string().into_bytes();
 
     let (first, stats) = memo
-        .get_or_compute(&keys[..2], |missing| {
+        .get_or_compute(&keys[..2], 10, |missing| {
             Ok(missing.iter().map(|&i| length(i)).collect())
         })
         .unwrap();
@@ -226,7 +226,7 @@ fn memo_computes_only_new_records() {
     // A new dump sharing two old records: only the two new ones are computed, in one batch.
     let asked = Cell::new(Vec::new());
     let (all, stats) = memo
-        .get_or_compute(&keys, |missing| {
+        .get_or_compute(&keys, 10, |missing| {
             asked.set(missing.to_vec());
             Ok(missing.iter().map(|&i| length(i)).collect())
         })
@@ -235,9 +235,18 @@ fn memo_computes_only_new_records() {
     assert_eq!((stats.reused, stats.computed), (2, 2));
     assert_eq!(all[3], b"4");
     assert!(
-        memo.get_or_compute(&[Digest::of_bytes(b"new")], |_| Ok(vec![]))
+        memo.get_or_compute(&[Digest::of_bytes(b"new")], 10, |_| Ok(vec![]))
             .is_err()
     );
+    // Chunks of missing records are computed and stored one at a time.
+    let calls = Cell::new(0);
+    let fresh: Vec<Digest> = (0..5u8).map(|i| Digest::of_bytes(&[i, 42])).collect();
+    memo.get_or_compute(&fresh, 2, |missing| {
+        calls.set(calls.get() + 1);
+        Ok(missing.iter().map(|_| b"x".to_vec()).collect())
+    })
+    .unwrap();
+    assert_eq!(calls.get(), 3);
 }
 
 #[test]

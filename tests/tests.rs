@@ -7,3 +7,4 @@ mod common;
 mod bad_inputs;
 mod ingest_real_data;
 mod store;
+mod text;

@@ -225,6 +225,201 @@ pub mod tweets {
     }
 }
 
+/// One noun phrase of a tweet: a row of the `noun_phrases` artifact written by `chunk`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NounPhrase {
+    pub tweet_id: String,
+    /// Word indices, end exclusive.
+    pub start: u32,
+    pub end: u32,
+    pub text: String,
+    /// The head word (what grounding matches against object classes) and its word index.
+    pub head: String,
+    pub head_index: u32,
+}
+
+/// The `noun_phrases` artifact written by `chunk`.
+pub mod noun_phrases {
+    use super::*;
+
+    pub const NAME: &str = "noun_phrases";
+    pub const VERSION: u32 = 1;
+
+    pub fn schema() -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("tweet_id", DataType::Utf8, false),
+            Field::new("start", DataType::UInt32, false),
+            Field::new("end", DataType::UInt32, false),
+            Field::new("text", DataType::Utf8, false),
+            Field::new("head", DataType::Utf8, false),
+            Field::new("head_index", DataType::UInt32, false),
+        ]))
+    }
+
+    pub fn to_batch(rows: &[NounPhrase]) -> Result<RecordBatch> {
+        let strings = |f: fn(&NounPhrase) -> &str| -> ArrayRef {
+            Arc::new(rows.iter().map(|r| Some(f(r))).collect::<StringArray>())
+        };
+        let numbers = |f: fn(&NounPhrase) -> u32| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<UInt32Array>())
+        };
+        let columns = vec![
+            strings(|r| &r.tweet_id),
+            numbers(|r| r.start),
+            numbers(|r| r.end),
+            strings(|r| &r.text),
+            strings(|r| &r.head),
+            numbers(|r| r.head_index),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+
+    pub fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<NounPhrase>> {
+        let cols = Columns { path, batch };
+        let (tweet_id, text, head) = (
+            cols.strings("tweet_id")?,
+            cols.strings("text")?,
+            cols.strings("head")?,
+        );
+        let (start, end, head_index) = (
+            cols.typed::<UInt32Array>("start")?,
+            cols.typed::<UInt32Array>("end")?,
+            cols.typed::<UInt32Array>("head_index")?,
+        );
+        Ok((0..batch.num_rows())
+            .map(|i| NounPhrase {
+                tweet_id: tweet_id.value(i).to_owned(),
+                start: start.value(i),
+                end: end.value(i),
+                text: text.value(i).to_owned(),
+                head: head.value(i).to_owned(),
+                head_index: head_index.value(i),
+            })
+            .collect())
+    }
+}
+
+/// Per-tweet text features: a row of the `text_features` artifact written by `features`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextFeatures {
+    pub tweet_id: String,
+    /// Word pieces: [CLS], the pieces of each word, [SEP].
+    pub piece_ids: Vec<u32>,
+    /// Index in `piece_ids` of each word's first piece.
+    pub word_starts: Vec<u32>,
+    /// Word shape class of each word (`text::shape`), the case and form the uncased encoder cannot see.
+    pub shapes: Vec<u8>,
+    /// The encoder's last hidden state at each word's first piece, row-major [words, hidden] (frozen mode).
+    pub states: Vec<f32>,
+}
+
+/// The `text_features` artifact written by `features`.
+pub mod text_features {
+    use arrow_array::builder::{Float32Builder, UInt8Builder, UInt32Builder};
+
+    use super::*;
+
+    pub const NAME: &str = "text_features";
+    pub const VERSION: u32 = 1;
+
+    fn list(name: &str, item: DataType) -> Field {
+        Field::new(
+            name,
+            DataType::List(Arc::new(Field::new("item", item, false))),
+            false,
+        )
+    }
+
+    pub fn schema() -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("tweet_id", DataType::Utf8, false),
+            list("piece_ids", DataType::UInt32),
+            list("word_starts", DataType::UInt32),
+            list("shapes", DataType::UInt8),
+            list("states", DataType::Float32),
+        ]))
+    }
+
+    pub fn to_batch(rows: &[TextFeatures]) -> Result<RecordBatch> {
+        let field = |t: DataType| Arc::new(Field::new("item", t, false));
+        let mut pieces = ListBuilder::new(UInt32Builder::new()).with_field(field(DataType::UInt32));
+        let mut starts = ListBuilder::new(UInt32Builder::new()).with_field(field(DataType::UInt32));
+        let mut shapes = ListBuilder::new(UInt8Builder::new()).with_field(field(DataType::UInt8));
+        let mut states =
+            ListBuilder::new(Float32Builder::new()).with_field(field(DataType::Float32));
+        for row in rows {
+            pieces.values().append_slice(&row.piece_ids);
+            pieces.append(true);
+            starts.values().append_slice(&row.word_starts);
+            starts.append(true);
+            shapes.values().append_slice(&row.shapes);
+            shapes.append(true);
+            states.values().append_slice(&row.states);
+            states.append(true);
+        }
+        let ids: ArrayRef = Arc::new(
+            rows.iter()
+                .map(|r| Some(r.tweet_id.as_str()))
+                .collect::<StringArray>(),
+        );
+        let columns: Vec<ArrayRef> = vec![
+            ids,
+            Arc::new(pieces.finish()),
+            Arc::new(starts.finish()),
+            Arc::new(shapes.finish()),
+            Arc::new(states.finish()),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+
+    pub fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<TextFeatures>> {
+        use arrow_array::{Float32Array, UInt8Array};
+        let cols = Columns { path, batch };
+        let ids = cols.strings("tweet_id")?;
+        let (pieces, starts, shapes, states) = (
+            cols.lists("piece_ids")?,
+            cols.lists("word_starts")?,
+            cols.lists("shapes")?,
+            cols.lists("states")?,
+        );
+        let bad = |what: &str| Error::Schema {
+            path: path.to_owned(),
+            message: format!("{what} has the wrong item type"),
+        };
+        (0..batch.num_rows())
+            .map(|i| {
+                let u32s = |list: &ListArray, what: &str| -> Result<Vec<u32>> {
+                    let values = list.value(i);
+                    let values = values
+                        .as_any()
+                        .downcast_ref::<UInt32Array>()
+                        .ok_or_else(|| bad(what))?;
+                    Ok(values.values().to_vec())
+                };
+                let shape_values = shapes.value(i);
+                let state_values = states.value(i);
+                Ok(TextFeatures {
+                    tweet_id: ids.value(i).to_owned(),
+                    piece_ids: u32s(pieces, "piece_ids")?,
+                    word_starts: u32s(starts, "word_starts")?,
+                    shapes: shape_values
+                        .as_any()
+                        .downcast_ref::<UInt8Array>()
+                        .ok_or_else(|| bad("shapes"))?
+                        .values()
+                        .to_vec(),
+                    states: state_values
+                        .as_any()
+                        .downcast_ref::<Float32Array>()
+                        .ok_or_else(|| bad("states"))?
+                        .values()
+                        .to_vec(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Typed access to a batch's columns with errors that name the file and column.
 struct Columns<'a> {
     path: &'a Path,

@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def model_dir(path: str) -> str:
@@ -32,7 +33,9 @@ def load_tokenizer(path: str):
 def load_bert(path: str, attn: str | None = None):
     import torch
     from transformers import BertModel
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()
     kw = {"attn_implementation": attn} if attn else {}
     model = BertModel.from_pretrained(model_dir(path), local_files_only=True, dtype=torch.float32, **kw)
     model.eval()

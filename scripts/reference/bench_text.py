@@ -67,6 +67,7 @@ def main():
     load_seconds = time.perf_counter() - t0
 
     wordpieces = 0
+    c0 = time.process_time()
     t0 = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(tweets), args.batch):
@@ -75,6 +76,7 @@ def main():
             out = model(**enc).last_hidden_state
             wordpieces += int(enc["attention_mask"].sum())
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0  # user+sys of all threads: shows contention (cpu/wall < threads)
     assert out.dtype == torch.float32
 
     print(json.dumps({
@@ -83,6 +85,7 @@ def main():
         "seconds": round(seconds, 3),
         "tweets_per_s": round(len(tweets) / seconds, 1),
         "load_seconds": round(load_seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch": torch.__version__,
         "transformers": transformers.__version__,

@@ -65,3 +65,17 @@ pub fn read(path: &Path, name: &str, version: u32) -> Result<Vec<RecordBatch>> {
     let reader = builder.build().map_err(parquet_err)?;
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }
+
+/// Reads every row of an artifact with its schema's `from_batch`.
+pub fn read_rows<T>(
+    path: &Path,
+    name: &str,
+    version: u32,
+    from_batch: fn(&Path, &RecordBatch) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let mut rows = Vec::new();
+    for batch in read(path, name, version)? {
+        rows.extend(from_batch(path, &batch)?);
+    }
+    Ok(rows)
+}

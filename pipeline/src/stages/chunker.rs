@@ -56,13 +56,17 @@ pub fn run(store: &Store, inputs: &ChunkerInputs, config: &ChunkerTraining) -> R
     store.run(&spec, |outputs| {
         let train = conll2000::read(&inputs.train)?;
         let test = conll2000::read(&inputs.test)?;
-        tracing::info!("training the noun-phrase chunker on {} CoNLL-2000 sentences", train.len());
+        tracing::info!(
+            "training the noun-phrase chunker on {} CoNLL-2000 sentences",
+            train.len()
+        );
         let mut chunker = NpChunker::new(&inputs.encoder, crate::torch::default_device())?;
         let report = chunker.train(&train, &test, config)?;
         chunker.save(&outputs.path(MODEL))?;
         let metrics = json!(report);
         let path = outputs.path(METRICS);
-        let text = serde_json::to_string_pretty(&metrics).map_err(|e| Error::Config(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&metrics).map_err(|e| Error::Config(e.to_string()))?;
         std::fs::write(&path, text).map_err(|source| Error::Io { path, source })?;
         Ok(metrics)
     })

@@ -207,7 +207,10 @@ pub fn run(store: &Store, plan: Plan) -> Result<RunOutcome> {
             tracing::warn!("{warning}");
         }
         if plan.warnings.len() > SHOWN {
-            tracing::warn!("... {} more warnings in {REPORT}", plan.warnings.len() - SHOWN);
+            tracing::warn!(
+                "... {} more warnings in {REPORT}",
+                plan.warnings.len() - SHOWN
+            );
         }
         let counts = counts(&rows, &plan.rejected, &plan.warnings);
         let tweets_path = outputs.path(TWEETS);
@@ -337,11 +340,12 @@ fn stat_fingerprint(path: &Path) -> Option<String> {
 
 /// Reads a `tweets` artifact.
 pub fn read_tweets(path: &Path) -> Result<Vec<Tweet>> {
-    let mut out = Vec::new();
-    for batch in crate::io::parquet::read(path, tweets::NAME, tweets::VERSION)? {
-        out.extend(tweets::from_batch(path, &batch)?);
-    }
-    Ok(out)
+    crate::io::parquet::read_rows(path, tweets::NAME, tweets::VERSION, tweets::from_batch)
+}
+
+/// Plans and runs ingest: what every later stage does first (a cache hit when nothing changed).
+pub fn ensure(store: &Store, dataset: &Dataset, on_error: OnError) -> Result<RunOutcome> {
+    run(store, plan(dataset, on_error)?)
 }
 
 /// A few readable lines from a run's counts.

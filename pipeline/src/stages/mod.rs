@@ -1,6 +1,8 @@
 //! Stage logic, one module per stage binary. A stage plans its run (reads its inputs, computes the run
 //! key), then executes it through the store, which skips work it has already done.
+pub mod chunk;
 pub mod chunker;
+pub mod features;
 pub mod ingest;
 
 use std::path::{Path, PathBuf};

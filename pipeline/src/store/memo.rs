@@ -91,16 +91,18 @@ pub struct MemoStats {
 }
 
 impl Memo<'_> {
-    /// The payloads for `keys`, in order: stored ones are read, the others computed by one call of
-    /// `compute` (given the indices of the missing keys, it returns their payloads in that order, so a
-    /// model can batch them) and stored. This is the whole of per-record memoisation for a stage.
+    /// The payloads for `keys`, in order: stored ones are read, the others computed by `compute` (given
+    /// indices of missing keys, at most `chunk` at a time, it returns their payloads in that order, so a
+    /// model can batch them) and stored chunk by chunk, so a run killed midway keeps what it finished.
+    /// This is the whole of per-record memoisation for a stage.
     pub fn get_or_compute<F>(
         &self,
         keys: &[Digest],
-        compute: F,
+        chunk: usize,
+        mut compute: F,
     ) -> Result<(Vec<Vec<u8>>, MemoStats)>
     where
-        F: FnOnce(&[usize]) -> Result<Vec<Vec<u8>>>,
+        F: FnMut(&[usize]) -> Result<Vec<Vec<u8>>>,
     {
         let mut found = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
@@ -111,22 +113,20 @@ impl Memo<'_> {
             }
             found.push(payload);
         }
-        let computed = if missing.is_empty() {
-            Vec::new()
-        } else {
-            compute(&missing)?
-        };
-        if computed.len() != missing.len() {
-            crate::bail!(
-                Store,
-                "memo: {} payloads computed for {} missing records",
-                computed.len(),
-                missing.len()
-            );
-        }
-        for (&i, payload) in missing.iter().zip(computed) {
-            self.put(&keys[i], &payload)?;
-            found[i] = Some(payload);
+        for part in missing.chunks(chunk.max(1)) {
+            let computed = compute(part)?;
+            if computed.len() != part.len() {
+                crate::bail!(
+                    Store,
+                    "memo: {} payloads computed for {} missing records",
+                    computed.len(),
+                    part.len()
+                );
+            }
+            for (&i, payload) in part.iter().zip(computed) {
+                self.put(&keys[i], &payload)?;
+                found[i] = Some(payload);
+            }
         }
         let stats = MemoStats {
             reused: keys.len() - missing.len(),

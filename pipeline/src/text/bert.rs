@@ -49,10 +49,19 @@ impl BertConfig {
         let config: Self = serde_json::from_str(&text)
             .map_err(|e| Error::Config(format!("{}: not a BERT config: {e}", path.display())))?;
         if config.hidden_size % config.num_attention_heads != 0 {
-            crate::bail!(Config, "{}: hidden_size is not a multiple of the head count", path.display());
+            crate::bail!(
+                Config,
+                "{}: hidden_size is not a multiple of the head count",
+                path.display()
+            );
         }
         if !matches!(config.hidden_act.as_str(), "gelu" | "relu" | "gelu_new") {
-            crate::bail!(Config, "{}: unsupported hidden_act {:?}", path.display(), config.hidden_act);
+            crate::bail!(
+                Config,
+                "{}: unsupported hidden_act {:?}",
+                path.display(),
+                config.hidden_act
+            );
         }
         Ok(config)
     }
@@ -91,7 +100,9 @@ impl Embeddings {
         let len = ids.size()[1];
         let positions = Tensor::arange(len, (Kind::Int64, ids.device())).unsqueeze(0);
         let types = ids.zeros_like();
-        let sum = self.word.forward(ids) + self.position.forward(&positions) + self.token_type.forward(&types);
+        let sum = self.word.forward(ids)
+            + self.position.forward(&positions)
+            + self.token_type.forward(&types);
         self.norm.forward(&sum).dropout(self.dropout, train)
     }
 }
@@ -142,11 +153,21 @@ impl Layer {
         let k = split(self.key.forward(x));
         let v = split(self.value.forward(x));
         let scores = q.matmul(&k.transpose(-1, -2)) / (head_dim as f64).sqrt() + mask_bias;
-        let probs = scores.softmax(-1, Kind::Float).dropout(self.attention_dropout, train);
-        let context = probs.matmul(&v).transpose(1, 2).contiguous().view([b, len, hidden]);
-        let attended = self
-            .attention_norm
-            .forward(&(self.attention_out.forward(&context).dropout(self.dropout, train) + x));
+        let probs = scores
+            .softmax(-1, Kind::Float)
+            .dropout(self.attention_dropout, train);
+        let context = probs
+            .matmul(&v)
+            .transpose(1, 2)
+            .contiguous()
+            .view([b, len, hidden]);
+        let attended = self.attention_norm.forward(
+            &(self
+                .attention_out
+                .forward(&context)
+                .dropout(self.dropout, train)
+                + x),
+        );
         let inner = self.intermediate.forward(&attended);
         let inner = match self.act.as_str() {
             "relu" => inner.relu(),
@@ -207,7 +228,9 @@ pub fn load_weights(vs: &nn::VarStore, prefix: &str, path: &Path) -> Result<usiz
     let mut missing = Vec::new();
     tch::no_grad(|| -> Result<()> {
         for (name, mut var) in vs.variables() {
-            let Some(local) = name.strip_prefix(prefix) else { continue };
+            let Some(local) = name.strip_prefix(prefix) else {
+                continue;
+            };
             match by_name.get(local) {
                 None => missing.push(local.to_owned()),
                 Some(src) if src.size() != var.size() => {

@@ -112,7 +112,11 @@ impl NpChunker {
             states
                 .iter()
                 .zip(&pieces)
-                .map(|(s, p)| decode(&to_rows(&self.word_scores(&s.to_device(self.encoder.device), p))))
+                .map(|(s, p)| {
+                    decode(&to_rows(
+                        &self.word_scores(&s.to_device(self.encoder.device), p),
+                    ))
+                })
                 .collect()
         }))
     }
@@ -142,7 +146,9 @@ impl NpChunker {
             sentences.truncate(config.limit);
         }
         rng.shuffle(&mut sentences);
-        let n_dev = ((sentences.len() as f64) * config.dev_fraction).round().max(1.0) as usize;
+        let n_dev = ((sentences.len() as f64) * config.dev_fraction)
+            .round()
+            .max(1.0) as usize;
         let (dev, train) = sentences.split_at(n_dev.min(sentences.len() - 1));
 
         let steps_per_epoch = train.len().div_ceil(config.batch_size);
@@ -164,12 +170,19 @@ impl NpChunker {
                 };
                 opt.set_lr_group(0, config.encoder_lr * scale);
                 opt.set_lr_group(1, config.head_lr * scale);
-                let examples: Vec<ChunkedSentence> = batch.iter().map(|&i| tweetify(&train[i], config.tweetify, &mut rng)).collect();
+                let examples: Vec<ChunkedSentence> = batch
+                    .iter()
+                    .map(|&i| tweetify(&train[i], config.tweetify, &mut rng))
+                    .collect();
                 let loss = self.loss(&examples)?;
                 opt.backward_step_clip_norm(&loss, 1.0);
                 step += 1;
                 bar.inc(1);
-                bar.set_message(format!("epoch {} loss {:.3}", epoch + 1, loss.double_value(&[])));
+                bar.set_message(format!(
+                    "epoch {} loss {:.3}",
+                    epoch + 1,
+                    loss.double_value(&[])
+                ));
             }
             bar.finish_and_clear();
             let (_, _, f1) = self.evaluate(dev)?;
@@ -209,7 +222,10 @@ impl NpChunker {
         let mut positions = Vec::new();
         let mut targets = Vec::new();
         let mut longest = 0;
-        let encoded: Vec<Pieces> = batch.iter().map(|s| self.encoder.pieces.tweet(&s.words)).collect::<Result<_>>()?;
+        let encoded: Vec<Pieces> = batch
+            .iter()
+            .map(|s| self.encoder.pieces.tweet(&s.words))
+            .collect::<Result<_>>()?;
         for p in &encoded {
             longest = longest.max(p.ids.len().min(MAX_PIECES));
         }
@@ -227,7 +243,11 @@ impl NpChunker {
             }
             sequences.push(ids);
         }
-        let (ids, mask) = pad_batch(sequences.iter().map(Vec::as_slice), self.encoder.pieces.pad_id(), device);
+        let (ids, mask) = pad_batch(
+            sequences.iter().map(Vec::as_slice),
+            self.encoder.pieces.pad_id(),
+            device,
+        );
         let states = self.encoder.bert.forward_t(&ids, &mask, true);
         let hidden = self.encoder.hidden_size();
         let words = states
@@ -239,12 +259,20 @@ impl NpChunker {
 }
 
 fn to_rows(scores: &Tensor) -> Vec<[f32; NpTag::COUNT]> {
-    let flat: Vec<f32> = Vec::<f32>::try_from(scores.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
-    flat.chunks_exact(NpTag::COUNT).map(|c| [c[0], c[1], c[2]]).collect()
+    let flat: Vec<f32> =
+        Vec::<f32>::try_from(scores.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
+    flat.chunks_exact(NpTag::COUNT)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect()
 }
 
 fn snapshot(vs: &nn::VarStore) -> HashMap<String, Tensor> {
-    tch::no_grad(|| vs.variables().into_iter().map(|(k, v)| (k, v.detach().copy())).collect())
+    tch::no_grad(|| {
+        vs.variables()
+            .into_iter()
+            .map(|(k, v)| (k, v.detach().copy()))
+            .collect()
+    })
 }
 
 fn restore(vs: &nn::VarStore, weights: &HashMap<String, Tensor>) {
@@ -257,9 +285,20 @@ fn restore(vs: &nn::VarStore, weights: &HashMap<String, Tensor>) {
     });
 }
 
-const HANDLES: [&str; 6] = ["@nytimes", "@JohnDoe_22", "@espn", "@BBCBreaking", "@mike", "@The_Real_Ann"];
+const HANDLES: [&str; 6] = [
+    "@nytimes",
+    "@JohnDoe_22",
+    "@espn",
+    "@BBCBreaking",
+    "@mike",
+    "@The_Real_Ann",
+];
 const HASHTAGS: [&str; 5] = ["#NBA", "#news", "#London", "#tbt", "#Election2016"];
-const URLS: [&str; 3] = ["http://t.co/Z3neVBQ7vF", "https://t.co/ab12CD", "http://bit.ly/1xYz"];
+const URLS: [&str; 3] = [
+    "http://t.co/Z3neVBQ7vF",
+    "https://t.co/ab12CD",
+    "http://bit.ly/1xYz",
+];
 const EMOJI: [&str; 4] = ["😂", "❤️", "🔥", ":)"];
 
 /// A CoNLL-2000 sentence dressed as a tweet, each edit with probability `p`: "RT @user :" in front

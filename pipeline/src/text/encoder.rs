@@ -75,7 +75,10 @@ impl TextEncoder {
     pub fn piece_states(&self, sequences: &[Vec<u32>], batch_size: usize) -> Vec<Tensor> {
         // Long sequences become overlapping windows; all windows go through the model together.
         let plans: Vec<Windows> = sequences.iter().map(|s| Windows::of(s)).collect();
-        let windows: Vec<&[u32]> = plans.iter().flat_map(|p| p.windows.iter().map(Vec::as_slice)).collect();
+        let windows: Vec<&[u32]> = plans
+            .iter()
+            .flat_map(|p| p.windows.iter().map(Vec::as_slice))
+            .collect();
         let window_states = tch::no_grad(|| self.run_batched(&windows, batch_size));
         let mut states = window_states.into_iter();
         plans
@@ -107,19 +110,32 @@ impl TextEncoder {
         order.sort_by_key(|&i| sequences[i].len());
         let mut out: Vec<Option<Tensor>> = (0..sequences.len()).map(|_| None).collect();
         for chunk in order.chunks(batch_size.max(1)) {
-            let (ids, mask) = pad_batch(chunk.iter().map(|&i| sequences[i]), self.pieces.pad_id(), self.device);
-            let states = self.bert.forward_t(&ids, &mask, false).to_device(Device::Cpu);
+            let (ids, mask) = pad_batch(
+                chunk.iter().map(|&i| sequences[i]),
+                self.pieces.pad_id(),
+                self.device,
+            );
+            let states = self
+                .bert
+                .forward_t(&ids, &mask, false)
+                .to_device(Device::Cpu);
             for (row, &i) in chunk.iter().enumerate() {
                 let len = sequences[i].len() as i64;
                 out[i] = Some(states.get(row as i64).narrow(0, 0, len));
             }
         }
-        out.into_iter().map(|s| s.unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, Device::Cpu)))).collect()
+        out.into_iter()
+            .map(|s| s.unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, Device::Cpu))))
+            .collect()
     }
 }
 
 /// Pads sequences to the longest: (ids, mask), both [batch, len] int64 on `device`.
-pub fn pad_batch<'a>(sequences: impl Iterator<Item = &'a [u32]>, pad: u32, device: Device) -> (Tensor, Tensor) {
+pub fn pad_batch<'a>(
+    sequences: impl Iterator<Item = &'a [u32]>,
+    pad: u32,
+    device: Device,
+) -> (Tensor, Tensor) {
     let sequences: Vec<&[u32]> = sequences.collect();
     let len = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(sequences.len() * len);
@@ -155,7 +171,10 @@ impl Windows {
         }
         let (cls, content, sep) = (seq[0], &seq[1..seq.len() - 1], seq[seq.len() - 1]);
         let width = MAX_PIECES - 2;
-        let mut starts: Vec<usize> = (0..).map(|k| k * WINDOW_STRIDE).take_while(|&s| s + width < content.len()).collect();
+        let mut starts: Vec<usize> = (0..)
+            .map(|k| k * WINDOW_STRIDE)
+            .take_while(|&s| s + width < content.len())
+            .collect();
         starts.push(content.len() - width);
         let windows = starts
             .iter()
@@ -185,7 +204,11 @@ impl Windows {
         if states.len() == 1 {
             return states[0].shallow_clone();
         }
-        let rows: Vec<Tensor> = self.source.iter().map(|&(w, i)| states[w].get(i as i64)).collect();
+        let rows: Vec<Tensor> = self
+            .source
+            .iter()
+            .map(|&(w, i)| states[w].get(i as i64))
+            .collect();
         Tensor::stack(&rows, 0)
     }
 }
@@ -207,15 +230,25 @@ mod tests {
 
     #[test]
     fn long_sequences_slide_and_every_piece_comes_from_a_window() {
-        let seq: Vec<u32> = std::iter::once(101).chain(1000..1300).chain(std::iter::once(102)).collect();
+        let seq: Vec<u32> = std::iter::once(101)
+            .chain(1000..1300)
+            .chain(std::iter::once(102))
+            .collect();
         let w = Windows::of(&seq);
-        assert!(w.windows.iter().all(|win| win.len() == MAX_PIECES && win[0] == 101 && win[MAX_PIECES - 1] == 102));
+        assert!(
+            w.windows
+                .iter()
+                .all(|win| win.len() == MAX_PIECES && win[0] == 101 && win[MAX_PIECES - 1] == 102)
+        );
         assert_eq!(w.source.len(), seq.len());
         for (pos, &(win, i)) in w.source.iter().enumerate() {
             assert_eq!(w.windows[win][i], seq[pos], "position {pos}");
         }
         // Interior pieces are never taken from a window edge when a better window exists.
         let (win, i) = w.source[64 + 1];
-        assert!(i > 10 && i < MAX_PIECES - 10, "piece 64 came from window {win} position {i}");
+        assert!(
+            i > 10 && i < MAX_PIECES - 10,
+            "piece 64 came from window {win} position {i}"
+        );
     }
 }

@@ -3,5 +3,6 @@ pub mod bert;
 pub mod chunker;
 pub mod encoder;
 pub mod np;
+pub mod shape;
 pub mod tokenize;
 pub mod tokenizer;

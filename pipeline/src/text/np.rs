@@ -57,7 +57,8 @@ pub fn np_spans(tags: &[NpTag]) -> Vec<(usize, usize)> {
 /// Best tag sequence under per-word log-probabilities `scores[i][tag]`, with I-NP allowed only after
 /// B-NP or I-NP (Viterbi over the allowed transitions).
 pub fn decode(scores: &[[f32; NpTag::COUNT]]) -> Vec<NpTag> {
-    let allowed = |prev: Option<usize>, next: usize| next != NpTag::I as usize || matches!(prev, Some(1 | 2));
+    let allowed =
+        |prev: Option<usize>, next: usize| next != NpTag::I as usize || matches!(prev, Some(1 | 2));
     let n = scores.len();
     if n == 0 {
         return Vec::new();
@@ -98,9 +99,21 @@ pub fn span_f1(gold: &[Vec<(usize, usize)>], predicted: &[Vec<(usize, usize)>]) 
         n_pred += p.len();
         correct += p.iter().filter(|span| g.contains(span)).count();
     }
-    let precision = if n_pred == 0 { 0.0 } else { 100.0 * correct as f64 / n_pred as f64 };
-    let recall = if n_gold == 0 { 0.0 } else { 100.0 * correct as f64 / n_gold as f64 };
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+    let precision = if n_pred == 0 {
+        0.0
+    } else {
+        100.0 * correct as f64 / n_pred as f64
+    };
+    let recall = if n_gold == 0 {
+        0.0
+    } else {
+        100.0 * correct as f64 / n_gold as f64
+    };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
     (precision, recall, f1)
 }
 
@@ -111,7 +124,10 @@ mod tests {
 
     #[test]
     fn spans_follow_conlleval() {
-        assert_eq!(np_spans(&[B, I, O, I, B, B, I]), vec![(0, 2), (3, 4), (4, 5), (5, 7)]);
+        assert_eq!(
+            np_spans(&[B, I, O, I, B, B, I]),
+            vec![(0, 2), (3, 4), (4, 5), (5, 7)]
+        );
     }
 
     #[test]

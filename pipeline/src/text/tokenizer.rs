@@ -36,8 +36,9 @@ pub struct WordPieces {
 
 impl WordPieces {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let mut tokenizer = Tokenizer::from_file(path)
-            .map_err(|e| Error::Config(format!("{}: cannot load tokenizer: {e}", path.display())))?;
+        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| {
+            Error::Config(format!("{}: cannot load tokenizer: {e}", path.display()))
+        })?;
         // The shipped file pads every input to 128 and truncates: we pad per batch ourselves, and a long
         // tweet is never cut silently (the encoder slides a window over it).
         tokenizer.with_padding(None);

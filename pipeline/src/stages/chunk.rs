@@ -1,0 +1,151 @@
+//! `chunk`: the noun phrases of every tweet, by the trained chunker, memoised per tweet (text digest +
+//! chunker digest): a dump that repeats old tweets chunks only the new ones.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::schema::{NounPhrase, Tweet, noun_phrases};
+use crate::store::{MemoStats, RunOutcome, RunSpec, Store};
+use crate::text::chunker::NpChunker;
+use crate::text::encoder::EncoderFiles;
+use crate::text::np::np_spans;
+
+pub const STAGE: &str = "chunk";
+pub const VERSION: u32 = 1;
+pub const NOUN_PHRASES: &str = "noun_phrases.parquet";
+const MEMO: &str = "noun-phrases";
+/// Tweets per model call and per memo write.
+const MEMO_CHUNK: usize = 256;
+
+pub fn spec(tweets: Digest, chunker: Digest) -> RunSpec {
+    RunSpec {
+        stage: STAGE.to_owned(),
+        version: VERSION,
+        params: json!({}),
+        inputs: BTreeMap::from([
+            ("tweets".to_owned(), tweets),
+            ("chunker".to_owned(), chunker),
+        ]),
+    }
+}
+
+/// Chunks the tweets of the `tweets` blob with the chunker stored as `chunker` (its blob digest).
+pub fn run(
+    store: &Store,
+    tweets: Digest,
+    chunker: Digest,
+    encoder: &EncoderFiles,
+) -> Result<RunOutcome> {
+    store.run(&spec(tweets, chunker), |outputs| {
+        let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let (spans, stats) = phrases_of(store, &tweets, chunker, encoder)?;
+        let rows: Vec<NounPhrase> = tweets
+            .iter()
+            .zip(&spans)
+            .flat_map(|(tweet, spans)| spans.iter().map(|&(s, e)| phrase(tweet, s, e)))
+            .collect();
+        crate::io::parquet::write(
+            &outputs.path(NOUN_PHRASES),
+            &noun_phrases::to_batch(&rows)?,
+            noun_phrases::NAME,
+            noun_phrases::VERSION,
+        )?;
+        Ok(json!({
+            "tweets": tweets.len(),
+            "phrases": rows.len(),
+            "memo_reused": stats.reused,
+            "memo_computed": stats.computed,
+        }))
+    })
+}
+
+/// Phrase spans of each tweet, from the memo where possible; the chunker is loaded only if needed.
+fn phrases_of(
+    store: &Store,
+    tweets: &[Tweet],
+    chunker: Digest,
+    encoder: &EncoderFiles,
+) -> Result<(Vec<Vec<(usize, usize)>>, MemoStats)> {
+    let memo = store.memo(MEMO)?;
+    let keys: Vec<Digest> = tweets
+        .iter()
+        .map(|t| Digest::of_strings([t.text_digest.hex(), chunker.hex()]))
+        .collect();
+    let mut model = None;
+    let bar = crate::progress::bar(tweets.len() as u64, "chunk");
+    let (payloads, stats) = memo.get_or_compute(&keys, MEMO_CHUNK, |missing| {
+        let model = match &mut model {
+            Some(model) => model,
+            None => model.insert(NpChunker::load(
+                encoder,
+                &store.blob_path(&chunker),
+                crate::torch::default_device(),
+            )?),
+        };
+        let words: Vec<Vec<&str>> = missing
+            .iter()
+            .map(|&i| tweets[i].tokens.iter().map(String::as_str).collect())
+            .collect();
+        let payloads = model
+            .predict(&words)?
+            .iter()
+            .map(|tags| {
+                serde_json::to_vec(&np_spans(tags)).map_err(|e| Error::Store(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        bar.inc(missing.len() as u64);
+        Ok(payloads)
+    })?;
+    bar.finish_and_clear();
+    if stats.computed > 0 {
+        tracing::info!(
+            "chunked {} tweets ({} were memoised)",
+            stats.computed,
+            stats.reused
+        );
+    }
+    let spans = payloads
+        .iter()
+        .map(|p| serde_json::from_slice(p).map_err(|e| Error::Store(format!("memo {MEMO}: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((spans, stats))
+}
+
+/// A phrase row, with its head: the last word that is not punctuation, a possessive or an emoji,
+/// looking only before an "of" (the head of "the mayor of London" is "mayor").
+fn phrase(tweet: &Tweet, start: usize, end: usize) -> NounPhrase {
+    let words = &tweet.tokens[start..end];
+    let before_of = words
+        .iter()
+        .skip(1)
+        .position(|w| w.eq_ignore_ascii_case("of"))
+        .map_or(words.len(), |k| k + 1);
+    let head = (0..before_of)
+        .rev()
+        .find(|&i| {
+            words[i].chars().any(char::is_alphanumeric)
+                && !matches!(words[i].as_str(), "'s" | "'" | "’s")
+        })
+        .unwrap_or(before_of - 1);
+    NounPhrase {
+        tweet_id: tweet.id.clone(),
+        start: start as u32,
+        end: end as u32,
+        text: words.join(" "),
+        head: words[head].clone(),
+        head_index: (start + head) as u32,
+    }
+}
+
+/// Reads a `noun_phrases` artifact.
+pub fn read_noun_phrases(path: &Path) -> Result<Vec<NounPhrase>> {
+    crate::io::parquet::read_rows(
+        path,
+        noun_phrases::NAME,
+        noun_phrases::VERSION,
+        noun_phrases::from_batch,
+    )
+}

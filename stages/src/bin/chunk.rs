@@ -1,0 +1,93 @@
+//! `chunk`: noun phrases of every tweet of a dataset (ingest and the chunker first, both cached).
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use pipeline::dataset::Dataset;
+use pipeline::schema::Split;
+use pipeline::stages::chunk;
+use pipeline::stages::chunker::{self, ChunkerInputs};
+use pipeline::stages::ingest::{self, OnError};
+use pipeline::text::chunker::ChunkerTraining;
+use pipeline::text::encoder::default_files;
+
+#[derive(Parser, Debug)]
+#[command(about = "Noun phrases of every tweet (stage 2 of umgf)")]
+struct Cli {
+    #[arg(long, default_value = "twitter2017")]
+    dataset: String,
+    #[arg(long)]
+    image_dir: Option<PathBuf>,
+    #[arg(long, default_value = "fail")]
+    on_error: OnError,
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// Print the phrases of the first N tweets (of --show-split).
+    #[arg(long, default_value_t = 0)]
+    show: usize,
+    #[arg(long, default_value = "test")]
+    show_split: String,
+    #[command(flatten)]
+    common: stages::Common,
+}
+
+fn main() -> anyhow::Result<()> {
+    stages::init_logging();
+    let cli = Cli::parse();
+    let started = Instant::now();
+    let data_dir = cli.common.data_dir()?;
+    let dataset = Dataset::resolve(&cli.dataset, data_dir.as_deref(), cli.image_dir.as_deref())?;
+    let artifacts = cli.common.open_artifacts()?;
+    let encoder = default_files(&cli.models);
+
+    let tweets = ingest::ensure(&artifacts.store, &dataset, cli.on_error)?;
+    let tweets = tweets.manifest.output(ingest::TWEETS)?.digest;
+    let chunker_data = cli.common.require_data_dir()?;
+    let trained = chunker::run(
+        &artifacts.store,
+        &ChunkerInputs::new(&chunker_data, encoder.clone()),
+        &ChunkerTraining::default(),
+    )?;
+    let model = trained.manifest.output(chunker::MODEL)?.digest;
+
+    let outcome = chunk::run(&artifacts.store, tweets, model, &encoder)?;
+    let phrases = outcome.manifest.output(chunk::NOUN_PHRASES)?.digest;
+    let link = artifacts.link_view(&dataset.label, chunk::NOUN_PHRASES, &phrases)?;
+    eprintln!(
+        "{}",
+        stages::describe(
+            "chunk",
+            &dataset.label,
+            &outcome,
+            started.elapsed().as_secs_f64()
+        )
+    );
+    let c = &outcome.manifest.counts;
+    eprintln!(
+        "  {} tweets, {} noun phrases -> {}",
+        c["tweets"],
+        c["phrases"],
+        link.display()
+    );
+
+    if cli.show > 0 {
+        let split = Split::parse(&cli.show_split)
+            .ok_or_else(|| anyhow::anyhow!("unknown split {}", cli.show_split))?;
+        let all = ingest::read_tweets(&artifacts.store.blob_path(&tweets))?;
+        let nps = chunk::read_noun_phrases(&artifacts.store.blob_path(&phrases))?;
+        for tweet in all.iter().filter(|t| t.split == split).take(cli.show) {
+            let mine: Vec<String> = nps
+                .iter()
+                .filter(|p| p.tweet_id == tweet.id)
+                .map(|p| format!("[{}] (head {})", p.text, p.head))
+                .collect();
+            println!(
+                "{}: {}\n    {}",
+                tweet.id,
+                tweet.tokens.join(" "),
+                mine.join("  ")
+            );
+        }
+    }
+    Ok(())
+}
