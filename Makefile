@@ -3,22 +3,25 @@
 #
 #   make                      setup + the default job (Twitter-2017)
 #   make ingest DATASET=twitter2015
-#   make ingest DATASET=path/to/dump.jsonl ON_ERROR=skip
+#   make chunk DATASET=path/to/dump.jsonl ON_ERROR=skip
+#   make features             text features (PRECISION=bf16: faster; the visual part is not built yet)
+#   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
 #   make status               which stages are up to date, which would re-run
 #   make test                 the test suite
+#   make bench-text           text features: Rust vs Python transformers, same weights and tweets
 #
-# Stages not built yet (chunk, ground, features, graphs, train, eval, predict) have no target.
+# Stages not built yet (ground, graphs, train, eval, predict) have no target.
 
 DATASET   ?= twitter2017
 DATA_DIR  ?=
 IMAGE_DIR ?=
 ON_ERROR  ?= fail
+PRECISION ?= f32
 ARTIFACTS ?= artifacts
 GPU       ?= 0
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
 BIN        := $(CARGO_TARGET_DIR)/release
-STAGE_BINS := ingest status doctor
 SETUP_STAMP := .venv/umgf-setup.stamp
 SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wildcard Cargo.lock) \
               pipeline/Cargo.toml stages/Cargo.toml .cargo/config.toml
@@ -26,7 +29,7 @@ SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wild
 COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
-.PHONY: all setup build ingest status test clean distclean data help
+.PHONY: all setup setup-reference build ingest chunker chunk features status test bench-text clean distclean data help
 
 all: setup ingest status
 
@@ -40,6 +43,11 @@ $(SETUP_STAMP): setup/setup.sh setup/weights.lock $(wildcard setup/*.py setup/re
 setup: $(SETUP_STAMP) build
 	$(BIN)/doctor --models models
 
+# Python references (HF transformers, seqeval on torch with its CUDA libraries) for parity tests and
+# benchmarks, in their own venv so the pipeline's stays small.
+setup-reference:
+	REFERENCE=1 setup/setup.sh
+
 $(BIN)/.built: $(SOURCES) | $(SETUP_STAMP)
 	cargo build --release --bins
 	@touch $@
@@ -50,8 +58,17 @@ build: $(BIN)/.built
 ingest: build
 	$(BIN)/ingest $(DATA) --on-error $(ON_ERROR) $(COMMON)
 
+chunker: build
+	$(BIN)/chunker --models models $(COMMON)
+
+chunk: build
+	$(BIN)/chunk $(DATA) --on-error $(ON_ERROR) --models models $(COMMON)
+
+features: build
+	$(BIN)/features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) --models models $(COMMON)
+
 status: build
-	$(BIN)/status $(DATA) --verify $(COMMON)
+	$(BIN)/status $(DATA) --precision $(PRECISION) --verify $(COMMON)
 
 data:
 	@dir=$${UMGF_DATA_DIR:-$(DATA_DIR)}; \
@@ -62,12 +79,17 @@ data:
 
 # --- tests ----------------------------------------------------------------------------------------------
 # Release profile: the tests share one build of libtorch-linked code with the stage binaries they run.
-test: build
+test: build setup-reference
 	@if command -v cargo-nextest >/dev/null; then \
 		cargo nextest run --release --workspace --no-fail-fast; \
 	else \
 		cargo test --release --workspace --no-fail-fast; \
 	fi
+
+# --- benchmarks (not tests) -----------------------------------------------------------------------------
+BENCH_CONLL ?= $(or $(DATA_DIR),$(UMGF_DATA_DIR),../shared/data)/twitter2017/train.txt
+bench-text: build setup-reference
+	scripts/bench_text.sh $(BENCH_CONLL)
 
 clean:
 	rm -rf $(ARTIFACTS)

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use pipeline::dataset::Dataset;
 use pipeline::stages::ingest::OnError;
-use pipeline::text::encoder::{EncoderFiles, TextEncoder, default_files};
+use pipeline::text::encoder::{EncoderFiles, Precision, TextEncoder, default_files};
 use pipeline::text::tokenize::is_url;
 use serde_json::json;
 use tch::{Device, Tensor};
@@ -179,4 +179,157 @@ fn word_pieces_match_hf_tokenizer() {
     let nbsp = encoder.pieces.tweet(&["a", "\u{a0}", "b"]).unwrap();
     assert_eq!(nbsp.word_starts, vec![1, 2, 3]);
     assert_eq!(nbsp.ids[2], 100, "[UNK]");
+}
+
+/// Writes the first `n` tweets (blank-line separated records) of a CoNLL file, plus `extra` records of
+/// another, as one dump.
+fn conll_dump(dir: &Path, name: &str, parts: &[(&Path, std::ops::Range<usize>)]) -> PathBuf {
+    let mut out = String::new();
+    for (path, range) in parts {
+        let text = std::fs::read_to_string(path).unwrap();
+        for record in text
+            .split("\n\n")
+            .filter(|r| !r.trim().is_empty())
+            .skip(range.start)
+            .take(range.len())
+        {
+            out.push_str(record.trim_matches('\n'));
+            out.push_str("\n\n");
+        }
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// Ingests a dump into `store` and returns the tweets blob's digest.
+fn ingest_dump(store: &pipeline::store::Store, path: &Path) -> pipeline::Digest {
+    let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
+    let outcome = pipeline::stages::ingest::ensure(store, &dataset, OnError::Fail).unwrap();
+    outcome
+        .manifest
+        .output(pipeline::stages::ingest::TWEETS)
+        .unwrap()
+        .digest
+}
+
+#[test]
+fn features_of_a_grown_dump_encode_only_the_new_tweets() {
+    use pipeline::stages::features;
+    let dir = tempfile::tempdir().unwrap();
+    let store = pipeline::store::Store::open(dir.path().join("store")).unwrap();
+    let data = common::data_dir().join("twitter2017");
+    let (train, dev) = (data.join("train.txt"), data.join("valid.txt"));
+
+    let old = conll_dump(dir.path(), "old.txt", &[(&train, 0..3373)]);
+    let first = features::run(
+        &store,
+        ingest_dump(&store, &old),
+        &encoder_files(),
+        Precision::F32,
+    )
+    .unwrap();
+    assert_eq!(first.manifest.counts["memo_reused"], 0);
+
+    // Twitter-2017 train plus 10% new tweets (from dev).
+    let grown = conll_dump(
+        dir.path(),
+        "grown.txt",
+        &[(&train, 0..3373), (&dev, 0..337)],
+    );
+    let tweets = ingest_dump(&store, &grown);
+    let started = std::time::Instant::now();
+    let second = features::run(&store, tweets, &encoder_files(), Precision::F32).unwrap();
+    eprintln!(
+        "grown dump: {:.2} s, first run {:.2} s",
+        started.elapsed().as_secs_f64(),
+        first.manifest.seconds
+    );
+    let rows = features::read_text_features(
+        &store.blob_path(
+            &second
+                .manifest
+                .output(features::TEXT_FEATURES)
+                .unwrap()
+                .digest,
+        ),
+    )
+    .unwrap();
+    assert_eq!(rows.len(), 3373 + 337);
+    let computed = second.manifest.counts["memo_computed"].as_u64().unwrap();
+    let reused = second.manifest.counts["memo_reused"].as_u64().unwrap();
+    // Tweets whose text already occurs in train are reused too: at most the 337 new ones are encoded.
+    assert!(computed <= 337 && computed >= 300, "computed {computed}");
+    assert_eq!(computed + reused, 3373 + 337);
+    // Word-level states have one row of hidden-size values per word.
+    assert!(
+        rows.iter()
+            .all(|r| r.states.len() == r.word_starts.len() * 384
+                && r.shapes.len() == r.word_starts.len())
+    );
+}
+
+#[test]
+fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
+    use pipeline::stages::{chunk, chunker};
+    use pipeline::text::chunker::ChunkerTraining;
+    let dir = tempfile::tempdir().unwrap();
+    let store = pipeline::store::Store::open(dir.path().join("store")).unwrap();
+    // A small chunker (the real one trains on all of CoNLL-2000: `make chunker`).
+    let inputs = chunker::ChunkerInputs::new(&common::data_dir(), encoder_files());
+    let config = ChunkerTraining {
+        epochs: 1,
+        limit: 600,
+        ..ChunkerTraining::default()
+    };
+    let trained = chunker::run(&store, &inputs, &config).unwrap();
+    assert!(
+        trained.manifest.counts["test_f1"].as_f64().unwrap() > 50.0,
+        "{}",
+        trained.manifest.counts
+    );
+    let model = trained.manifest.output(chunker::MODEL).unwrap().digest;
+
+    let test = common::data_dir().join("twitter2017/test.txt");
+    let small = conll_dump(dir.path(), "small.txt", &[(&test, 0..40)]);
+    let first = chunk::run(&store, ingest_dump(&store, &small), model, &encoder_files()).unwrap();
+    let phrases = chunk::read_noun_phrases(
+        &store.blob_path(&first.manifest.output(chunk::NOUN_PHRASES).unwrap().digest),
+    )
+    .unwrap();
+    assert!(phrases.len() > 40, "{} phrases in 40 tweets", phrases.len());
+    for p in &phrases {
+        assert!(
+            p.start < p.end && p.start <= p.head_index && p.head_index < p.end,
+            "{p:?}"
+        );
+    }
+
+    let grown = conll_dump(dir.path(), "grown.txt", &[(&test, 0..50)]);
+    let second = chunk::run(&store, ingest_dump(&store, &grown), model, &encoder_files()).unwrap();
+    assert_eq!(second.manifest.counts["memo_reused"], 40);
+    assert_eq!(second.manifest.counts["memo_computed"], 10);
+}
+
+#[test]
+fn bf16_states_stay_close_to_f32() {
+    let mut encoder = TextEncoder::load(&encoder_files(), Device::Cpu).unwrap();
+    let tweets = real_tweets(pipeline::schema::Split::Test, 60);
+    let pieces: Vec<_> = tweets
+        .iter()
+        .map(|t| encoder.pieces.tweet(t).unwrap())
+        .collect();
+    let f32_states = Tensor::cat(&encoder.word_states(&pieces, 16), 0);
+    encoder.set_precision(Precision::Bf16);
+    let bf16_states = Tensor::cat(&encoder.word_states(&pieces, 16), 0);
+    let cosine = f32_states.cosine_similarity(&bf16_states, 1, 1e-8);
+    let (worst, max_diff) = (
+        cosine.min().double_value(&[]),
+        (&f32_states - &bf16_states).abs().max().double_value(&[]),
+    );
+    eprintln!(
+        "bf16 vs f32 over {} words: min cosine {worst:.5}, max abs difference {max_diff:.4}",
+        cosine.size()[0]
+    );
+    assert!(worst > 0.99, "min cosine {worst}");
 }

@@ -69,3 +69,14 @@ pub fn describe(stage: &str, label: &str, outcome: &RunOutcome, seconds: f64) ->
     };
     format!("{stage} {label}: {how} (run {key}, {seconds:.2} s in all)")
 }
+
+/// Peak resident memory of this process so far, in MiB (Linux `VmHWM`); 0 where unknown.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}

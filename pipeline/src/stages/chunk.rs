@@ -149,3 +149,37 @@ pub fn read_noun_phrases(path: &Path) -> Result<Vec<NounPhrase>> {
         noun_phrases::from_batch,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ImageStatus, Split};
+
+    fn tweet(words: &str) -> Tweet {
+        let tokens: Vec<String> = words.split_whitespace().map(String::from).collect();
+        Tweet {
+            id: "1".into(),
+            split: Split::Dump,
+            text_digest: Tweet::text_digest_of(&tokens),
+            tokens,
+            labels: None,
+            image_path: None,
+            image_status: ImageStatus::None,
+            image_digest: None,
+            source_line: 1,
+        }
+    }
+
+    #[test]
+    fn heads() {
+        let t = tweet("the mayor of London 's new dog !");
+        assert_eq!(phrase(&t, 0, 4).head, "mayor");
+        assert_eq!(phrase(&t, 3, 7).head, "dog");
+        let p = phrase(&t, 3, 5);
+        assert_eq!(
+            (p.head.as_str(), p.head_index, p.text.as_str()),
+            ("London", 3, "London 's")
+        );
+        assert_eq!(phrase(&tweet("@nytimes"), 0, 1).head, "@nytimes");
+    }
+}

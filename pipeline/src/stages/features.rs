@@ -11,7 +11,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::schema::{TextFeatures, Tweet, text_features};
 use crate::store::{RunOutcome, RunSpec, Store};
-use crate::text::encoder::{EncoderFiles, TextEncoder};
+use crate::text::encoder::{EncoderFiles, Precision, TextEncoder};
 use crate::text::shape::word_shape;
 use crate::text::tokenizer::Pieces;
 
@@ -24,11 +24,11 @@ const MEMO_CHUNK: usize = 512;
 /// Sequences per forward pass (sorted by length, so padding stays small).
 const BATCH: usize = 32;
 
-pub fn spec(tweets: Digest, encoder: Digest) -> RunSpec {
+pub fn spec(tweets: Digest, encoder: Digest, precision: Precision) -> RunSpec {
     RunSpec {
         stage: STAGE.to_owned(),
         version: VERSION,
-        params: json!({"text_states": "last layer, first piece of each word"}),
+        params: json!({"text_states": "last layer, first piece of each word", "precision": precision}),
         inputs: BTreeMap::from([
             ("tweets".to_owned(), tweets),
             ("encoder".to_owned(), encoder),
@@ -36,13 +36,25 @@ pub fn spec(tweets: Digest, encoder: Digest) -> RunSpec {
     }
 }
 
-pub fn run(store: &Store, tweets: Digest, encoder: &EncoderFiles) -> Result<RunOutcome> {
+pub fn run(
+    store: &Store,
+    tweets: Digest,
+    encoder: &EncoderFiles,
+    precision: Precision,
+) -> Result<RunOutcome> {
     let encoder_digest = encoder.digest()?;
-    store.run(&spec(tweets, encoder_digest), |outputs| {
+    let precision_name = format!("{precision:?}");
+    store.run(&spec(tweets, encoder_digest, precision), |outputs| {
         let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
         let keys: Vec<Digest> = tweets
             .iter()
-            .map(|t| Digest::of_strings([t.text_digest.hex(), encoder_digest.hex()]))
+            .map(|t| {
+                Digest::of_strings([
+                    t.text_digest.hex(),
+                    encoder_digest.hex(),
+                    precision_name.clone(),
+                ])
+            })
             .collect();
         let mut model = None;
         let bar = crate::progress::bar(tweets.len() as u64, "features");

@@ -152,15 +152,21 @@ impl Layer {
         let q = split(self.query.forward(x));
         let k = split(self.key.forward(x));
         let v = split(self.value.forward(x));
-        let scores = q.matmul(&k.transpose(-1, -2)) / (head_dim as f64).sqrt() + mask_bias;
-        let probs = scores
-            .softmax(-1, Kind::Float)
-            .dropout(self.attention_dropout, train);
-        let context = probs
-            .matmul(&v)
-            .transpose(1, 2)
-            .contiguous()
-            .view([b, len, hidden]);
+        // libtorch's fused attention (what HF's default "sdpa" calls) instead of matmul-softmax-matmul.
+        let dropout = if train { self.attention_dropout } else { 0.0 };
+        let context = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            Some(mask_bias),
+            dropout,
+            false,
+            None,
+            false,
+        )
+        .transpose(1, 2)
+        .contiguous()
+        .view([b, len, hidden]);
         let attended = self.attention_norm.forward(
             &(self
                 .attention_out
@@ -204,9 +210,9 @@ impl Bert {
     /// `ids`, `mask`: [batch, len] int64 (mask 1 for real pieces, 0 for padding). Returns [batch, len, hidden].
     pub fn forward_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         // Same additive mask as HF: (1 - mask) * the most negative float.
-        let padding = mask.to_kind(Kind::Float).neg() + 1.0;
-        let mask_bias = padding.unsqueeze(1).unsqueeze(2) * f64::from(f32::MIN);
         let mut x = self.embeddings.forward_t(ids, train);
+        let padding = mask.to_kind(x.kind()).neg() + 1.0;
+        let mask_bias = padding.unsqueeze(1).unsqueeze(2) * f64::from(f32::MIN);
         for layer in &self.layers {
             x = layer.forward_t(&x, &mask_bias, train);
         }

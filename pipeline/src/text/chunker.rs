@@ -178,6 +178,12 @@ impl NpChunker {
                 opt.backward_step_clip_norm(&loss, 1.0);
                 step += 1;
                 bar.inc(1);
+                if bar.is_hidden() && step % 100 == 0 {
+                    tracing::info!(
+                        "chunker step {step}/{total}: loss {:.3}",
+                        loss.double_value(&[])
+                    );
+                }
                 bar.set_message(format!(
                     "epoch {} loss {:.3}",
                     epoch + 1,

@@ -1,8 +1,17 @@
 //! `status`: which stages are up to date for a dataset and which would re-run (like `dvc status`).
-//! Read-only: it computes each stage's run key and looks it up in the store, verifying stored objects.
+//! Read-only: it computes each stage's run key from its inputs (upstream outputs included) and looks it
+//! up in the store, verifying stored objects. A stage whose upstream has not run cannot be keyed yet.
+use std::path::PathBuf;
+
 use clap::Parser;
+use pipeline::Digest;
 use pipeline::dataset::Dataset;
+use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ingest::{self, OnError};
+use pipeline::stages::{chunk, features};
+use pipeline::store::{Manifest, RunSpec, Store};
+use pipeline::text::chunker::ChunkerTraining;
+use pipeline::text::encoder::{Precision, default_files};
 
 #[derive(Parser, Debug)]
 #[command(about = "Show which umgf stages are up to date and which would re-run")]
@@ -10,12 +19,52 @@ struct Cli {
     #[arg(long, default_value = "twitter2017")]
     dataset: String,
     #[arg(long)]
-    image_dir: Option<std::path::PathBuf>,
+    image_dir: Option<PathBuf>,
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
     /// Also check every object in the store against its digest.
     #[arg(long)]
     verify: bool,
     #[command(flatten)]
     common: stages::Common,
+}
+
+/// Prints a stage's row; returns its manifest when it is up to date.
+fn row(
+    store: &Store,
+    stage: &str,
+    spec: anyhow::Result<RunSpec>,
+) -> anyhow::Result<Option<Manifest>> {
+    let spec = match spec {
+        Ok(spec) => spec,
+        Err(e) => {
+            println!("{stage:<10} {:<24} {:<14} {e:#}", "cannot plan", "-");
+            return Ok(None);
+        }
+    };
+    let key = spec.key().short();
+    let manifest = store.lookup(&spec)?;
+    match &manifest {
+        Some(m) => println!("{stage:<10} {:<24} {key:<14} {}", "up to date", m.counts),
+        None => println!(
+            "{stage:<10} {:<24} {key:<14} inputs, parameters or code changed",
+            "would run"
+        ),
+    }
+    Ok(manifest)
+}
+
+fn waiting(stage: &str, on: &str) {
+    println!(
+        "{stage:<10} {:<24} {:<14} runs after {on}",
+        "waits for upstream", "-"
+    );
+}
+
+fn output(manifest: &Manifest, name: &str) -> anyhow::Result<Digest> {
+    Ok(manifest.output(name)?.digest)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,33 +74,52 @@ fn main() -> anyhow::Result<()> {
     let dataset = Dataset::resolve(&cli.dataset, data_dir.as_deref(), cli.image_dir.as_deref())?;
     let artifacts = cli.common.open_artifacts()?;
     let store = &artifacts.store;
+    let encoder = default_files(&cli.models);
 
     println!(
         "dataset {} (store {})",
         dataset.label,
         store.root().display()
     );
-    println!("{:<10} {:<28} {:<14} detail", "stage", "state", "run");
-    // Stages are listed as they are built; each later stage's key needs its upstream's outputs.
-    match ingest::plan(&dataset, OnError::Skip) {
-        Err(e) => println!("{:<10} {:<28} {:<14} {e}", "ingest", "cannot plan", "-"),
-        Ok(plan) => {
-            let key = plan.spec.key().short();
-            match store.lookup(&plan.spec)? {
-                Some(manifest) => println!(
-                    "{:<10} {:<28} {:<14} {} tweets, {} rejected",
-                    "ingest",
-                    "up to date",
-                    key,
-                    manifest.counts["tweets"],
-                    manifest.counts["rejected"]
-                ),
-                None => println!(
-                    "{:<10} {:<28} {:<14} inputs or parameters changed",
-                    "ingest", "would run", key
-                ),
-            }
+    println!("{:<10} {:<24} {:<14} detail", "stage", "state", "run");
+    let tweets = row(
+        store,
+        "ingest",
+        ingest::plan(&dataset, OnError::Skip)
+            .map(|p| p.spec)
+            .map_err(Into::into),
+    )?;
+    let chunker_spec = match &data_dir {
+        Some(dir) => chunker::spec(
+            &ChunkerInputs::new(dir, encoder.clone()),
+            &ChunkerTraining::default(),
+        )
+        .map_err(Into::into),
+        None => Err(anyhow::anyhow!("no data directory for CoNLL-2000")),
+    };
+    let trained = row(store, "chunker", chunker_spec)?;
+    match (&tweets, &trained) {
+        (Some(t), Some(c)) => {
+            row(
+                store,
+                "chunk",
+                Ok(chunk::spec(
+                    output(t, ingest::TWEETS)?,
+                    output(c, chunker::MODEL)?,
+                )),
+            )?;
         }
+        _ => waiting("chunk", "ingest and chunker"),
+    }
+    match &tweets {
+        Some(t) => {
+            let tweets = output(t, ingest::TWEETS)?;
+            let spec = encoder
+                .digest()
+                .map(|e| features::spec(tweets, e, cli.precision));
+            row(store, "features", spec.map_err(Into::into))?;
+        }
+        None => waiting("features", "ingest"),
     }
 
     if cli.verify {
