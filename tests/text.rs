@@ -322,7 +322,7 @@ fn bf16_states_stay_close_to_f32() {
     let f32_states = Tensor::cat(&encoder.word_states(&pieces, 16), 0);
     encoder.set_precision(Precision::Bf16);
     let bf16_states = Tensor::cat(&encoder.word_states(&pieces, 16), 0);
-    let cosine = f32_states.cosine_similarity(&bf16_states, 1, 1e-8);
+    let cosine = Tensor::cosine_similarity(&f32_states, &bf16_states, 1, 1e-8);
     let (worst, max_diff) = (
         cosine.min().double_value(&[]),
         (&f32_states - &bf16_states).abs().max().double_value(&[]),

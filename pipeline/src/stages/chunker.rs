@@ -13,7 +13,8 @@ use crate::text::chunker::{ChunkerTraining, NpChunker};
 use crate::text::encoder::EncoderFiles;
 
 pub const STAGE: &str = "chunker";
-pub const VERSION: u32 = 1;
+/// 2: training also splits handles, hashtags and possessives the way Twitter-2017 does.
+pub const VERSION: u32 = 2;
 pub const MODEL: &str = "chunker.safetensors";
 pub const METRICS: &str = "metrics.json";
 

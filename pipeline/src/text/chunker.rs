@@ -84,11 +84,14 @@ impl NpChunker {
 
     /// A trained chunker: the encoder's structure, then every weight from `weights` (our safetensors).
     pub fn load(files: &EncoderFiles, weights: &Path, device: Device) -> Result<Self> {
-        let mut chunker = Self::new(files, device)?;
-        chunker.encoder.vs.load(weights)?;
+        let chunker = Self::new(files, device)?;
+        // By name, not `VarStore::load`: that picks the format from the file extension, and stored
+        // blobs have none.
+        super::bert::load_weights(&chunker.encoder.vs, "", weights)?;
         Ok(chunker)
     }
 
+    /// Saves every weight as safetensors (`path` must end in `.safetensors`: tch picks the format by it).
     pub fn save(&self, path: &Path) -> Result<()> {
         Ok(self.encoder.vs.save(path)?)
     }
@@ -308,30 +311,51 @@ const URLS: [&str; 3] = [
 const EMOJI: [&str; 4] = ["😂", "❤️", "🔥", ":)"];
 
 /// A CoNLL-2000 sentence dressed as a tweet, each edit with probability `p`: "RT @user :" in front
-/// (the handle is a phrase, RT and the colon are not), a #hashtag (a phrase), a URL and an emoji (not).
+/// (the handle is a phrase, RT and the colon are not), a #hashtag (a phrase), a URL and an emoji (not),
+/// and possessives split as Twitter-2017 writes them ("' s"). Handles and hashtags come whole
+/// ("@user") or split ("@ user", again Twitter-2017's way) with equal chance.
 fn tweetify(sentence: &ChunkedSentence, p: f64, rng: &mut Rng) -> ChunkedSentence {
-    let mut words = Vec::new();
-    let mut tags = Vec::new();
-    let mut push = |w: &str, t: NpTag| {
-        words.push(w.to_owned());
-        tags.push(t);
+    fn push(out: &mut ChunkedSentence, word: &str, tag: NpTag) {
+        out.words.push(word.to_owned());
+        out.tags.push(tag);
+    }
+    fn push_sigil(out: &mut ChunkedSentence, word: &str, split: bool) {
+        if split {
+            let (sigil, name) = word.split_at(1);
+            push(out, sigil, NpTag::B);
+            push(out, name, NpTag::I);
+        } else {
+            push(out, word, NpTag::B);
+        }
+    }
+    let mut out = ChunkedSentence {
+        words: Vec::new(),
+        tags: Vec::new(),
     };
     if rng.chance(p) {
-        push("RT", NpTag::O);
-        push(*rng.pick(&HANDLES), NpTag::B);
-        push(":", NpTag::O);
+        let handle = *rng.pick(&HANDLES);
+        push(&mut out, "RT", NpTag::O);
+        push_sigil(&mut out, handle, rng.chance(0.5));
+        push(&mut out, ":", NpTag::O);
     }
+    let split_possessives = rng.chance(p);
     for (w, t) in sentence.words.iter().zip(&sentence.tags) {
-        push(w, *t);
+        if split_possessives && w == "'s" {
+            push(&mut out, "'", *t);
+            push(&mut out, "s", NpTag::I);
+        } else {
+            push(&mut out, w, *t);
+        }
     }
     if rng.chance(p) {
-        push(*rng.pick(&HASHTAGS), NpTag::B);
+        let hashtag = *rng.pick(&HASHTAGS);
+        push_sigil(&mut out, hashtag, rng.chance(0.5));
     }
     if rng.chance(p) {
-        push(*rng.pick(&URLS), NpTag::O);
+        push(&mut out, *rng.pick(&URLS), NpTag::O);
     }
     if rng.chance(p) {
-        push(*rng.pick(&EMOJI), NpTag::O);
+        push(&mut out, *rng.pick(&EMOJI), NpTag::O);
     }
-    ChunkedSentence { words, tags }
+    out
 }
