@@ -59,13 +59,13 @@ ingest: build
 	$(BIN)/ingest $(DATA) --on-error $(ON_ERROR) $(COMMON)
 
 chunker: build
-	$(BIN)/chunker --models models $(COMMON)
+	$(BIN)/chunker $(COMMON)
 
 chunk: build
-	$(BIN)/chunk $(DATA) --on-error $(ON_ERROR) --models models $(COMMON)
+	$(BIN)/chunk $(DATA) --on-error $(ON_ERROR) $(COMMON)
 
 features: build
-	$(BIN)/features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) --models models $(COMMON)
+	$(BIN)/features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(COMMON)
 
 status: build
 	$(BIN)/status $(DATA) --precision $(PRECISION) --verify $(COMMON)

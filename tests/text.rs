@@ -259,7 +259,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     let computed = second.manifest.counts["memo_computed"].as_u64().unwrap();
     let reused = second.manifest.counts["memo_reused"].as_u64().unwrap();
     // Tweets whose text already occurs in train are reused too: at most the 337 new ones are encoded.
-    assert!(computed <= 337 && computed >= 300, "computed {computed}");
+    assert!((300..=337).contains(&computed), "computed {computed}");
     assert_eq!(computed + reused, 3373 + 337);
     // Word-level states have one row of hidden-size values per word.
     assert!(

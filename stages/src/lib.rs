@@ -2,7 +2,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use pipeline::Digest;
+use pipeline::dataset::Dataset;
 use pipeline::stages::Artifacts;
+use pipeline::stages::ingest::{self, OnError};
 use pipeline::store::RunOutcome;
 
 /// Arguments every stage takes.
@@ -14,6 +17,41 @@ pub struct Common {
     /// The data directory (default: $UMGF_DATA_DIR, else the first `shared/data` above the current folder).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// The folder `make setup` fills with weights.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+}
+
+/// Which tweets a stage works on; every stage after ingest runs ingest first (a cache hit normally).
+#[derive(Args, Debug)]
+pub struct DatasetArgs {
+    /// twitter2015, twitter2017 (from the data directory), or a path to a CoNLL file or JSONL dump.
+    #[arg(long, default_value = "twitter2017")]
+    pub dataset: String,
+    /// Folder of `<IMGID>.jpg` images for CoNLL data (default: <data dir>/<dataset>_images, or images/
+    /// beside a CoNLL dump). Missing images are counted, not an error.
+    #[arg(long)]
+    pub image_dir: Option<PathBuf>,
+    /// fail: stop at the first bad record. skip: leave bad records out and list them in report.jsonl.
+    #[arg(long, default_value = "fail")]
+    pub on_error: OnError,
+}
+
+impl DatasetArgs {
+    pub fn resolve(&self, common: &Common) -> anyhow::Result<Dataset> {
+        let data_dir = common.data_dir()?;
+        Ok(Dataset::resolve(
+            &self.dataset,
+            data_dir.as_deref(),
+            self.image_dir.as_deref(),
+        )?)
+    }
+
+    /// Ingests the dataset (or finds it ingested) and returns the digest of its `tweets` artifact.
+    pub fn tweets(&self, artifacts: &Artifacts, dataset: &Dataset) -> anyhow::Result<Digest> {
+        let outcome = ingest::ensure(&artifacts.store, dataset, self.on_error)?;
+        Ok(outcome.manifest.output(ingest::TWEETS)?.digest)
+    }
 }
 
 impl Common {

@@ -62,13 +62,16 @@ pub fn run(
     })
 }
 
+/// Word ranges `start..end` of each noun phrase of one tweet.
+type Spans = Vec<(usize, usize)>;
+
 /// Phrase spans of each tweet, from the memo where possible; the chunker is loaded only if needed.
 fn phrases_of(
     store: &Store,
     tweets: &[Tweet],
     chunker: Digest,
     encoder: &EncoderFiles,
-) -> Result<(Vec<Vec<(usize, usize)>>, MemoStats)> {
+) -> Result<(Vec<Spans>, MemoStats)> {
     let memo = store.memo(MEMO)?;
     let keys: Vec<Digest> = tweets
         .iter()

@@ -352,10 +352,10 @@ fn tweetify(sentence: &ChunkedSentence, p: f64, rng: &mut Rng) -> ChunkedSentenc
         push_sigil(&mut out, hashtag, rng.chance(0.5));
     }
     if rng.chance(p) {
-        push(&mut out, *rng.pick(&URLS), NpTag::O);
+        push(&mut out, rng.pick::<&str>(&URLS), NpTag::O);
     }
     if rng.chance(p) {
-        push(&mut out, *rng.pick(&EMOJI), NpTag::O);
+        push(&mut out, rng.pick::<&str>(&EMOJI), NpTag::O);
     }
     out
 }

@@ -1,27 +1,19 @@
 //! `chunk`: noun phrases of every tweet of a dataset (ingest and the chunker first, both cached).
-use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use pipeline::dataset::Dataset;
 use pipeline::schema::Split;
 use pipeline::stages::chunk;
 use pipeline::stages::chunker::{self, ChunkerInputs};
-use pipeline::stages::ingest::{self, OnError};
+use pipeline::stages::ingest;
 use pipeline::text::chunker::ChunkerTraining;
 use pipeline::text::encoder::default_files;
 
 #[derive(Parser, Debug)]
 #[command(about = "Noun phrases of every tweet (stage 2 of umgf)")]
 struct Cli {
-    #[arg(long, default_value = "twitter2017")]
-    dataset: String,
-    #[arg(long)]
-    image_dir: Option<PathBuf>,
-    #[arg(long, default_value = "fail")]
-    on_error: OnError,
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
+    #[command(flatten)]
+    data: stages::DatasetArgs,
     /// Print the phrases of the first N tweets (of --show-split).
     #[arg(long, default_value_t = 0)]
     show: usize,
@@ -35,13 +27,10 @@ fn main() -> anyhow::Result<()> {
     stages::init_logging();
     let cli = Cli::parse();
     let started = Instant::now();
-    let data_dir = cli.common.data_dir()?;
-    let dataset = Dataset::resolve(&cli.dataset, data_dir.as_deref(), cli.image_dir.as_deref())?;
+    let dataset = cli.data.resolve(&cli.common)?;
     let artifacts = cli.common.open_artifacts()?;
-    let encoder = default_files(&cli.models);
-
-    let tweets = ingest::ensure(&artifacts.store, &dataset, cli.on_error)?;
-    let tweets = tweets.manifest.output(ingest::TWEETS)?.digest;
+    let encoder = default_files(&cli.common.models);
+    let tweets = cli.data.tweets(&artifacts, &dataset)?;
     let chunker_data = cli.common.require_data_dir()?;
     let trained = chunker::run(
         &artifacts.store,

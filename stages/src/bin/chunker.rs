@@ -1,5 +1,4 @@
 //! `chunker`: trains (once; then cached) the noun-phrase chunker on CoNLL-2000 and reports its F1.
-use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
@@ -10,8 +9,6 @@ use pipeline::text::encoder::default_files;
 #[derive(Parser, Debug)]
 #[command(about = "Train the noun-phrase chunker on CoNLL-2000 NP chunks")]
 struct Cli {
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
     #[arg(long, default_value_t = ChunkerTraining::default().epochs)]
     epochs: usize,
     #[arg(long, default_value_t = ChunkerTraining::default().seed)]
@@ -29,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = cli.common.require_data_dir()?;
     let artifacts = cli.common.open_artifacts()?;
-    let inputs = ChunkerInputs::new(&data_dir, default_files(&cli.models));
+    let inputs = ChunkerInputs::new(&data_dir, default_files(&cli.common.models));
     let config = ChunkerTraining {
         epochs: cli.epochs,
         seed: cli.seed,

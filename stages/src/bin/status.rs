@@ -1,11 +1,8 @@
 //! `status`: which stages are up to date for a dataset and which would re-run (like `dvc status`).
 //! Read-only: it computes each stage's run key from its inputs (upstream outputs included) and looks it
 //! up in the store, verifying stored objects. A stage whose upstream has not run cannot be keyed yet.
-use std::path::PathBuf;
-
 use clap::Parser;
 use pipeline::Digest;
-use pipeline::dataset::Dataset;
 use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ingest::{self, OnError};
 use pipeline::stages::{chunk, features};
@@ -16,12 +13,8 @@ use pipeline::text::encoder::{Precision, default_files};
 #[derive(Parser, Debug)]
 #[command(about = "Show which umgf stages are up to date and which would re-run")]
 struct Cli {
-    #[arg(long, default_value = "twitter2017")]
-    dataset: String,
-    #[arg(long)]
-    image_dir: Option<PathBuf>,
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
+    #[command(flatten)]
+    data: stages::DatasetArgs,
     #[arg(long, default_value = "f32")]
     precision: Precision,
     /// Also check every object in the store against its digest.
@@ -71,10 +64,10 @@ fn main() -> anyhow::Result<()> {
     stages::init_logging();
     let cli = Cli::parse();
     let data_dir = cli.common.data_dir()?;
-    let dataset = Dataset::resolve(&cli.dataset, data_dir.as_deref(), cli.image_dir.as_deref())?;
+    let dataset = cli.data.resolve(&cli.common)?;
     let artifacts = cli.common.open_artifacts()?;
     let store = &artifacts.store;
-    let encoder = default_files(&cli.models);
+    let encoder = default_files(&cli.common.models);
 
     println!(
         "dataset {} (store {})",
