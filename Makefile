@@ -35,7 +35,7 @@ DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 all: setup chunk features status
 
 help:
-	@sed -n '1,12p' Makefile
+	@awk '/^#/ {print; next} {exit}' Makefile
 
 # --- set-up: Python venv with PyPI's torch (libtorch), the weights, the binaries ----------------------
 $(SETUP_STAMP): setup/setup.sh setup/weights.lock $(wildcard setup/*.py setup/requirements-*.txt)
