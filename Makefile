@@ -49,8 +49,10 @@ setup: $(SETUP_STAMP) build
 setup-reference:
 	REFERENCE=1 setup/setup.sh
 
-$(BIN)/.built: $(SOURCES) | $(SETUP_STAMP)
-	cargo build --release --bins
+# --all-targets: the test binaries too, so that `make test` reuses this build (bins alone resolve
+# dependency features without the dev-dependencies, and the tests would rebuild half of them).
+$(BIN)/.built: $(SOURCES) $(wildcard tests/*.rs tests/*/*.rs) tests/Cargo.toml | $(SETUP_STAMP)
+	cargo build --release --workspace --all-targets
 	@touch $@
 
 build: $(BIN)/.built

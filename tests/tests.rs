@@ -8,3 +8,4 @@ mod bad_inputs;
 mod ingest_real_data;
 mod store;
 mod text;
+mod vision;

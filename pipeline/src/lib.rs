@@ -16,6 +16,7 @@ pub mod stages;
 pub mod store;
 pub mod text;
 pub mod torch;
+pub mod vision;
 
 pub use digest::Digest;
 pub use error::{Error, IoContext, Result};

@@ -1,7 +1,9 @@
 //! libtorch (through tch): device choice and the set-up check (`doctor`) that proves the installed
 //! libtorch works and the installed weights load.
+use std::collections::HashMap;
 use std::path::Path;
 
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
@@ -66,4 +68,49 @@ pub fn inspect_safetensors(path: &Path) -> Result<WeightsInfo> {
         parameters,
         non_finite,
     })
+}
+
+/// Copies a safetensors checkpoint into the variables of `vs` whose names start with `prefix` (e.g.
+/// "encoder."), by name: variable `<prefix><name>` takes tensor `<name>` (or `bert.<name>`: HF BertFor*
+/// checkpoints). Tensors the model does not use (a pooler, position_ids, batch-norm counters) are
+/// ignored; a missing tensor or a shape mismatch is an error. Unlike `VarStore::load`, this does not
+/// guess the format from the file extension (stored blobs have none).
+pub fn load_safetensors(vs: &nn::VarStore, prefix: &str, path: &Path) -> Result<usize> {
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| Error::Config(format!("{}: cannot read safetensors: {e}", path.display())))?;
+    let by_name: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(name, t)| (name.strip_prefix("bert.").unwrap_or(&name).to_owned(), t))
+        .collect();
+    let mut loaded = 0;
+    let mut missing = Vec::new();
+    tch::no_grad(|| -> Result<()> {
+        for (name, mut var) in vs.variables() {
+            let Some(local) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            match by_name.get(local) {
+                None => missing.push(local.to_owned()),
+                Some(src) if src.size() != var.size() => {
+                    crate::bail!(
+                        Config,
+                        "{}: {local} has shape {:?}, the model expects {:?}",
+                        path.display(),
+                        src.size(),
+                        var.size()
+                    )
+                }
+                Some(src) => {
+                    var.copy_(src);
+                    loaded += 1;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if !missing.is_empty() {
+        missing.sort();
+        crate::bail!(Config, "{}: missing tensors {missing:?}", path.display());
+    }
+    Ok(loaded)
 }

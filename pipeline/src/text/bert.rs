@@ -1,7 +1,6 @@
 //! A BERT encoder in tch, configured from a Hugging Face `config.json`, loading `model.safetensors`.
 //! Any BERT-architecture checkpoint loads the same way (MiniLM-L6 here; bert-base-cased if a user has
 //! it): tensor names are HF's, with or without the `bert.` prefix.
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -218,47 +217,4 @@ impl Bert {
         }
         x
     }
-}
-
-/// Copies a safetensors checkpoint into the variables of `vs` whose names start with `prefix` (e.g.
-/// "encoder."). Checkpoint names may carry a `bert.` prefix (HF BertFor* models); tensors the model does
-/// not use (pooler, position_ids) are ignored; a missing tensor or a shape mismatch is an error.
-pub fn load_weights(vs: &nn::VarStore, prefix: &str, path: &Path) -> Result<usize> {
-    let tensors = Tensor::read_safetensors(path)
-        .map_err(|e| Error::Config(format!("{}: cannot read safetensors: {e}", path.display())))?;
-    let by_name: HashMap<String, Tensor> = tensors
-        .into_iter()
-        .map(|(name, t)| (name.strip_prefix("bert.").unwrap_or(&name).to_owned(), t))
-        .collect();
-    let mut loaded = 0;
-    let mut missing = Vec::new();
-    tch::no_grad(|| -> Result<()> {
-        for (name, mut var) in vs.variables() {
-            let Some(local) = name.strip_prefix(prefix) else {
-                continue;
-            };
-            match by_name.get(local) {
-                None => missing.push(local.to_owned()),
-                Some(src) if src.size() != var.size() => {
-                    crate::bail!(
-                        Config,
-                        "{}: {local} has shape {:?}, the model expects {:?}",
-                        path.display(),
-                        src.size(),
-                        var.size()
-                    )
-                }
-                Some(src) => {
-                    var.copy_(src);
-                    loaded += 1;
-                }
-            }
-        }
-        Ok(())
-    })?;
-    if !missing.is_empty() {
-        missing.sort();
-        crate::bail!(Config, "{}: missing tensors {missing:?}", path.display());
-    }
-    Ok(loaded)
 }

