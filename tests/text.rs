@@ -1,7 +1,6 @@
 //! The text side against PyTorch / HF transformers on the same weights (the reference scripts run in
 //! `.venv-ref`, see setup/README.md), the chunker, and memoised text features.
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use pipeline::dataset::Dataset;
 use pipeline::stages::ingest::OnError;
@@ -10,39 +9,10 @@ use pipeline::text::tokenize::is_url;
 use serde_json::json;
 use tch::{Device, Tensor};
 
-use crate::common;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
+use crate::common::{self, reference, repo};
 
 fn encoder_files() -> EncoderFiles {
     default_files(&repo().join("models"))
-}
-
-/// Runs a reference script with the reference venv's Python.
-fn reference(script: &str, args: &[&str]) {
-    let python = repo().join(".venv-ref/bin/python");
-    assert!(
-        python.is_file(),
-        "{} missing: run `make setup-reference` (make test does)",
-        python.display()
-    );
-    let out = Command::new(python)
-        .arg(repo().join("scripts/reference").join(script))
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("TRANSFORMERS_OFFLINE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The first `n` tweets of a Twitter-2017 split, as words.

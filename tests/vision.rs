@@ -59,3 +59,59 @@ fn efficientnet_classifies_real_photos() {
     );
     assert_eq!(top1("coffee.png"), 967, "coffee.png");
 }
+
+#[test]
+fn efficientnet_matches_pytorch_on_real_photos() {
+    use pipeline::vision::image::{center_crop, load_rgb};
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let weights = repo.join("models/efficientnet-lite0/model.safetensors");
+    let vs = VarStore::new(Device::Cpu);
+    let model = EfficientNetLite0::new(&vs.root());
+    pipeline::torch::load_safetensors(&vs, "", &weights).unwrap();
+
+    let names = [
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "horse.png",
+        "motorcycle_left.png",
+        "rocket.jpg",
+    ];
+    let crops: Vec<Tensor> = names
+        .iter()
+        .map(|n| center_crop(&load_rgb(&photo(n)).unwrap(), INPUT as u32))
+        .collect();
+    let images = normalise(&Tensor::stack(&crops, 0));
+    let ours = tch::no_grad(|| model.features(&images));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (
+        dir.path().join("images.safetensors"),
+        dir.path().join("features.safetensors"),
+    );
+    Tensor::write_safetensors(&[("images", &images)], &input).unwrap();
+    crate::common::reference(
+        "efficientnet_features.py",
+        &[
+            "--weights",
+            weights.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ],
+    );
+    let reference: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&output)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let diff = (&ours - &reference["features"])
+        .abs()
+        .max()
+        .double_value(&[]);
+    eprintln!(
+        "EfficientNet-Lite0 pooled features, {} photos: max abs difference {diff:e}",
+        names.len()
+    );
+    assert!(diff < 1e-3, "max abs difference {diff}");
+}

@@ -65,3 +65,33 @@ pub fn ingest(
     let tweets = ingest::read_tweets(&tweets_blob)?;
     Ok((outcome.manifest, tweets))
 }
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Runs a reference script with the reference venv's Python.
+pub fn reference(script: &str, args: &[&str]) {
+    let python = repo().join(".venv-ref/bin/python");
+    assert!(
+        python.is_file(),
+        "{} missing: run `make setup-reference` (make test does)",
+        python.display()
+    );
+    let out = Command::new(python)
+        .arg(repo().join("scripts/reference").join(script))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TRANSFORMERS_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
