@@ -115,3 +115,181 @@ fn efficientnet_matches_pytorch_on_real_photos() {
     );
     assert!(diff < 1e-3, "max abs difference {diff}");
 }
+
+/// The bad-image catalogue: every odd file either decodes to a usable RGB image or is reported as a
+/// bad image with a reason; nothing panics and nothing fails the run.
+mod bad_images {
+    use std::io::Cursor;
+    use std::path::{Path, PathBuf};
+
+    use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+    use pipeline::vision::image::{MAX_SIDE, center_crop, load_rgb};
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn encode(image: RgbImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(image)
+            .write_to(&mut out, format)
+            .unwrap();
+        out.into_inner()
+    }
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 128])
+        })
+    }
+
+    fn reason(path: &Path) -> String {
+        match load_rgb(path) {
+            Ok(image) => panic!("{} decoded to {:?}", path.display(), image.dimensions()),
+            Err(bad) => bad.0,
+        }
+    }
+
+    #[test]
+    fn unusable_files_are_bad_images_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let zero = write(dir.path(), "zero.jpg", b"");
+        assert_eq!(reason(&zero), "empty file (0 bytes)");
+        let text = write(dir.path(), "text.jpg", b"<html>404 Not Found</html>\n");
+        assert!(reason(&text).contains("not an image"), "{}", reason(&text));
+        let missing = dir.path().join("missing.jpg");
+        assert!(
+            reason(&missing).contains("cannot open"),
+            "{}",
+            reason(&missing)
+        );
+
+        let jpeg = encode(gradient(64, 48), ImageFormat::Jpeg);
+        let truncated = write(dir.path(), "truncated.jpg", &jpeg[..jpeg.len() / 3]);
+        assert!(
+            reason(&truncated).contains("cannot decode"),
+            "{}",
+            reason(&truncated)
+        );
+
+        // A GIF whose header claims 20000x20000: refused before the 1.2 GB buffer is allocated.
+        let mut gif = Vec::new();
+        {
+            let mut encoder = image::codecs::gif::GifEncoder::new(&mut gif);
+            encoder
+                .encode(&[255, 0, 0, 255], 1, 1, image::ExtendedColorType::Rgba8)
+                .unwrap();
+        }
+        gif[6..8].copy_from_slice(&20000u16.to_le_bytes());
+        gif[8..10].copy_from_slice(&20000u16.to_le_bytes());
+        let huge = write(dir.path(), "huge.gif", &gif);
+        let why = reason(&huge);
+        assert!(
+            why.contains("limit") || why.contains("cannot decode"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn odd_but_valid_images_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1x1: decodes, and the model crop still works.
+        let tiny = write(
+            dir.path(),
+            "tiny.png",
+            &encode(gradient(1, 1), ImageFormat::Png),
+        );
+        let image = load_rgb(&tiny).unwrap();
+        assert_eq!(image.dimensions(), (1, 1));
+        assert_eq!(center_crop(&image, 224).size(), vec![3, 224, 224]);
+
+        // Grayscale becomes RGB with equal channels.
+        let gray = image::GrayImage::from_fn(8, 8, |x, _| image::Luma([(x * 30) as u8]));
+        let mut bytes = Cursor::new(Vec::new());
+        DynamicImage::ImageLuma8(gray)
+            .write_to(&mut bytes, ImageFormat::Png)
+            .unwrap();
+        let gray = load_rgb(&write(dir.path(), "gray.png", bytes.get_ref())).unwrap();
+        let p = gray.get_pixel(3, 0);
+        assert!(p[0] == p[1] && p[1] == p[2] && p[0] == 90);
+
+        // Larger than MAX_SIDE: downscaled, aspect kept.
+        let big = write(
+            dir.path(),
+            "big.png",
+            &encode(gradient(MAX_SIDE * 2, MAX_SIDE), ImageFormat::Png),
+        );
+        assert_eq!(
+            load_rgb(&big).unwrap().dimensions(),
+            (MAX_SIDE, MAX_SIDE / 2)
+        );
+
+        // WebP (lossless).
+        let mut webp = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+            .encode(
+                gradient(16, 8).as_raw(),
+                16,
+                8,
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        assert_eq!(
+            load_rgb(&write(dir.path(), "a.webp", &webp))
+                .unwrap()
+                .dimensions(),
+            (16, 8)
+        );
+    }
+
+    #[test]
+    fn animated_gif_gives_its_first_frame() {
+        use image::{Delay, Frame, RgbaImage};
+        let dir = tempfile::tempdir().unwrap();
+        let mut gif = Vec::new();
+        {
+            let mut encoder = image::codecs::gif::GifEncoder::new(&mut gif);
+            for color in [[200, 0, 0, 255], [0, 0, 200, 255]] {
+                let frame = Frame::from_parts(
+                    RgbaImage::from_pixel(4, 4, image::Rgba(color)),
+                    0,
+                    0,
+                    Delay::from_numer_denom_ms(100, 1),
+                );
+                encoder.encode_frame(frame).unwrap();
+            }
+        }
+        let first = load_rgb(&write(dir.path(), "anim.gif", &gif)).unwrap();
+        let p = first.get_pixel(0, 0);
+        assert!(p[0] > 150 && p[2] < 50, "first frame is red, got {p:?}");
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // A 4x2 JPEG with an EXIF block saying "rotate 90° clockwise" (orientation 6) comes out 2x4.
+        let jpeg = encode(gradient(4, 2), ImageFormat::Jpeg);
+        let tiff: Vec<u8> = [
+            &b"II*\0"[..],
+            &8u32.to_le_bytes(),      // offset of the first IFD
+            &1u16.to_le_bytes(),      // one entry
+            &0x0112u16.to_le_bytes(), // Orientation
+            &3u16.to_le_bytes(),      // SHORT
+            &1u32.to_le_bytes(),      // count
+            &[6, 0, 0, 0],            // value 6
+            &0u32.to_le_bytes(),      // no next IFD
+        ]
+        .concat();
+        let mut app1 = vec![0xFF, 0xE1];
+        app1.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+        app1.extend_from_slice(b"Exif\0\0");
+        app1.extend_from_slice(&tiff);
+        let mut with_exif = jpeg[..2].to_vec(); // SOI
+        with_exif.extend_from_slice(&app1);
+        with_exif.extend_from_slice(&jpeg[2..]);
+        let dir = tempfile::tempdir().unwrap();
+        let image = load_rgb(&write(dir.path(), "rotated.jpg", &with_exif)).unwrap();
+        assert_eq!(image.dimensions(), (2, 4));
+    }
+}
