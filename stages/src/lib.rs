@@ -92,6 +92,14 @@ pub fn init_logging() {
         .init();
 }
 
+/// Prints [`describe`]'s line to stderr, timing from `started`.
+pub fn report(stage: &str, label: &str, outcome: &RunOutcome, started: std::time::Instant) {
+    eprintln!(
+        "{}",
+        describe(stage, label, outcome, started.elapsed().as_secs_f64())
+    );
+}
+
 /// One line saying how the run went: a cache hit, or work done (and whether downstream stays cached).
 pub fn describe(stage: &str, label: &str, outcome: &RunOutcome, seconds: f64) -> String {
     let key = outcome.manifest.key.short();

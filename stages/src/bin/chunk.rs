@@ -42,15 +42,7 @@ fn main() -> anyhow::Result<()> {
     let outcome = chunk::run(&artifacts.store, tweets, model, &encoder)?;
     let phrases = outcome.manifest.output(chunk::NOUN_PHRASES)?.digest;
     let link = artifacts.link_view(&dataset.label, chunk::NOUN_PHRASES, &phrases)?;
-    eprintln!(
-        "{}",
-        stages::describe(
-            "chunk",
-            &dataset.label,
-            &outcome,
-            started.elapsed().as_secs_f64()
-        )
-    );
+    stages::report("chunk", &dataset.label, &outcome, started);
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} tweets, {} noun phrases -> {}",

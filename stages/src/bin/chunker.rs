@@ -38,15 +38,7 @@ fn main() -> anyhow::Result<()> {
         artifacts.link_view("chunker", name, &outcome.manifest.output(name)?.digest)?;
     }
     let m = &outcome.manifest.counts;
-    eprintln!(
-        "{}",
-        stages::describe(
-            "chunker",
-            "conll2000",
-            &outcome,
-            started.elapsed().as_secs_f64()
-        )
-    );
+    stages::report("chunker", "conll2000", &outcome, started);
     eprintln!(
         "  CoNLL-2000 test NP F1 {:.2} (P {:.2}, R {:.2}); dev F1 per epoch {}; seed {}",
         m["test_f1"].as_f64().unwrap_or(f64::NAN),

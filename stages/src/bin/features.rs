@@ -36,15 +36,7 @@ fn main() -> anyhow::Result<()> {
         features::TEXT_FEATURES,
         &outcome.manifest.output(features::TEXT_FEATURES)?.digest,
     )?;
-    eprintln!(
-        "{}",
-        stages::describe(
-            "features",
-            &dataset.label,
-            &outcome,
-            started.elapsed().as_secs_f64()
-        )
-    );
+    stages::report("features", &dataset.label, &outcome, started);
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} tweets, {} word pieces, {} longer than 128 pieces (encoded with a sliding window) -> {}",

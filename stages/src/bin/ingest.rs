@@ -28,15 +28,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let counts = &outcome.manifest.counts;
-    eprintln!(
-        "{}",
-        stages::describe(
-            "ingest",
-            &dataset.label,
-            &outcome,
-            started.elapsed().as_secs_f64()
-        )
-    );
+    stages::report("ingest", &dataset.label, &outcome, started);
     eprintln!("{}", ingest::summary(counts));
     eprintln!(
         "  -> {}",
