@@ -40,13 +40,38 @@ fn row(
     let key = spec.key().short();
     let manifest = store.lookup(&spec)?;
     match &manifest {
-        Some(m) => println!("{stage:<10} {:<24} {key:<14} {}", "up to date", m.counts),
+        Some(m) => println!(
+            "{stage:<10} {:<24} {key:<14} {}",
+            "up to date",
+            brief(&m.counts)
+        ),
         None => println!(
             "{stage:<10} {:<24} {key:<14} inputs, parameters or code changed",
             "would run"
         ),
     }
     Ok(manifest)
+}
+
+/// The headline numbers of a run's counts.
+fn brief(counts: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    for (key, label) in [
+        ("tweets", "tweets"),
+        ("rejected", "rejected"),
+        ("phrases", "noun phrases"),
+        ("pieces", "word pieces"),
+        ("test_f1", "CoNLL-2000 test NP F1"),
+    ] {
+        match &counts[key] {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                parts.push(format!("{label} {:.2}", n.as_f64().unwrap_or(0.0)))
+            }
+            serde_json::Value::Number(n) => parts.push(format!("{n} {label}")),
+            _ => {}
+        }
+    }
+    parts.join(", ")
 }
 
 fn waiting(stage: &str, on: &str) {
