@@ -1,5 +1,5 @@
 # umgf: the front door. `make` sets up (once) and runs the pipeline as far as it is built, on DATASET
-# (the first run also trains the noun-phrase chunker: about 15 minutes on 2 cores, then cached).
+# (the first run also trains the noun-phrase chunker: about 10 minutes on 2 cores, then cached).
 # Every stage target re-runs only what changed: the store (artifacts/store) skips work already done.
 #
 #   make                      setup + the default job (Twitter-2017)
