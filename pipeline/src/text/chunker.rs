@@ -109,17 +109,17 @@ impl NpChunker {
             .collect::<Result<Vec<_>>>()?;
         let sequences: Vec<Vec<u32>> = pieces.iter().map(|p| p.ids.clone()).collect();
         let states = self.encoder.piece_states(&sequences, PREDICT_BATCH);
-        Ok(tch::no_grad(|| {
+        tch::no_grad(|| {
             states
                 .iter()
                 .zip(&pieces)
                 .map(|(s, p)| {
-                    decode(&to_rows(
+                    Ok(decode(&to_rows(
                         &self.word_scores(&s.to_device(self.encoder.device), p),
-                    ))
+                    )?))
                 })
                 .collect()
-        }))
+        })
     }
 
     /// Span F1 (P, R, F1 in percent) on labelled sentences.
@@ -265,12 +265,12 @@ impl NpChunker {
     }
 }
 
-fn to_rows(scores: &Tensor) -> Vec<[f32; NpTag::COUNT]> {
-    let flat: Vec<f32> =
-        Vec::<f32>::try_from(scores.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
-    flat.chunks_exact(NpTag::COUNT)
+fn to_rows(scores: &Tensor) -> Result<Vec<[f32; NpTag::COUNT]>> {
+    let flat = Vec::<f32>::try_from(scores.to_device(Device::Cpu).flatten(0, -1))?;
+    Ok(flat
+        .chunks_exact(NpTag::COUNT)
         .map(|c| [c[0], c[1], c[2]])
-        .collect()
+        .collect())
 }
 
 fn snapshot(vs: &nn::VarStore) -> HashMap<String, Tensor> {
