@@ -293,3 +293,22 @@ mod bad_images {
         assert_eq!(image.dimensions(), (2, 4));
     }
 }
+
+#[test]
+fn cmyk_jpeg_becomes_rgb() {
+    use jpeg_encoder::{ColorType, Encoder};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cmyk.jpg");
+    // 8x8 of pure cyan in CMYK (C=255, M=Y=K=0).
+    let pixels: Vec<u8> = std::iter::repeat_n([255u8, 0, 0, 0], 64)
+        .flatten()
+        .collect();
+    Encoder::new_file(&path, 95)
+        .unwrap()
+        .encode(&pixels, 8, 8, ColorType::Cmyk)
+        .unwrap();
+    let image = pipeline::vision::image::load_rgb(&path).unwrap();
+    let p = image.get_pixel(4, 4);
+    eprintln!("CMYK cyan decoded as RGB {p:?}");
+    assert!(p[0] < 60 && p[1] > 180 && p[2] > 180, "cyan, got {p:?}");
+}
