@@ -312,3 +312,35 @@ fn cmyk_jpeg_becomes_rgb() {
     eprintln!("CMYK cyan decoded as RGB {p:?}");
     assert!(p[0] < 60 && p[1] > 180 && p[2] > 180, "cyan, got {p:?}");
 }
+
+#[test]
+fn detector_graphs_load_with_every_weight() {
+    use pipeline::vision::tfjs::GraphModel;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/detector");
+    for (name, nodes) in [("centernet.json", 544), ("nanodet.json", 489)] {
+        let model = GraphModel::load(&dir.join(name)).unwrap();
+        assert_eq!(model.nodes.len(), nodes, "{name}");
+        // Every constant of the graph has its value, and no value is NaN (a misread float16 shows up
+        // as NaNs; NanoDet's max-pool padding constant is legitimately -inf).
+        for node in model.nodes.iter().filter(|n| n.op == "Const") {
+            let weight = model
+                .weights
+                .get(&node.name)
+                .unwrap_or_else(|| panic!("{name}: no weight for {}", node.name));
+            if weight.kind() == Kind::Float {
+                assert_eq!(
+                    weight.isnan().any().int64_value(&[]),
+                    0,
+                    "{name}: {}",
+                    node.name
+                );
+            }
+        }
+        eprintln!(
+            "{name}: {} nodes, {} weights, ops {:?}",
+            model.nodes.len(),
+            model.weights.len(),
+            model.op_counts()
+        );
+    }
+}

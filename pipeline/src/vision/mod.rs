@@ -1,5 +1,6 @@
-//! The vision side. Built so far: the EfficientNet-Lite0 image encoder (`efficientnet`) and PNG/JPEG
-//! decoding to its input (`image`). Not built yet (issue 4): robust decoding of every format, the COCO
-//! detector, grounding, visual features, PyTorch parity of the encoder.
+//! The vision side. Built so far: image decoding (`image`), the EfficientNet-Lite0 image encoder
+//! (`efficientnet`), and loading TF.js graph models (`tfjs`). Not built yet (issue 4): executing the
+//! detector graph, grounding, visual features.
 pub mod efficientnet;
 pub mod image;
+pub mod tfjs;
