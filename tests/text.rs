@@ -28,6 +28,25 @@ fn real_tweets(split: pipeline::schema::Split, n: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Runs `bert_states.py` in `mode` (`--input` ids or `--tokenize` words) on `input`, written as JSON
+/// in `dir`; returns the path of its output file `output`.
+fn run_bert_reference(dir: &Path, mode: &str, input: serde_json::Value, output: &str) -> PathBuf {
+    let input_path = dir.join("input.json");
+    std::fs::write(&input_path, input.to_string()).unwrap();
+    let out = dir.join(output);
+    let model = encoder_files().dir;
+    let args = [
+        "--model",
+        model.to_str().unwrap(),
+        mode,
+        input_path.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    reference("bert_states.py", &args);
+    out
+}
+
 #[test]
 fn encoder_matches_pytorch_on_real_tweets() {
     let encoder = TextEncoder::load(&encoder_files(), Device::Cpu).unwrap();
@@ -53,20 +72,11 @@ fn encoder_matches_pytorch_on_real_tweets() {
         .collect();
 
     let dir = tempfile::tempdir().unwrap();
-    let ids = dir.path().join("ids.json");
-    std::fs::write(&ids, json!({ "input_ids": sequences }).to_string()).unwrap();
-    let out = dir.path().join("states.safetensors");
-    let model = encoder_files().dir;
-    reference(
-        "bert_states.py",
-        &[
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            ids.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
+    let out = run_bert_reference(
+        dir.path(),
+        "--input",
+        json!({ "input_ids": sequences }),
+        "states.safetensors",
     );
     let expected: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&out)
         .unwrap()
@@ -106,20 +116,11 @@ fn word_pieces_match_hf_tokenizer() {
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("words.json");
-    std::fs::write(&input, json!({ "words": words }).to_string()).unwrap();
-    let out = dir.path().join("tok.json");
-    let model = encoder_files().dir;
-    reference(
-        "bert_states.py",
-        &[
-            "--model",
-            model.to_str().unwrap(),
-            "--tokenize",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
+    let out = run_bert_reference(
+        dir.path(),
+        "--tokenize",
+        json!({ "words": words }),
+        "tok.json",
     );
     let hf: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
 
