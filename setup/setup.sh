@@ -2,7 +2,8 @@
 # Fresh-machine set-up for umgf (see setup/README.md).
 #   setup/setup.sh          CPU (default): .venv with PyPI torch 2.13.0 (libtorch for tch 0.26.0), models/
 #   GPU=1 setup/setup.sh    the same with torch's full NVIDIA package set
-#   REFERENCE=1 setup/setup.sh   also .venv-ref: torch that imports, transformers, seqeval (scripts/reference)
+#   REFERENCE=1 setup/setup.sh   also .venv-ref: torch that imports, transformers, seqeval (scripts/reference),
+#                                .node-ref: pure-JS TF.js (CPU backend) for scripts/reference/tfjs_graph.js
 # Downloads go to a per-user cache (UMGF_CACHE, default ~/.cache/umgf); with the cache filled the
 # set-up runs offline. Idempotent (a stamp makes a re-run a no-op) and safe to interrupt and re-run.
 set -euo pipefail
@@ -26,6 +27,10 @@ REF_REQS=$SETUP/requirements-reference.txt   # includes requirements-gpu.txt
 REF_RECIPE=1
 PHOTOS=$ROOT/photos      # real photos for the vision tests, from Debian's python3-skimage (REFERENCE=1)
 PHOTO_NAMES="astronaut.png chelsea.png coffee.png horse.png motorcycle_left.png rocket.jpg"
+NODE_REF=$ROOT/.node-ref   # npm ci of scripts/reference/node/package-lock.json (REFERENCE=1)
+NODE_PKG=$ROOT/scripts/reference/node
+NODE_RECIPE=1
+NPM_CACHE=$CACHE/npm      # npm's cache (tarballs by integrity); npm ci runs offline-first from here
 
 export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -41,6 +46,8 @@ venv_key=$( { echo "recipe=$VENV_RECIPE variant=$VARIANT"; cat "$REQS"; } | sha2
 models_key=$(cat "$SETUP/weights.lock" "$SETUP/build_models.py" "$SETUP/convert_efficientnet.py" \
   | sha256sum | cut -d' ' -f1)
 ref_key=$( { echo "recipe=$REF_RECIPE"; cat "$REF_REQS" "$SETUP/requirements-gpu.txt"; } \
+  | sha256sum | cut -d' ' -f1)
+node_key=$( { echo "recipe=$NODE_RECIPE"; cat "$NODE_PKG/package.json" "$NODE_PKG/package-lock.json"; } \
   | sha256sum | cut -d' ' -f1)
 all_key=$(echo "$venv_key $models_key $(sha "$SETUP/setup.sh") gpu=$GPU" | sha256sum | cut -d' ' -f1)
 
@@ -69,11 +76,15 @@ ref_ok() {
   [[ -f $REF_VENV/umgf-ref.stamp && $(cat "$REF_VENV/umgf-ref.stamp") == "$ref_key" ]] &&
     "$REF_VENV/bin/python" -c '' 2>/dev/null
 }
+node_ref_ok() {  # cheap: the stamp (package.json + lock) and a node on PATH; no process is started
+  [[ -f $NODE_REF/umgf-node.stamp && $(cat "$NODE_REF/umgf-node.stamp") == "$node_key" ]] &&
+    [[ -f $NODE_REF/node_modules/@tensorflow/tfjs-core/package.json ]] && command -v node >/dev/null
+}
 
 if [[ -f $VENV/umgf-setup.stamp && $(cat "$VENV/umgf-setup.stamp") == "$all_key" ]] && venv_ok && models_ok &&
-  { [[ $REFERENCE == 0 ]] || { ref_ok && photos_ok; }; }; then
+  { [[ $REFERENCE == 0 ]] || { ref_ok && photos_ok && node_ref_ok; }; }; then
   if [[ $REFERENCE == 1 ]]; then
-    say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/, .venv-ref)"
+    say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/, .venv-ref, .node-ref)"
   else
     say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/)"
   fi
@@ -84,7 +95,7 @@ mkdir -p "$WHEELS" "$ARCHIVES"
 # one set-up at a time per user cache (concurrent make targets, two clones)
 if command -v flock >/dev/null; then exec 9>"$CACHE/.setup.lock"; flock 9; fi
 # temp dirs of a run that was killed
-rm -rf "$CACHE"/tmp.* "$ROOT"/models.tmp.* "$ROOT"/models.old.*
+rm -rf "$CACHE"/tmp.* "$ROOT"/models.tmp.* "$ROOT"/models.old.* "$ROOT"/.node-ref.tmp.*
 # pip's and npm's own temp files too, so that a killed run leaves nothing behind in /tmp
 TMPDIR=$(mktemp -d "$CACHE/tmp.XXXXXX"); TMPS+=("$TMPDIR"); export TMPDIR
 
@@ -245,7 +256,61 @@ if [[ $REFERENCE == 1 ]]; then
   fi
 fi
 
+# ---- 5. Node reference (REFERENCE=1) -------------------------------------------------------------
+# @tensorflow/tfjs-{core,converter,backend-cpu}, pure JS (no native addon), for scripts/reference/tfjs_graph.js.
+# npm ci of the committed lock (integrity hashes) into .node-ref.tmp.*, checked, then renamed to .node-ref.
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+have_node() { command -v node >/dev/null && command -v npm >/dev/null && (( $(node_major) >= 18 )); }
+ensure_node() {
+  have_node && return 0
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing nodejs and npm with apt-get (node >= 18 is needed for .node-ref)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends nodejs npm >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends nodejs npm >/dev/null; } ||
+      die "apt-get install nodejs npm failed"
+    have_node || die "apt-get installed node $(node --version 2>/dev/null || echo '(none)'); .node-ref needs node >= 18 and npm"
+  else
+    die "REFERENCE=1 needs node >= 18 and npm on PATH for .node-ref (scripts/reference/tfjs_graph.js); found node \
+$(node --version 2>/dev/null || echo '(none)'), npm $(npm --version 2>/dev/null || echo '(none)'). Install Node.js 18+ \
+(Debian/Ubuntu as root: apt-get install --no-install-recommends nodejs npm) and re-run."
+  fi
+}
+npm_ci() {  # dir [extra npm args]
+  local dir=$1; shift
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --cache "$NPM_CACHE" --loglevel=error "$@")
+}
+
+if [[ $REFERENCE == 1 ]]; then
+  if node_ref_ok; then
+    say "node reference up to date"
+  else
+    ensure_node
+    say "installing .node-ref (npm ci of scripts/reference/node/package-lock.json) with node $(node --version)"
+    tmp=$(mktemp -d "$ROOT/.node-ref.tmp.XXXXXX"); TMPS+=("$tmp")
+    cp "$NODE_PKG/package.json" "$NODE_PKG/package-lock.json" "$tmp/"
+    echo '*' > "$tmp/.gitignore"
+    if npm_ci "$tmp" --offline >/dev/null 2>"$CACHE/npm-offline.log"; then
+      say "installed from the npm cache (offline)"
+    else
+      say "downloading npm packages into $NPM_CACHE"
+      npm_ci "$tmp" >/dev/null || die ".node-ref: npm ci failed (log: $NPM_CACHE/_logs/)"
+    fi
+    (cd "$tmp" && node -e '
+const tf = require("@tensorflow/tfjs-core"); require("@tensorflow/tfjs-backend-cpu");
+const conv = require("@tensorflow/tfjs-converter");
+const want = require("./package.json").dependencies["@tensorflow/tfjs-core"];
+if (tf.version_core !== want || conv.version_converter !== want) {
+  console.error(`versions ${tf.version_core}/${conv.version_converter}, want ${want}`); process.exit(1); }
+console.log(`setup: .node-ref: tfjs-core ${tf.version_core}, converter ${conv.version_converter}, backend-cpu, node ${process.version}`);
+') || die ".node-ref: require check failed"
+    echo "$node_key" > "$tmp/umgf-node.stamp"
+    chmod 755 "$tmp"
+    rm -rf "$NODE_REF"; mv "$tmp" "$NODE_REF"
+  fi
+fi
+
 echo "$all_key" > "$VENV/umgf-setup.stamp"
 say "done ($VARIANT). Build with LIBTORCH=$VENV/libtorch; weights in models/ (models/MANIFEST.json)"
-refdir=(); [[ $REFERENCE == 1 ]] && refdir=("$REF_VENV")
+refdir=(); [[ $REFERENCE == 1 ]] && refdir=("$REF_VENV" "$NODE_REF")
 du -sh "$VENV" "${refdir[@]}" "$MODELS" "$CACHE" 2>/dev/null | sed 's/^/setup: disk /'
