@@ -344,3 +344,33 @@ fn detector_graphs_load_with_every_weight() {
         );
     }
 }
+
+/// The detector on skimage's photos: `human`'s thresholds, every detection printed.
+#[test]
+fn detector_finds_the_person_and_the_motorcycle() {
+    use pipeline::vision::detector::{CenterNet, DetectorConfig, default_model};
+    use pipeline::vision::image::load_rgb;
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let detector = CenterNet::load(&default_model(&models), Device::Cpu).unwrap();
+    let config = DetectorConfig::default();
+    let detect = |name: &str| {
+        let image = load_rgb(&photo(name)).unwrap();
+        let found = tch::no_grad(|| detector.detect(&image, &config)).unwrap();
+        for d in &found {
+            eprintln!(
+                "{name}: {} {:.2} [{:.0}, {:.0}, {:.0}, {:.0}]",
+                d.label(),
+                d.score,
+                d.bbox.x1,
+                d.bbox.y1,
+                d.bbox.x2,
+                d.bbox.y2
+            );
+        }
+        found
+    };
+    let astronaut = detect("astronaut.png");
+    assert_eq!(astronaut.first().map(|d| d.label()), Some("person"));
+    let motorcycle = detect("motorcycle_left.png");
+    assert_eq!(motorcycle.first().map(|d| d.label()), Some("motorcycle"));
+}

