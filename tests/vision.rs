@@ -374,3 +374,78 @@ fn detector_finds_the_person_and_the_motorcycle() {
     let motorcycle = detect("motorcycle_left.png");
     assert_eq!(motorcycle.first().map(|d| d.label()), Some("motorcycle"));
 }
+
+fn write_f32(path: &std::path::Path, t: &Tensor) {
+    let values = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn read_f32(path: &std::path::Path) -> Tensor {
+    let bytes = std::fs::read(path).unwrap();
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Tensor::from_slice(&values)
+}
+
+/// The graph interpreter against TF.js itself (`@tensorflow/tfjs` CPU backend, pure JS, in Node) on
+/// the same 512x512 inputs: heat maps, box sizes and the graph's decoded candidates.
+#[test]
+fn detector_graph_matches_tfjs() {
+    use pipeline::vision::detector::{CenterNet, default_model};
+    use pipeline::vision::image::load_rgb;
+    use pipeline::vision::tfjs::GraphModel;
+    let repo = crate::common::repo();
+    let model = default_model(&repo.join("models"));
+    let detector = CenterNet::load(&model, Device::Cpu).unwrap();
+    let outputs = ["tower_0/keypoints", "tower_0/wh", "tower_0/detections"];
+    let plan = GraphModel::load(&model)
+        .unwrap()
+        .plan(&["tower_0/images"], &outputs)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["astronaut.png", "motorcycle_left.png"] {
+        let input = detector.input(&load_rgb(&photo(name)).unwrap()).unwrap();
+        let ours = tch::no_grad(|| plan.run(&[input.shallow_clone()])).unwrap();
+        let input_path = dir.path().join("input.f32");
+        write_f32(&input_path, &input);
+        let out_dir = dir.path().join(name);
+        crate::common::node_reference(
+            "tfjs_graph.js",
+            &[
+                "--model",
+                model.to_str().unwrap(),
+                "--input",
+                input_path.to_str().unwrap(),
+                "--shape",
+                "1,512,512,3",
+                "--outputs",
+                &outputs.join(","),
+                "--out-dir",
+                out_dir.to_str().unwrap(),
+            ],
+        );
+        let theirs: Vec<Tensor> = (0..outputs.len())
+            .map(|i| read_f32(&out_dir.join(format!("{i}.f32"))))
+            .collect();
+        let diff = |i: usize| {
+            let a = ours[i].flatten(0, -1).to_kind(Kind::Float);
+            assert_eq!(a.size(), theirs[i].size(), "{name}: {}", outputs[i]);
+            f64::try_from((a - &theirs[i]).abs().max()).unwrap()
+        };
+        let (keypoints, wh) = (diff(0), diff(1));
+        eprintln!("{name}: max abs difference keypoints {keypoints:e}, wh {wh:e} (pixels)");
+        assert!(keypoints < 1e-3, "{name}: keypoints differ by {keypoints}");
+        assert!(wh < 1e-2, "{name}: wh differ by {wh}");
+        // Candidates: the same 100 in the same order (scores are distinct), boxes within 0.01 px.
+        let ours = ours[2].view([100, 6]);
+        let theirs = theirs[2].view([100, 6]);
+        let classes_equal = ours.select(1, 5).eq_tensor(&theirs.select(1, 5)).all();
+        assert_eq!(classes_equal.int64_value(&[]), 1, "{name}: classes differ");
+        let boxes = f64::try_from((ours - theirs).abs().max()).unwrap();
+        eprintln!("{name}: candidates max abs difference {boxes:e}");
+        assert!(boxes < 1e-2, "{name}: candidates differ by {boxes}");
+    }
+}

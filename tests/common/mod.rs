@@ -95,3 +95,21 @@ pub fn reference(script: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs a Node reference script (its modules come from `.node-ref`, installed by set-up).
+pub fn node_reference(script: &str, args: &[&str]) {
+    assert!(
+        repo().join(".node-ref/node_modules").is_dir(),
+        ".node-ref missing: run `make setup-reference` (make test does)"
+    );
+    let out = Command::new("node")
+        .arg(repo().join("scripts/reference").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
