@@ -5,13 +5,14 @@
 #   make                      setup + the default job (Twitter-2017)
 #   make ingest DATASET=twitter2015
 #   make chunk DATASET=path/to/dump.jsonl ON_ERROR=skip
+#   make ground DATASET=dump.jsonl   objects in each tweet's image that its noun phrases point at
 #   make features             text features (PRECISION=bf16: faster; the visual part is not built yet)
 #   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
 #   make status               which stages are up to date, which would re-run
 #   make test                 the test suite
 #   make bench-text           text features: Rust vs Python transformers, same weights and tweets
 #
-# Stages not built yet (ground, graphs, train, eval, predict) have no target.
+# Stages not built yet (graphs, train, eval, predict) have no target.
 
 DATASET   ?= twitter2017
 DATA_DIR  ?=
@@ -30,7 +31,7 @@ SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wild
 COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
-.PHONY: all setup setup-reference build ingest chunker chunk features status test bench-text clean distclean data help
+.PHONY: all setup setup-reference build ingest chunker chunk ground features status test bench-text clean distclean data help
 
 all: setup chunk features status
 
@@ -66,6 +67,9 @@ chunker: build
 
 chunk: build
 	$(BIN)/chunk $(DATA) --on-error $(ON_ERROR) $(COMMON)
+
+ground: build
+	$(BIN)/ground $(DATA) --on-error $(ON_ERROR) $(COMMON)
 
 features: build
 	$(BIN)/features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(COMMON)

@@ -452,3 +452,249 @@ impl<'a> Columns<'a> {
         self.typed(name)
     }
 }
+
+/// How a grounded object was found: by a noun phrase of the tweet, or by a general word ("person"),
+/// which links it to every word of the tweet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryKind {
+    Phrase,
+    General,
+}
+
+impl QueryKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Phrase => "phrase",
+            Self::General => "general",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Phrase, Self::General]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+}
+
+/// One grounding of a targeted object: a row of the `objects` artifact written by `ground`. An object
+/// found by several queries has one row per query, all with its `object_id`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroundedObject {
+    pub tweet_id: String,
+    /// The object's number within its tweet (0, 1, ...), shared by its rows.
+    pub object_id: u32,
+    /// Box corners in pixels of the decoded image (upright, at most `vision::image::MAX_SIDE` a side),
+    /// whose size is `image_width` x `image_height`.
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    pub image_width: u32,
+    pub image_height: u32,
+    /// The detector's confidence.
+    pub score: f32,
+    /// COCO class name.
+    pub class: String,
+    /// The phrase text or general word that found the object.
+    pub query: String,
+    pub query_kind: QueryKind,
+    /// The phrase's word range (end exclusive); `None` for general words.
+    pub phrase_start: Option<u32>,
+    pub phrase_end: Option<u32>,
+    /// How well the query matched the class (1 for a synonym-table or exact match).
+    pub similarity: f32,
+}
+
+/// The `objects` artifact written by `ground`.
+pub mod objects {
+    use arrow_array::{Float32Array, UInt32Array};
+
+    use super::*;
+
+    pub const NAME: &str = "objects";
+    pub const VERSION: u32 = 1;
+
+    pub fn schema() -> Arc<Schema> {
+        let f32 = |name: &str| Field::new(name, DataType::Float32, false);
+        let u32 = |name: &str| Field::new(name, DataType::UInt32, false);
+        Arc::new(Schema::new(vec![
+            Field::new("tweet_id", DataType::Utf8, false),
+            u32("object_id"),
+            f32("x1"),
+            f32("y1"),
+            f32("x2"),
+            f32("y2"),
+            u32("image_width"),
+            u32("image_height"),
+            f32("score"),
+            Field::new("class", DataType::Utf8, false),
+            Field::new("query", DataType::Utf8, false),
+            Field::new("query_kind", DataType::Utf8, false),
+            Field::new("phrase_start", DataType::UInt32, true),
+            Field::new("phrase_end", DataType::UInt32, true),
+            f32("similarity"),
+        ]))
+    }
+
+    pub fn to_batch(rows: &[GroundedObject]) -> Result<RecordBatch> {
+        let strings = |f: fn(&GroundedObject) -> &str| -> ArrayRef {
+            Arc::new(rows.iter().map(|r| Some(f(r))).collect::<StringArray>())
+        };
+        let u32s = |f: fn(&GroundedObject) -> Option<u32>| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<UInt32Array>())
+        };
+        let f32s = |f: fn(&GroundedObject) -> f32| -> ArrayRef {
+            Arc::new(rows.iter().map(f).collect::<Float32Array>())
+        };
+        let columns = vec![
+            strings(|r| &r.tweet_id),
+            u32s(|r| Some(r.object_id)),
+            f32s(|r| r.x1),
+            f32s(|r| r.y1),
+            f32s(|r| r.x2),
+            f32s(|r| r.y2),
+            u32s(|r| Some(r.image_width)),
+            u32s(|r| Some(r.image_height)),
+            f32s(|r| r.score),
+            strings(|r| &r.class),
+            strings(|r| &r.query),
+            strings(|r| r.query_kind.name()),
+            u32s(|r| r.phrase_start),
+            u32s(|r| r.phrase_end),
+            f32s(|r| r.similarity),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+
+    pub fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<GroundedObject>> {
+        let cols = Columns { path, batch };
+        let (tweet_id, class, query, kind) = (
+            cols.strings("tweet_id")?,
+            cols.strings("class")?,
+            cols.strings("query")?,
+            cols.strings("query_kind")?,
+        );
+        let u32s = |name| cols.typed::<UInt32Array>(name);
+        let f32s = |name| cols.typed::<Float32Array>(name);
+        let (object_id, width, height, start, end) = (
+            u32s("object_id")?,
+            u32s("image_width")?,
+            u32s("image_height")?,
+            u32s("phrase_start")?,
+            u32s("phrase_end")?,
+        );
+        let (x1, y1, x2, y2, score, similarity) = (
+            f32s("x1")?,
+            f32s("y1")?,
+            f32s("x2")?,
+            f32s("y2")?,
+            f32s("score")?,
+            f32s("similarity")?,
+        );
+        let optional = |a: &UInt32Array, i: usize| a.is_valid(i).then(|| a.value(i));
+        (0..batch.num_rows())
+            .map(|i| {
+                let query_kind = QueryKind::parse(kind.value(i)).ok_or_else(|| Error::Schema {
+                    path: path.to_owned(),
+                    message: format!("row {i}: unknown query kind {:?}", kind.value(i)),
+                })?;
+                Ok(GroundedObject {
+                    tweet_id: tweet_id.value(i).to_owned(),
+                    object_id: object_id.value(i),
+                    x1: x1.value(i),
+                    y1: y1.value(i),
+                    x2: x2.value(i),
+                    y2: y2.value(i),
+                    image_width: width.value(i),
+                    image_height: height.value(i),
+                    score: score.value(i),
+                    class: class.value(i).to_owned(),
+                    query: query.value(i).to_owned(),
+                    query_kind,
+                    phrase_start: optional(start, i),
+                    phrase_end: optional(end, i),
+                    similarity: similarity.value(i),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The EfficientNet feature of one region of a tweet's image: a row of the `visual_features` artifact.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VisualFeatures {
+    pub tweet_id: String,
+    /// The object (`objects.object_id`) whose box was cropped; `None` for the whole image.
+    pub object_id: Option<u32>,
+    /// Pooled features (1280 for EfficientNet-Lite0).
+    pub features: Vec<f32>,
+}
+
+/// The `visual_features` artifact written by `features`.
+pub mod visual_features {
+    use arrow_array::builder::Float32Builder;
+    use arrow_array::{Float32Array, UInt32Array};
+
+    use super::*;
+
+    pub const NAME: &str = "visual_features";
+    pub const VERSION: u32 = 1;
+
+    pub fn schema() -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("tweet_id", DataType::Utf8, false),
+            Field::new("object_id", DataType::UInt32, true),
+            Field::new(
+                "features",
+                DataType::List(Arc::new(Field::new("item", DataType::Float32, false))),
+                false,
+            ),
+        ]))
+    }
+
+    pub fn to_batch(rows: &[VisualFeatures]) -> Result<RecordBatch> {
+        let mut features = ListBuilder::new(Float32Builder::new())
+            .with_field(Arc::new(Field::new("item", DataType::Float32, false)));
+        for row in rows {
+            features.values().append_slice(&row.features);
+            features.append(true);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.tweet_id.as_str()))
+                    .collect::<StringArray>(),
+            ),
+            Arc::new(rows.iter().map(|r| r.object_id).collect::<UInt32Array>()),
+            Arc::new(features.finish()),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+
+    pub fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<VisualFeatures>> {
+        let cols = Columns { path, batch };
+        let (ids, objects, features) = (
+            cols.strings("tweet_id")?,
+            cols.typed::<UInt32Array>("object_id")?,
+            cols.lists("features")?,
+        );
+        (0..batch.num_rows())
+            .map(|i| {
+                let values = features.value(i);
+                let values = values
+                    .as_any()
+                    .downcast_ref::<Float32Array>()
+                    .ok_or_else(|| Error::Schema {
+                        path: path.to_owned(),
+                        message: "features has the wrong item type".to_owned(),
+                    })?;
+                Ok(VisualFeatures {
+                    tweet_id: ids.value(i).to_owned(),
+                    object_id: objects.is_valid(i).then(|| objects.value(i)),
+                    features: values.values().to_vec(),
+                })
+            })
+            .collect()
+    }
+}

@@ -5,8 +5,12 @@ use clap::Args;
 use pipeline::Digest;
 use pipeline::dataset::Dataset;
 use pipeline::stages::Artifacts;
+use pipeline::stages::chunk;
+use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ingest::{self, OnError};
 use pipeline::store::RunOutcome;
+use pipeline::text::chunker::ChunkerTraining;
+use pipeline::text::encoder::default_files;
 
 /// Arguments every stage takes.
 #[derive(Args, Debug)]
@@ -52,6 +56,23 @@ impl DatasetArgs {
         let outcome = ingest::ensure(&artifacts.store, dataset, self.on_error)?;
         Ok(outcome.manifest.output(ingest::TWEETS)?.digest)
     }
+}
+
+/// Runs `chunk` on the tweets (training the chunker first if it never was; both cached) and returns
+/// the outcome: the `noun_phrases` artifact and its counts.
+pub fn noun_phrases(
+    common: &Common,
+    artifacts: &Artifacts,
+    tweets: Digest,
+) -> anyhow::Result<RunOutcome> {
+    let encoder = default_files(&common.models);
+    let trained = chunker::run(
+        &artifacts.store,
+        &ChunkerInputs::new(&common.require_data_dir()?, encoder.clone()),
+        &ChunkerTraining::default(),
+    )?;
+    let model = trained.manifest.output(chunker::MODEL)?.digest;
+    Ok(chunk::run(&artifacts.store, tweets, model, &encoder)?)
 }
 
 impl Common {

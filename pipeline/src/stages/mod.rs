@@ -3,6 +3,7 @@
 pub mod chunk;
 pub mod chunker;
 pub mod features;
+pub mod ground;
 pub mod ingest;
 
 use std::path::{Path, PathBuf};

@@ -135,6 +135,35 @@ impl TextEncoder {
             .collect()
     }
 
+    /// Embeddings of short texts (given as words) the way sentence-transformers pools this model: the
+    /// mean of all piece states, [CLS] and [SEP] included, L2-normalised. [texts, hidden].
+    pub fn sentence_embeddings<S: AsRef<str>>(
+        &self,
+        texts: &[Vec<S>],
+        batch_size: usize,
+    ) -> Result<Tensor> {
+        let sequences = texts
+            .iter()
+            .map(|words| self.pieces.tweet(words).map(|p| p.ids))
+            .collect::<Result<Vec<_>>>()?;
+        if sequences.is_empty() {
+            return Ok(Tensor::zeros(
+                [0, self.hidden_size()],
+                (Kind::Float, Device::Cpu),
+            ));
+        }
+        let pooled: Vec<Tensor> = self
+            .piece_states(&sequences, batch_size)
+            .iter()
+            .map(|states| states.mean_dim(0, false, Kind::Float))
+            .collect();
+        let pooled = Tensor::stack(&pooled, 0);
+        let norm = pooled
+            .norm_scalaropt_dim(2.0, [1i64].as_slice(), true)
+            .clamp_min(1e-12);
+        Ok(pooled / norm)
+    }
+
     /// Runs sequences through BERT in batches of similar length (little padding), returning each
     /// sequence's states in the original order.
     fn run_batched(&self, sequences: &[&[u32]], batch_size: usize) -> Vec<Tensor> {

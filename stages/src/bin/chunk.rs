@@ -4,10 +4,7 @@ use std::time::Instant;
 use clap::Parser;
 use pipeline::schema::Split;
 use pipeline::stages::chunk;
-use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ingest;
-use pipeline::text::chunker::ChunkerTraining;
-use pipeline::text::encoder::default_files;
 
 #[derive(Parser, Debug)]
 #[command(about = "Noun phrases of every tweet (stage 2 of umgf)")]
@@ -29,17 +26,8 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let dataset = cli.data.resolve(&cli.common)?;
     let artifacts = cli.common.open_artifacts()?;
-    let encoder = default_files(&cli.common.models);
     let tweets = cli.data.tweets(&artifacts, &dataset)?;
-    let chunker_data = cli.common.require_data_dir()?;
-    let trained = chunker::run(
-        &artifacts.store,
-        &ChunkerInputs::new(&chunker_data, encoder.clone()),
-        &ChunkerTraining::default(),
-    )?;
-    let model = trained.manifest.output(chunker::MODEL)?.digest;
-
-    let outcome = chunk::run(&artifacts.store, tweets, model, &encoder)?;
+    let outcome = stages::noun_phrases(&cli.common, &artifacts, tweets)?;
     let phrases = outcome.manifest.output(chunk::NOUN_PHRASES)?.digest;
     let link = artifacts.link_view(&dataset.label, chunk::NOUN_PHRASES, &phrases)?;
     stages::report("chunk", &dataset.label, &outcome, started);

@@ -1,0 +1,466 @@
+//! `ground`: the targeted visual objects of every tweet. The detector runs once per distinct image
+//! (memoised by image digest + detector digest + detector settings); the grounder then decides which
+//! detections the tweet's noun phrases and the general words point at (memoised per tweet), and the
+//! best-scoring grounded objects are kept. A tweet whose image is missing or unreadable has no
+//! objects; unreadable images are counted and listed in `report.jsonl`.
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::digest::{Digest, canonical_json};
+use crate::error::{Error, IoContext, Result};
+use crate::grounding::{
+    ClassMatchConfig, ClassMatchGrounder, Grounder, GroundingInput, Match, Query,
+};
+use crate::schema::{GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet, objects};
+use crate::store::{MemoStats, RunOutcome, RunSpec, Store};
+use crate::text::encoder::{EncoderFiles, TextEncoder};
+use crate::vision::detector::{CenterNet, Detection, DetectorConfig};
+use crate::vision::image::decode_parallel;
+
+pub const STAGE: &str = "ground";
+pub const VERSION: u32 = 1;
+pub const OBJECTS: &str = "objects.parquet";
+pub const REPORT: &str = "report.jsonl";
+const DETECTIONS_MEMO: &str = "detections";
+const GROUNDINGS_MEMO: &str = "groundings";
+/// Images per memo write (a killed run keeps what it finished).
+const IMAGE_CHUNK: usize = 32;
+/// Tweets per grounder call.
+const TWEET_CHUNK: usize = 256;
+
+/// What `ground` is asked to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroundParams {
+    pub detector: DetectorConfig,
+    pub grounder: ClassMatchConfig,
+    /// Objects kept per image, best detector score first.
+    pub max_objects: usize,
+    /// Words grounded for every tweet besides its phrases; their objects link to all its words.
+    pub general_words: Vec<String>,
+}
+
+impl Default for GroundParams {
+    fn default() -> Self {
+        Self {
+            detector: DetectorConfig::default(),
+            grounder: ClassMatchConfig::default(),
+            max_objects: 4,
+            // The paper grounds general words such as "person". With a COCO detector "man",
+            // "woman" and "people" name the same class, so one word finds the same objects.
+            general_words: vec!["person".to_owned()],
+        }
+    }
+}
+
+/// The models `ground` uses.
+pub struct GroundModels<'a> {
+    /// `centernet.json`.
+    pub detector: &'a Path,
+    pub encoder: &'a EncoderFiles,
+}
+
+pub fn spec(
+    tweets: Digest,
+    phrases: Digest,
+    detector: Digest,
+    encoder: Digest,
+    params: &GroundParams,
+) -> RunSpec {
+    RunSpec {
+        stage: STAGE.to_owned(),
+        version: VERSION,
+        params: json!({"params": params, "grounder": "class-match/1"}),
+        inputs: BTreeMap::from([
+            ("tweets".to_owned(), tweets),
+            ("noun_phrases".to_owned(), phrases),
+            ("detector".to_owned(), detector),
+            ("encoder".to_owned(), encoder),
+        ]),
+    }
+}
+
+/// One image's detector result and its memo key (which the grounding key builds on).
+struct DetectedImage {
+    key: Digest,
+    result: ImageResult,
+}
+
+/// A tweet with detections to ground its queries to.
+struct WorkItem<'a> {
+    tweet: &'a Tweet,
+    /// The image's detections memo key.
+    image_key: Digest,
+    width: u32,
+    height: u32,
+    detections: &'a [Detection],
+    queries: Vec<Query>,
+}
+
+/// What the detector made of one image (memo payload).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ImageResult {
+    Ok {
+        width: u32,
+        height: u32,
+        detections: Vec<Detection>,
+    },
+    Bad {
+        reason: String,
+    },
+}
+
+pub fn run(
+    store: &Store,
+    tweets: Digest,
+    phrases: Digest,
+    models: &GroundModels<'_>,
+    params: &GroundParams,
+) -> Result<RunOutcome> {
+    let detector_digest = CenterNet::digest(models.detector)?;
+    let encoder_digest = models.encoder.digest()?;
+    let spec = spec(tweets, phrases, detector_digest, encoder_digest, params);
+    store.run(&spec, |outputs| {
+        let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let phrases = crate::stages::chunk::read_noun_phrases(&store.blob_path(&phrases))?;
+        let (images, image_stats) = detect_images(
+            store,
+            &tweets,
+            models.detector,
+            detector_digest,
+            &params.detector,
+        )?;
+        let mut by_tweet: HashMap<&str, Vec<&NounPhrase>> = HashMap::new();
+        for p in &phrases {
+            by_tweet.entry(p.tweet_id.as_str()).or_default().push(p);
+        }
+
+        // Tweets with an image that has detections are the only grounding work.
+        let mut work: Vec<WorkItem<'_>> = Vec::new();
+        let mut report = Vec::new();
+        for tweet in &tweets {
+            let Some(image) = tweet.image_digest.and_then(|d| images.get(&d)) else {
+                continue;
+            };
+            match &image.result {
+                ImageResult::Bad { reason } => report.push(json!({
+                    "tweet_id": tweet.id,
+                    "image": tweet.image_path,
+                    "reason": reason,
+                })),
+                ImageResult::Ok {
+                    width,
+                    height,
+                    detections,
+                } if !detections.is_empty() => work.push(WorkItem {
+                    tweet,
+                    image_key: image.key,
+                    width: *width,
+                    height: *height,
+                    detections,
+                    queries: queries_of(by_tweet.get(tweet.id.as_str()), &params.general_words),
+                }),
+                ImageResult::Ok { .. } => {}
+            }
+        }
+        let (matches, ground_stats) =
+            ground_tweets(store, &work, models.encoder, encoder_digest, params)?;
+
+        let mut rows = Vec::new();
+        for (item, matches) in work.iter().zip(&matches) {
+            rows.extend(select(item, matches, params.max_objects));
+        }
+        crate::io::parquet::write(
+            &outputs.path(OBJECTS),
+            &objects::to_batch(&rows)?,
+            objects::NAME,
+            objects::VERSION,
+        )?;
+        write_report(&outputs.path(REPORT), &report)?;
+        let with_image = tweets
+            .iter()
+            .filter(|t| t.image_status == ImageStatus::Ok)
+            .count();
+        let objects: std::collections::HashSet<(&str, u32)> = rows
+            .iter()
+            .map(|r| (r.tweet_id.as_str(), r.object_id))
+            .collect();
+        let tweets_with_objects: std::collections::HashSet<&str> =
+            objects.iter().map(|(t, _)| *t).collect();
+        Ok(json!({
+            "tweets": tweets.len(),
+            "tweets_with_image": with_image,
+            "bad_images": report.len(),
+            "tweets_with_objects": tweets_with_objects.len(),
+            "objects": objects.len(),
+            "groundings": rows.len(),
+            "images_detected": image_stats.computed,
+            "images_memoised": image_stats.reused,
+            "tweets_grounded": ground_stats.computed,
+            "tweets_grounding_memoised": ground_stats.reused,
+        }))
+    })
+}
+
+/// Detector results of every distinct image of the tweets, by image digest (with the memo key).
+fn detect_images(
+    store: &Store,
+    tweets: &[Tweet],
+    model: &Path,
+    model_digest: Digest,
+    config: &DetectorConfig,
+) -> Result<(HashMap<Digest, DetectedImage>, MemoStats)> {
+    let mut images: Vec<(Digest, PathBuf)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for tweet in tweets {
+        if let (ImageStatus::Ok, Some(digest), Some(path)) =
+            (tweet.image_status, tweet.image_digest, &tweet.image_path)
+            && seen.insert(digest)
+        {
+            images.push((digest, PathBuf::from(path)));
+        }
+    }
+    let settings = canonical_json(config);
+    let keys: Vec<Digest> = images
+        .iter()
+        .map(|(d, _)| Digest::of_strings([d.hex(), model_digest.hex(), settings.clone()]))
+        .collect();
+    let mut detector = None;
+    let bar = crate::progress::bar(images.len() as u64, "detect");
+    let (payloads, stats) =
+        store
+            .memo(DETECTIONS_MEMO)?
+            .get_or_compute(&keys, IMAGE_CHUNK, |missing| {
+                let detector = match &mut detector {
+                    Some(d) => d,
+                    None => {
+                        detector.insert(CenterNet::load(model, crate::torch::default_device())?)
+                    }
+                };
+                let paths: Vec<&Path> = missing.iter().map(|&i| images[i].1.as_path()).collect();
+                let mut payloads = vec![Vec::new(); missing.len()];
+                decode_parallel(&paths, |k, decoded| -> Result<()> {
+                    let result = match decoded {
+                        Ok(rgb) => ImageResult::Ok {
+                            width: rgb.width(),
+                            height: rgb.height(),
+                            detections: tch::no_grad(|| detector.detect(&rgb, config))?,
+                        },
+                        Err(bad) => ImageResult::Bad { reason: bad.0 },
+                    };
+                    payloads[k] =
+                        serde_json::to_vec(&result).map_err(|e| Error::Store(e.to_string()))?;
+                    bar.inc(1);
+                    Ok(())
+                })?;
+                Ok(payloads)
+            })?;
+    bar.finish_and_clear();
+    if stats.computed > 0 {
+        tracing::info!(
+            "detected objects in {} images ({} were memoised)",
+            stats.computed,
+            stats.reused
+        );
+    }
+    let mut out = HashMap::new();
+    for (((digest, _), key), payload) in images.iter().zip(&keys).zip(&payloads) {
+        let result: ImageResult = serde_json::from_slice(payload)
+            .map_err(|e| Error::Store(format!("memo {DETECTIONS_MEMO}: {e}")))?;
+        out.insert(*digest, DetectedImage { key: *key, result });
+    }
+    Ok((out, stats))
+}
+
+/// A tweet's queries: its noun phrases, then the general words.
+fn queries_of(phrases: Option<&Vec<&NounPhrase>>, general_words: &[String]) -> Vec<Query> {
+    let phrases = phrases.into_iter().flatten().map(|p| Query {
+        text: p.text.clone(),
+        head: p.head.clone(),
+        kind: QueryKind::Phrase,
+        span: Some((p.start, p.end)),
+    });
+    let general = general_words.iter().map(|w| Query {
+        text: w.clone(),
+        head: w.clone(),
+        kind: QueryKind::General,
+        span: None,
+    });
+    phrases.chain(general).collect()
+}
+
+/// The grounder's matches for each work item, memoised per tweet by its queries and image.
+fn ground_tweets(
+    store: &Store,
+    work: &[WorkItem<'_>],
+    encoder: &EncoderFiles,
+    encoder_digest: Digest,
+    params: &GroundParams,
+) -> Result<(Vec<Vec<Match>>, MemoStats)> {
+    let identity = canonical_json(&json!({
+        "grounder": "class-match/1",
+        "encoder": encoder_digest.hex(),
+        "config": params.grounder,
+    }));
+    let keys: Vec<Digest> = work
+        .iter()
+        .map(|item| {
+            Digest::of_strings([
+                identity.clone(),
+                item.image_key.hex(),
+                canonical_json(&item.queries),
+            ])
+        })
+        .collect();
+    let mut grounder: Option<ClassMatchGrounder> = None;
+    let (payloads, stats) =
+        store
+            .memo(GROUNDINGS_MEMO)?
+            .get_or_compute(&keys, TWEET_CHUNK, |missing| {
+                let grounder = match &mut grounder {
+                    Some(g) => g,
+                    None => {
+                        let encoder = TextEncoder::load(encoder, crate::torch::default_device())?;
+                        grounder.insert(ClassMatchGrounder::new(
+                            encoder,
+                            encoder_digest.hex(),
+                            params.grounder,
+                        )?)
+                    }
+                };
+                let inputs: Vec<GroundingInput<'_>> = missing
+                    .iter()
+                    .map(|&i| GroundingInput {
+                        image: Path::new(work[i].tweet.image_path.as_deref().unwrap_or_default()),
+                        detections: work[i].detections,
+                        queries: &work[i].queries,
+                    })
+                    .collect();
+                tch::no_grad(|| grounder.ground(&inputs))?
+                    .iter()
+                    .map(|m| serde_json::to_vec(m).map_err(|e| Error::Store(e.to_string())))
+                    .collect()
+            })?;
+    let matches = payloads
+        .iter()
+        .map(|p| {
+            serde_json::from_slice(p)
+                .map_err(|e| Error::Store(format!("memo {GROUNDINGS_MEMO}: {e}")))
+        })
+        .collect::<Result<Vec<Vec<Match>>>>()?;
+    Ok((matches, stats))
+}
+
+/// The rows of one tweet: its `max_objects` best-scoring grounded detections, one row per query that
+/// found each.
+fn select(item: &WorkItem<'_>, matches: &[Match], max_objects: usize) -> Vec<GroundedObject> {
+    let detections = item.detections;
+    let mut grounded: Vec<usize> = matches.iter().map(|m| m.detection).collect();
+    grounded.sort_unstable();
+    grounded.dedup();
+    // Best score first; equal scores keep the detector's order.
+    grounded.sort_by(|&a, &b| {
+        detections[b]
+            .score
+            .total_cmp(&detections[a].score)
+            .then(a.cmp(&b))
+    });
+    grounded.truncate(max_objects);
+    let mut rows = Vec::new();
+    for (object_id, &d) in grounded.iter().enumerate() {
+        let detection = &detections[d];
+        for m in matches.iter().filter(|m| m.detection == d) {
+            let query = &item.queries[m.query];
+            rows.push(GroundedObject {
+                tweet_id: item.tweet.id.clone(),
+                object_id: object_id as u32,
+                x1: detection.bbox.x1,
+                y1: detection.bbox.y1,
+                x2: detection.bbox.x2,
+                y2: detection.bbox.y2,
+                image_width: item.width,
+                image_height: item.height,
+                score: detection.score,
+                class: detection.label().to_owned(),
+                query: query.text.clone(),
+                query_kind: query.kind,
+                phrase_start: query.span.map(|s| s.0),
+                phrase_end: query.span.map(|s| s.1),
+                similarity: m.similarity,
+            });
+        }
+    }
+    rows
+}
+
+fn write_report(path: &Path, lines: &[serde_json::Value]) -> Result<()> {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).at(path)
+}
+
+/// Reads an `objects` artifact.
+pub fn read_objects(path: &Path) -> Result<Vec<GroundedObject>> {
+    crate::io::parquet::read_rows(path, objects::NAME, objects::VERSION, objects::from_batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Split;
+    use crate::vision::detector::BBox;
+
+    #[test]
+    fn select_keeps_the_best_grounded_objects_with_every_query() {
+        let tweet = Tweet {
+            id: "t".into(),
+            split: Split::Dump,
+            tokens: vec!["my".into(), "dog".into()],
+            text_digest: Tweet::text_digest_of(&[]),
+            labels: None,
+            image_path: None,
+            image_status: ImageStatus::Ok,
+            image_digest: None,
+            source_line: 1,
+        };
+        let det = |class, score| Detection {
+            class,
+            score,
+            bbox: BBox {
+                x1: 0.0,
+                y1: 0.0,
+                x2: 1.0,
+                y2: 1.0,
+            },
+        };
+        // person 0.9 (general word), dog 0.5 (phrase), person 0.3 (general word), cat 0.8 (nothing)
+        let detections = [det(0, 0.9), det(16, 0.5), det(0, 0.3), det(15, 0.8)];
+        let queries = queries_of(None, &["person".into()]);
+        let m = |detection, query| Match {
+            detection,
+            query,
+            similarity: 1.0,
+        };
+        let matches = [m(0, 0), m(1, 0), m(2, 0)];
+        let item = WorkItem {
+            tweet: &tweet,
+            image_key: Digest::of_bytes(b"image"),
+            width: 10,
+            height: 10,
+            detections: &detections,
+            queries,
+        };
+        let rows = select(&item, &matches, 2);
+        let got: Vec<(u32, &str, f32)> = rows
+            .iter()
+            .map(|r| (r.object_id, r.class.as_str(), r.score))
+            .collect();
+        assert_eq!(got, vec![(0, "person", 0.9), (1, "dog", 0.5)]);
+    }
+}

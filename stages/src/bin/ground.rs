@@ -1,0 +1,110 @@
+//! `ground`: the targeted visual objects of every tweet (detector + grounding of its noun phrases and
+//! the general words), memoised per image and per tweet. Runs ingest and chunk first (cached).
+use std::time::Instant;
+
+use clap::Parser;
+use pipeline::stages::{chunk, ground, ingest};
+use pipeline::text::encoder::default_files;
+use pipeline::vision::detector::default_model;
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Ground noun phrases to detected objects in each tweet's image (stage 3 of umgf)"
+)]
+struct Cli {
+    #[command(flatten)]
+    data: stages::DatasetArgs,
+    /// Objects kept per image (best detector score first).
+    #[arg(long, default_value_t = ground::GroundParams::default().max_objects)]
+    max_objects: usize,
+    /// Detections scoring at or below this are dropped.
+    #[arg(long, default_value_t = ground::GroundParams::default().detector.min_score)]
+    min_score: f32,
+    /// Words grounded for every tweet besides its noun phrases (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = ground::GroundParams::default().general_words)]
+    general_words: Vec<String>,
+    /// Print the objects of the first N tweets that have any.
+    #[arg(long, default_value_t = 0)]
+    show: usize,
+    #[command(flatten)]
+    common: stages::Common,
+}
+
+fn main() -> anyhow::Result<()> {
+    stages::init_logging();
+    let cli = Cli::parse();
+    let started = Instant::now();
+    let dataset = cli.data.resolve(&cli.common)?;
+    let artifacts = cli.common.open_artifacts()?;
+    let tweets = cli.data.tweets(&artifacts, &dataset)?;
+    let phrases = stages::noun_phrases(&cli.common, &artifacts, tweets)?
+        .manifest
+        .output(chunk::NOUN_PHRASES)?
+        .digest;
+
+    let mut params = ground::GroundParams {
+        max_objects: cli.max_objects,
+        general_words: cli.general_words,
+        ..Default::default()
+    };
+    params.detector.min_score = cli.min_score;
+    let detector = default_model(&cli.common.models);
+    let encoder = default_files(&cli.common.models);
+    let models = ground::GroundModels {
+        detector: &detector,
+        encoder: &encoder,
+    };
+    let outcome = ground::run(&artifacts.store, tweets, phrases, &models, &params)?;
+    let objects = outcome.manifest.output(ground::OBJECTS)?.digest;
+    let link = artifacts.link_view(&dataset.label, ground::OBJECTS, &objects)?;
+    stages::report("ground", &dataset.label, &outcome, started);
+    let c = &outcome.manifest.counts;
+    eprintln!(
+        "  {} tweets, {} with an image ({} unreadable, see {}), {} with objects: {} objects, {} groundings -> {}",
+        c["tweets"],
+        c["tweets_with_image"],
+        c["bad_images"],
+        ground::REPORT,
+        c["tweets_with_objects"],
+        c["objects"],
+        c["groundings"],
+        link.display()
+    );
+    if !outcome.hit {
+        eprintln!(
+            "  detector ran on {} images ({} memoised); grounded {} tweets ({} memoised)",
+            c["images_detected"],
+            c["images_memoised"],
+            c["tweets_grounded"],
+            c["tweets_grounding_memoised"]
+        );
+    }
+
+    if cli.show > 0 {
+        let all = ingest::read_tweets(&artifacts.store.blob_path(&tweets))?;
+        let rows = ground::read_objects(&artifacts.store.blob_path(&objects))?;
+        for tweet in all
+            .iter()
+            .filter(|t| rows.iter().any(|r| r.tweet_id == t.id))
+            .take(cli.show)
+        {
+            println!("{}: {}", tweet.id, tweet.tokens.join(" "));
+            for r in rows.iter().filter(|r| r.tweet_id == tweet.id) {
+                println!(
+                    "    object {} {} {:.2} [{:.0}, {:.0}, {:.0}, {:.0}] <- {} \"{}\" ({:.2})",
+                    r.object_id,
+                    r.class,
+                    r.score,
+                    r.x1,
+                    r.y1,
+                    r.x2,
+                    r.y2,
+                    r.query_kind.name(),
+                    r.query,
+                    r.similarity
+                );
+            }
+        }
+    }
+    Ok(())
+}
