@@ -6,6 +6,7 @@ use pipeline::Digest;
 use pipeline::dataset::Dataset;
 use pipeline::stages::Artifacts;
 use pipeline::stages::chunk;
+use pipeline::stages::ground::{self, GroundParams};
 use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ingest::{self, OnError};
 use pipeline::store::RunOutcome;
@@ -56,6 +57,59 @@ impl DatasetArgs {
         let outcome = ingest::ensure(&artifacts.store, dataset, self.on_error)?;
         Ok(outcome.manifest.output(ingest::TWEETS)?.digest)
     }
+}
+
+/// How `ground` chooses objects (the `ground` and `features` binaries take these).
+#[derive(Args, Debug)]
+pub struct GroundArgs {
+    /// Objects kept per image (best detector score first).
+    #[arg(long, default_value_t = GroundParams::default().max_objects)]
+    pub max_objects: usize,
+    /// Detections scoring at or below this are dropped.
+    #[arg(long, default_value_t = GroundParams::default().detector.min_score)]
+    pub min_score: f32,
+    /// Words grounded for every tweet besides its noun phrases (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = GroundParams::default().general_words)]
+    pub general_words: Vec<String>,
+}
+
+impl GroundArgs {
+    pub fn params(&self) -> GroundParams {
+        let mut params = GroundParams {
+            max_objects: self.max_objects,
+            general_words: self.general_words.clone(),
+            ..Default::default()
+        };
+        params.detector.min_score = self.min_score;
+        params
+    }
+}
+
+/// Runs `ground` on the tweets (and `chunk` before it; all cached) and returns its outcome: the
+/// `objects` artifact and its counts.
+pub fn objects(
+    common: &Common,
+    artifacts: &Artifacts,
+    tweets: Digest,
+    args: &GroundArgs,
+) -> anyhow::Result<RunOutcome> {
+    let phrases = noun_phrases(common, artifacts, tweets)?
+        .manifest
+        .output(chunk::NOUN_PHRASES)?
+        .digest;
+    let detector = pipeline::vision::detector::default_model(&common.models);
+    let encoder = default_files(&common.models);
+    let models = ground::GroundModels {
+        detector: &detector,
+        encoder: &encoder,
+    };
+    Ok(ground::run(
+        &artifacts.store,
+        tweets,
+        phrases,
+        &models,
+        &args.params(),
+    )?)
 }
 
 /// Runs `chunk` on the tweets (training the chunker first if it never was; both cached) and returns

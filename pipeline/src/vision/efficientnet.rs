@@ -2,8 +2,15 @@
 //! (names as in RangiLyu's EfficientNet-Lite: `_conv_stem`, `_blocks.<i>._expand_conv`, ...).
 //! Lite variants: ReLU6, no squeeze-excitation, symmetric padding, batch norm eps 1e-3.
 //! Input: RGB in [0, 255] normalised as (x - 127) / 128, 224x224.
-use tch::nn::{self, Module, ModuleT};
-use tch::{Kind, Tensor};
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use tch::nn::{self, Module, ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use super::detector::BBox;
+use super::image::{center_crop, crop};
+use crate::error::Result;
 
 /// (expand ratio, kernel, stride, input channels, output channels) of each of the 16 blocks.
 const BLOCKS: [(i64, i64, i64, i64, i64); 16] = [
@@ -148,3 +155,38 @@ impl EfficientNetLite0 {
 pub fn normalise(rgb: &Tensor) -> Tensor {
     (rgb.to_kind(Kind::Float) - 127.0) / 128.0
 }
+
+/// The image encoder installed by `make setup`.
+pub fn default_model(models: &Path) -> PathBuf {
+    models.join("efficientnet-lite0/model.safetensors")
+}
+
+/// EfficientNet-Lite0 with its weights.
+pub struct ImageEncoder {
+    model: EfficientNetLite0,
+    _vs: VarStore,
+    device: Device,
+}
+
+impl ImageEncoder {
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        let vs = VarStore::new(device);
+        let model = EfficientNetLite0::new(&vs.root());
+        crate::torch::load_safetensors(&vs, "", path)?;
+        Ok(Self { model, _vs: vs, device })
+    }
+
+    /// Pooled features [regions, 1280] of regions of one image (`None`: the whole image).
+    pub fn features(&self, image: &RgbImage, regions: &[Option<BBox>]) -> Result<Tensor> {
+        let crops: Vec<Tensor> = regions
+            .iter()
+            .map(|bbox| match bbox {
+                None => center_crop(image, INPUT as u32),
+                Some(b) => center_crop(&crop(image, b), INPUT as u32),
+            })
+            .collect();
+        let batch = Tensor::f_stack(&crops, 0)?.f_to_device(self.device)?;
+        Ok(tch::no_grad(|| self.model.features(&normalise(&batch))).f_to_device(Device::Cpu)?)
+    }
+}
+

@@ -13,6 +13,8 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage, imageops};
 use tch::{Kind, Tensor};
 
+use super::detector::BBox;
+
 /// Longest side kept after decoding: detectors and crops never need more.
 pub const MAX_SIDE: u32 = 1600;
 /// Largest decode buffer allowed (a 20000x20000 header would ask for 1.2 GB).
@@ -118,4 +120,32 @@ where
         drop(receiver);
         result
     })
+}
+
+/// The pixels of a box: whole pixels covering it, clamped to the image, at least 1x1.
+pub fn crop(image: &RgbImage, b: &BBox) -> RgbImage {
+    let (w, h) = image.dimensions();
+    let x1 = (b.x1.floor().max(0.0) as u32).min(w - 1);
+    let y1 = (b.y1.floor().max(0.0) as u32).min(h - 1);
+    let x2 = (b.x2.ceil().max(0.0) as u32).clamp(x1 + 1, w);
+    let y2 = (b.y2.ceil().max(0.0) as u32).clamp(y1 + 1, h);
+    image::imageops::crop_imm(image, x1, y1, x2 - x1, y2 - y1).to_image()
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crops_cover_the_box_in_whole_pixels_and_stay_inside() {
+        let image = RgbImage::new(100, 50);
+        let c = |x1, y1, x2, y2| crop(&image, &BBox { x1, y1, x2, y2 }).dimensions();
+        assert_eq!(c(10.5, 5.2, 20.1, 9.0), (11, 4));
+        assert_eq!(c(-5.0, -5.0, 500.0, 500.0), (100, 50));
+        // A box outside or empty still gives one pixel.
+        assert_eq!(c(120.0, 60.0, 130.0, 70.0), (1, 1));
+        assert_eq!(c(10.0, 10.0, 10.0, 10.0), (1, 1));
+    }
+
 }

@@ -1,9 +1,11 @@
 //! `features`: text features of every tweet (word pieces, shapes, frozen encoder states), memoised per
-//! tweet. The visual part is not built yet.
+//! tweet, and visual features of each tweet's image and grounded objects (runs `ground` first, cached),
+//! memoised per region.
 use std::time::Instant;
 
 use clap::Parser;
-use pipeline::stages::features;
+use pipeline::stages::{features, ground, visual_features};
+use pipeline::vision::efficientnet;
 use pipeline::text::encoder::{Precision, default_files};
 
 #[derive(Parser, Debug)]
@@ -14,6 +16,8 @@ struct Cli {
     /// Encoder precision: f32 (the reference) or bf16 (faster on CPUs with AVX-512 BF16).
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    #[command(flatten)]
+    ground: stages::GroundArgs,
     #[command(flatten)]
     common: stages::Common,
 }
@@ -48,6 +52,39 @@ fn main() -> anyhow::Result<()> {
     if !outcome.hit {
         eprintln!(
             "  encoded {} tweets, reused {} from the memo",
+            c["memo_computed"], c["memo_reused"]
+        );
+    }
+
+    let started = Instant::now();
+    let objects = stages::objects(&cli.common, &artifacts, tweets, &cli.ground)?
+        .manifest
+        .output(ground::OBJECTS)?
+        .digest;
+    let outcome = visual_features::run(
+        &artifacts.store,
+        tweets,
+        objects,
+        &efficientnet::default_model(&cli.common.models),
+    )?;
+    let link = artifacts.link_view(
+        &dataset.label,
+        visual_features::VISUAL_FEATURES,
+        &outcome.manifest.output(visual_features::VISUAL_FEATURES)?.digest,
+    )?;
+    stages::report("visual features", &dataset.label, &outcome, started);
+    let c = &outcome.manifest.counts;
+    eprintln!(
+        "  {} regions: {} whole images, {} objects ({} regions of unreadable images left out) -> {}",
+        c["regions"],
+        c["images"],
+        c["objects"],
+        c["unreadable_regions"],
+        link.display()
+    );
+    if !outcome.hit {
+        eprintln!(
+            "  encoded {} regions, reused {} from the memo",
             c["memo_computed"], c["memo_reused"]
         );
     }

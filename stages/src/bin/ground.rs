@@ -3,9 +3,7 @@
 use std::time::Instant;
 
 use clap::Parser;
-use pipeline::stages::{chunk, ground, ingest};
-use pipeline::text::encoder::default_files;
-use pipeline::vision::detector::default_model;
+use pipeline::stages::{ground, ingest};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -14,15 +12,8 @@ use pipeline::vision::detector::default_model;
 struct Cli {
     #[command(flatten)]
     data: stages::DatasetArgs,
-    /// Objects kept per image (best detector score first).
-    #[arg(long, default_value_t = ground::GroundParams::default().max_objects)]
-    max_objects: usize,
-    /// Detections scoring at or below this are dropped.
-    #[arg(long, default_value_t = ground::GroundParams::default().detector.min_score)]
-    min_score: f32,
-    /// Words grounded for every tweet besides its noun phrases (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = ground::GroundParams::default().general_words)]
-    general_words: Vec<String>,
+    #[command(flatten)]
+    ground: stages::GroundArgs,
     /// Print the objects of the first N tweets that have any.
     #[arg(long, default_value_t = 0)]
     show: usize,
@@ -37,24 +28,7 @@ fn main() -> anyhow::Result<()> {
     let dataset = cli.data.resolve(&cli.common)?;
     let artifacts = cli.common.open_artifacts()?;
     let tweets = cli.data.tweets(&artifacts, &dataset)?;
-    let phrases = stages::noun_phrases(&cli.common, &artifacts, tweets)?
-        .manifest
-        .output(chunk::NOUN_PHRASES)?
-        .digest;
-
-    let mut params = ground::GroundParams {
-        max_objects: cli.max_objects,
-        general_words: cli.general_words,
-        ..Default::default()
-    };
-    params.detector.min_score = cli.min_score;
-    let detector = default_model(&cli.common.models);
-    let encoder = default_files(&cli.common.models);
-    let models = ground::GroundModels {
-        detector: &detector,
-        encoder: &encoder,
-    };
-    let outcome = ground::run(&artifacts.store, tweets, phrases, &models, &params)?;
+    let outcome = stages::objects(&cli.common, &artifacts, tweets, &cli.ground)?;
     let objects = outcome.manifest.output(ground::OBJECTS)?.digest;
     let link = artifacts.link_view(&dataset.label, ground::OBJECTS, &objects)?;
     stages::report("ground", &dataset.label, &outcome, started);

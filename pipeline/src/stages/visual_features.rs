@@ -1,0 +1,206 @@
+//! `features`, visual part: the EfficientNet-Lite0 feature (pooled, 1280-d) of each tweet's whole
+//! image and of every object `ground` kept, memoised per region by (image digest, box, model digest):
+//! an image seen before, with the same boxes, is never decoded again.
+//!
+//! A region is cropped from the decoded image (`floor(x1)..ceil(x2)`, `floor(y1)..ceil(y2)`, clamped,
+//! at least one pixel), its shorter side scaled to 256 and its centre 224x224 fed to the model.
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::schema::{GroundedObject, ImageStatus, VisualFeatures, visual_features};
+use crate::store::{RunOutcome, RunSpec, Store};
+use crate::vision::detector::BBox;
+use crate::vision::efficientnet::ImageEncoder;
+use crate::vision::image::decode_parallel;
+
+pub const STAGE: &str = "visual-features";
+pub const VERSION: u32 = 1;
+pub const VISUAL_FEATURES: &str = "visual_features.parquet";
+const MEMO: &str = "visual-features";
+/// Regions per memo write.
+const MEMO_CHUNK: usize = 64;
+
+pub fn spec(tweets: Digest, objects: Digest, model: Digest) -> RunSpec {
+    RunSpec {
+        stage: STAGE.to_owned(),
+        version: VERSION,
+        params: json!({
+            "model": "efficientnet-lite0",
+            "regions": "whole image, then each object",
+            "crop": "box to whole pixels, shorter side 256, centre 224",
+        }),
+        inputs: BTreeMap::from([
+            ("tweets".to_owned(), tweets),
+            ("objects".to_owned(), objects),
+            ("model".to_owned(), model),
+        ]),
+    }
+}
+
+/// One region to encode.
+struct Region<'a> {
+    tweet_id: &'a str,
+    object_id: Option<u32>,
+    image: &'a Path,
+    bbox: Option<BBox>,
+}
+
+pub fn run(store: &Store, tweets: Digest, objects: Digest, model_path: &Path) -> Result<RunOutcome> {
+    let model_digest = Digest::of_file(model_path)?;
+    store.run(&spec(tweets, objects, model_digest), |outputs| {
+        let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let objects = crate::stages::ground::read_objects(&store.blob_path(&objects))?;
+        let mut by_tweet: HashMap<&str, Vec<&GroundedObject>> = HashMap::new();
+        for o in &objects {
+            let mine = by_tweet.entry(o.tweet_id.as_str()).or_default();
+            // One region per object, however many queries found it.
+            if !mine.iter().any(|m| m.object_id == o.object_id) {
+                mine.push(o);
+            }
+        }
+        let mut regions = Vec::new();
+        let mut keys = Vec::new();
+        for tweet in &tweets {
+            let (ImageStatus::Ok, Some(digest), Some(path)) =
+                (tweet.image_status, tweet.image_digest, &tweet.image_path)
+            else {
+                continue;
+            };
+            let whole = std::iter::once((None, None));
+            let boxes = by_tweet.get(tweet.id.as_str()).into_iter().flatten().map(|o| {
+                let bbox = BBox {
+                    x1: o.x1,
+                    y1: o.y1,
+                    x2: o.x2,
+                    y2: o.y2,
+                };
+                (Some(o.object_id), Some(bbox))
+            });
+            for (object_id, bbox) in whole.chain(boxes) {
+                keys.push(region_key(digest, bbox, model_digest));
+                regions.push(Region {
+                    tweet_id: &tweet.id,
+                    object_id,
+                    image: Path::new(path),
+                    bbox,
+                });
+            }
+        }
+
+        let mut model = None;
+        let bar = crate::progress::bar(regions.len() as u64, "visual features");
+        let (payloads, stats) = store.memo(MEMO)?.get_or_compute(&keys, MEMO_CHUNK, |missing| {
+            let model = match &mut model {
+                Some(m) => m,
+                None => model.insert(ImageEncoder::load(model_path, crate::torch::default_device())?),
+            };
+            let out = encode_regions(model, missing.iter().map(|&i| &regions[i]))?;
+            bar.inc(missing.len() as u64);
+            Ok(out)
+        })?;
+        bar.finish_and_clear();
+        if stats.computed > 0 {
+            tracing::info!("encoded {} image regions ({} were memoised)", stats.computed, stats.reused);
+        }
+
+        // An empty payload marks a region of an unreadable image: it has no row.
+        let rows: Vec<VisualFeatures> = regions
+            .iter()
+            .zip(&payloads)
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(r, p)| VisualFeatures {
+                tweet_id: r.tweet_id.to_owned(),
+                object_id: r.object_id,
+                features: p.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            })
+            .collect();
+        crate::io::parquet::write(
+            &outputs.path(VISUAL_FEATURES),
+            &visual_features::to_batch(&rows)?,
+            visual_features::NAME,
+            visual_features::VERSION,
+        )?;
+        Ok(json!({
+            "regions": rows.len(),
+            "images": rows.iter().filter(|r| r.object_id.is_none()).count(),
+            "objects": rows.iter().filter(|r| r.object_id.is_some()).count(),
+            "unreadable_regions": regions.len() - rows.len(),
+            "memo_reused": stats.reused,
+            "memo_computed": stats.computed,
+        }))
+    })
+}
+
+/// The memo key of a region: image content, box (exact float bits) and model.
+fn region_key(image: Digest, bbox: Option<BBox>, model: Digest) -> Digest {
+    let region = match bbox {
+        None => "whole".to_owned(),
+        Some(b) => format!(
+            "{:08x},{:08x},{:08x},{:08x}",
+            b.x1.to_bits(),
+            b.y1.to_bits(),
+            b.x2.to_bits(),
+            b.y2.to_bits()
+        ),
+    };
+    Digest::of_strings([image.hex(), region, model.hex()])
+}
+
+/// Features of regions (memo payloads: 1280 f32 LE, or empty for an unreadable image). Each image is
+/// decoded once, in parallel with the model's work on the previous one.
+fn encode_regions<'a>(model: &ImageEncoder, regions: impl Iterator<Item = &'a Region<'a>>) -> Result<Vec<Vec<u8>>> {
+    let regions: Vec<&Region<'_>> = regions.collect();
+    let mut images: Vec<&Path> = Vec::new();
+    let mut of_image: Vec<Vec<usize>> = Vec::new();
+    for (i, r) in regions.iter().enumerate() {
+        match images.iter().position(|p| *p == r.image) {
+            Some(k) => of_image[k].push(i),
+            None => {
+                images.push(r.image);
+                of_image.push(vec![i]);
+            }
+        }
+    }
+    let mut payloads = vec![Vec::new(); regions.len()];
+    decode_parallel(&images, |k, decoded| -> Result<()> {
+        let Ok(image) = decoded else {
+            return Ok(());
+        };
+        let boxes: Vec<Option<BBox>> = of_image[k].iter().map(|&i| regions[i].bbox).collect();
+        let features = model.features(&image, &boxes)?;
+        for (row, &i) in of_image[k].iter().enumerate() {
+            let values = Vec::<f32>::try_from(features.get(row as i64))?;
+            payloads[i] = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        }
+        Ok(())
+    })?;
+    Ok(payloads)
+}
+
+/// Reads a `visual_features` artifact.
+pub fn read_visual_features(path: &Path) -> Result<Vec<VisualFeatures>> {
+    crate::io::parquet::read_rows(
+        path,
+        visual_features::NAME,
+        visual_features::VERSION,
+        visual_features::from_batch,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_keys_differ_by_box() {
+        let (image, model) = (Digest::of_bytes(b"i"), Digest::of_bytes(b"m"));
+        let a = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
+        let b = BBox { x2: 1.5, ..a };
+        assert_ne!(region_key(image, Some(a), model), region_key(image, Some(b), model));
+        assert_ne!(region_key(image, None, model), region_key(image, Some(a), model));
+    }
+}
