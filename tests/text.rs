@@ -174,16 +174,6 @@ fn conll_dump(dir: &Path, name: &str, parts: &[(&Path, std::ops::Range<usize>)])
 }
 
 /// Ingests a dump into `store` and returns the tweets blob's digest.
-fn ingest_dump(store: &pipeline::store::Store, path: &Path) -> pipeline::Digest {
-    let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
-    let outcome = pipeline::stages::ingest::ensure(store, &dataset, OnError::Fail).unwrap();
-    outcome
-        .manifest
-        .output(pipeline::stages::ingest::TWEETS)
-        .unwrap()
-        .digest
-}
-
 #[test]
 fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     use pipeline::stages::features;
@@ -195,7 +185,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     let old = conll_dump(dir.path(), "old.txt", &[(&train, 0..3373)]);
     let first = features::run(
         &store,
-        ingest_dump(&store, &old),
+        common::ingest_dump(&store, &old),
         &encoder_files(),
         Precision::F32,
     )
@@ -208,7 +198,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
         "grown.txt",
         &[(&train, 0..3373), (&dev, 0..337)],
     );
-    let tweets = ingest_dump(&store, &grown);
+    let tweets = common::ingest_dump(&store, &grown);
     let started = std::time::Instant::now();
     let second = features::run(&store, tweets, &encoder_files(), Precision::F32).unwrap();
     eprintln!(
@@ -263,7 +253,13 @@ fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
 
     let test = common::data_dir().join("twitter2017/test.txt");
     let small = conll_dump(dir.path(), "small.txt", &[(&test, 0..40)]);
-    let first = chunk::run(&store, ingest_dump(&store, &small), model, &encoder_files()).unwrap();
+    let first = chunk::run(
+        &store,
+        common::ingest_dump(&store, &small),
+        model,
+        &encoder_files(),
+    )
+    .unwrap();
     let phrases = chunk::read_noun_phrases(
         &store.blob_path(&first.manifest.output(chunk::NOUN_PHRASES).unwrap().digest),
     )
@@ -277,7 +273,13 @@ fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
     }
 
     let grown = conll_dump(dir.path(), "grown.txt", &[(&test, 0..50)]);
-    let second = chunk::run(&store, ingest_dump(&store, &grown), model, &encoder_files()).unwrap();
+    let second = chunk::run(
+        &store,
+        common::ingest_dump(&store, &grown),
+        model,
+        &encoder_files(),
+    )
+    .unwrap();
     assert_eq!(second.manifest.counts["memo_reused"], 40);
     assert_eq!(second.manifest.counts["memo_computed"], 10);
 }

@@ -66,6 +66,13 @@ pub fn ingest(
     Ok((outcome.manifest, tweets))
 }
 
+/// Ingests a dump file (CoNLL or JSONL) into `store` and returns its `tweets` digest.
+pub fn ingest_dump(store: &pipeline::store::Store, path: &Path) -> pipeline::Digest {
+    let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
+    let outcome = ingest::ensure(store, &dataset, OnError::Fail).unwrap();
+    outcome.manifest.output(ingest::TWEETS).unwrap().digest
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -3,9 +3,9 @@
 pub mod chunk;
 pub mod chunker;
 pub mod features;
-pub mod visual_features;
 pub mod ground;
 pub mod ingest;
+pub mod visual_features;
 
 use std::path::{Path, PathBuf};
 

@@ -49,7 +49,12 @@ struct Region<'a> {
     bbox: Option<BBox>,
 }
 
-pub fn run(store: &Store, tweets: Digest, objects: Digest, model_path: &Path) -> Result<RunOutcome> {
+pub fn run(
+    store: &Store,
+    tweets: Digest,
+    objects: Digest,
+    model_path: &Path,
+) -> Result<RunOutcome> {
     let model_digest = Digest::of_file(model_path)?;
     store.run(&spec(tweets, objects, model_digest), |outputs| {
         let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
@@ -71,15 +76,19 @@ pub fn run(store: &Store, tweets: Digest, objects: Digest, model_path: &Path) ->
                 continue;
             };
             let whole = std::iter::once((None, None));
-            let boxes = by_tweet.get(tweet.id.as_str()).into_iter().flatten().map(|o| {
-                let bbox = BBox {
-                    x1: o.x1,
-                    y1: o.y1,
-                    x2: o.x2,
-                    y2: o.y2,
-                };
-                (Some(o.object_id), Some(bbox))
-            });
+            let boxes = by_tweet
+                .get(tweet.id.as_str())
+                .into_iter()
+                .flatten()
+                .map(|o| {
+                    let bbox = BBox {
+                        x1: o.x1,
+                        y1: o.y1,
+                        x2: o.x2,
+                        y2: o.y2,
+                    };
+                    (Some(o.object_id), Some(bbox))
+                });
             for (object_id, bbox) in whole.chain(boxes) {
                 keys.push(region_key(digest, bbox, model_digest));
                 regions.push(Region {
@@ -93,18 +102,27 @@ pub fn run(store: &Store, tweets: Digest, objects: Digest, model_path: &Path) ->
 
         let mut model = None;
         let bar = crate::progress::bar(regions.len() as u64, "visual features");
-        let (payloads, stats) = store.memo(MEMO)?.get_or_compute(&keys, MEMO_CHUNK, |missing| {
-            let model = match &mut model {
-                Some(m) => m,
-                None => model.insert(ImageEncoder::load(model_path, crate::torch::default_device())?),
-            };
-            let out = encode_regions(model, missing.iter().map(|&i| &regions[i]))?;
-            bar.inc(missing.len() as u64);
-            Ok(out)
-        })?;
+        let (payloads, stats) = store
+            .memo(MEMO)?
+            .get_or_compute(&keys, MEMO_CHUNK, |missing| {
+                let model = match &mut model {
+                    Some(m) => m,
+                    None => model.insert(ImageEncoder::load(
+                        model_path,
+                        crate::torch::default_device(),
+                    )?),
+                };
+                let out = encode_regions(model, missing.iter().map(|&i| &regions[i]))?;
+                bar.inc(missing.len() as u64);
+                Ok(out)
+            })?;
         bar.finish_and_clear();
         if stats.computed > 0 {
-            tracing::info!("encoded {} image regions ({} were memoised)", stats.computed, stats.reused);
+            tracing::info!(
+                "encoded {} image regions ({} were memoised)",
+                stats.computed,
+                stats.reused
+            );
         }
 
         // An empty payload marks a region of an unreadable image: it has no row.
@@ -115,7 +133,10 @@ pub fn run(store: &Store, tweets: Digest, objects: Digest, model_path: &Path) ->
             .map(|(r, p)| VisualFeatures {
                 tweet_id: r.tweet_id.to_owned(),
                 object_id: r.object_id,
-                features: p.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                features: p
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
             })
             .collect();
         crate::io::parquet::write(
@@ -152,7 +173,10 @@ fn region_key(image: Digest, bbox: Option<BBox>, model: Digest) -> Digest {
 
 /// Features of regions (memo payloads: 1280 f32 LE, or empty for an unreadable image). Each image is
 /// decoded once, in parallel with the model's work on the previous one.
-fn encode_regions<'a>(model: &ImageEncoder, regions: impl Iterator<Item = &'a Region<'a>>) -> Result<Vec<Vec<u8>>> {
+fn encode_regions<'a>(
+    model: &ImageEncoder,
+    regions: impl Iterator<Item = &'a Region<'a>>,
+) -> Result<Vec<Vec<u8>>> {
     let regions: Vec<&Region<'_>> = regions.collect();
     let mut images: Vec<&Path> = Vec::new();
     let mut of_image: Vec<Vec<usize>> = Vec::new();
@@ -198,9 +222,20 @@ mod tests {
     #[test]
     fn region_keys_differ_by_box() {
         let (image, model) = (Digest::of_bytes(b"i"), Digest::of_bytes(b"m"));
-        let a = BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 };
+        let a = BBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 1.0,
+            y2: 1.0,
+        };
         let b = BBox { x2: 1.5, ..a };
-        assert_ne!(region_key(image, Some(a), model), region_key(image, Some(b), model));
-        assert_ne!(region_key(image, None, model), region_key(image, Some(a), model));
+        assert_ne!(
+            region_key(image, Some(a), model),
+            region_key(image, Some(b), model)
+        );
+        assert_ne!(
+            region_key(image, None, model),
+            region_key(image, Some(a), model)
+        );
     }
 }

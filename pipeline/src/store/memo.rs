@@ -4,6 +4,7 @@
 //!
 //! An entry is a file `memo/<namespace>/ab/<key>` holding the payload followed by the 32-byte BLAKE3
 //! digest of the payload: a torn or corrupted entry fails the check and is recomputed, never trusted.
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -94,7 +95,8 @@ impl Memo<'_> {
     /// The payloads for `keys`, in order: stored ones are read, the others computed by `compute` (given
     /// indices of missing keys, at most `chunk` at a time, it returns their payloads in that order, so a
     /// model can batch them) and stored chunk by chunk, so a run killed midway keeps what it finished.
-    /// This is the whole of per-record memoisation for a stage.
+    /// A key that occurs several times is computed once. This is the whole of per-record memoisation
+    /// for a stage.
     pub fn get_or_compute<F>(
         &self,
         keys: &[Digest],
@@ -106,7 +108,16 @@ impl Memo<'_> {
     {
         let mut found = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
+        // A key repeated within `keys` is looked up and computed once, at its first position.
+        let mut first_at: HashMap<Digest, usize> = HashMap::new();
+        let mut repeats = Vec::new();
         for (i, key) in keys.iter().enumerate() {
+            if let Some(&first) = first_at.get(key) {
+                repeats.push((i, first));
+                found.push(None);
+                continue;
+            }
+            first_at.insert(*key, i);
             let payload = self.get(key)?;
             if payload.is_none() {
                 missing.push(i);
@@ -127,6 +138,9 @@ impl Memo<'_> {
                 self.put(&keys[i], &payload)?;
                 found[i] = Some(payload);
             }
+        }
+        for (i, first) in repeats {
+            found[i] = found[first].clone();
         }
         let stats = MemoStats {
             reused: keys.len() - missing.len(),

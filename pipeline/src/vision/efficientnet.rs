@@ -173,7 +173,11 @@ impl ImageEncoder {
         let vs = VarStore::new(device);
         let model = EfficientNetLite0::new(&vs.root());
         crate::torch::load_safetensors(&vs, "", path)?;
-        Ok(Self { model, _vs: vs, device })
+        Ok(Self {
+            model,
+            _vs: vs,
+            device,
+        })
     }
 
     /// Pooled features [regions, 1280] of regions of one image (`None`: the whole image).
@@ -189,4 +193,3 @@ impl ImageEncoder {
         Ok(tch::no_grad(|| self.model.features(&normalise(&batch))).f_to_device(Device::Cpu)?)
     }
 }
-

@@ -132,7 +132,6 @@ pub fn crop(image: &RgbImage, b: &BBox) -> RgbImage {
     image::imageops::crop_imm(image, x1, y1, x2 - x1, y2 - y1).to_image()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +146,4 @@ mod tests {
         assert_eq!(c(120.0, 60.0, 130.0, 70.0), (1, 1));
         assert_eq!(c(10.0, 10.0, 10.0, 10.0), (1, 1));
     }
-
 }

@@ -1,0 +1,276 @@
+//! `ground` and the visual part of `features` on a hand-made dump: skimage's photos with tweets
+//! written for them, a tweet without an image and two unreadable images.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use pipeline::schema::{NounPhrase, QueryKind, noun_phrases};
+use pipeline::stages::ground::{self, GroundModels, GroundParams};
+use pipeline::stages::visual_features;
+use pipeline::store::{RunSpec, Store};
+use pipeline::text::encoder::default_files;
+use pipeline::vision::{detector, efficientnet};
+
+use crate::common::{self, repo};
+
+/// (id, text, image file under photos/ or a path, noun phrases as (start, end, head index)).
+type Record<'a> = (&'a str, &'a str, Option<String>, &'a [(u32, u32, u32)]);
+
+fn photo(name: &str) -> Option<String> {
+    Some(repo().join("photos").join(name).display().to_string())
+}
+
+fn write_dump(path: &Path, records: &[Record<'_>]) {
+    let lines: Vec<String> = records
+        .iter()
+        .map(|(id, text, image, _)| {
+            serde_json::json!({"id": id, "text": text, "image": image}).to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// The records' noun phrases, stored as a `noun_phrases` artifact (hand-made: no chunker needed).
+fn store_phrases(store: &Store, records: &[Record<'_>]) -> pipeline::Digest {
+    let rows: Vec<NounPhrase> = records
+        .iter()
+        .flat_map(|(id, text, _, spans)| {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            spans.iter().map(move |&(start, end, head)| NounPhrase {
+                tweet_id: (*id).to_owned(),
+                start,
+                end,
+                text: words[start as usize..end as usize].join(" "),
+                head: words[head as usize].to_owned(),
+                head_index: head,
+            })
+        })
+        .collect();
+    let spec = RunSpec {
+        stage: "test-phrases".to_owned(),
+        version: 1,
+        params: serde_json::json!({"rows": rows.len(), "first": rows.first().map(|r| r.text.clone())}),
+        inputs: BTreeMap::new(),
+    };
+    let outcome = store
+        .run(&spec, |outputs| {
+            pipeline::io::parquet::write(
+                &outputs.path("noun_phrases.parquet"),
+                &noun_phrases::to_batch(&rows)?,
+                noun_phrases::NAME,
+                noun_phrases::VERSION,
+            )?;
+            Ok(serde_json::json!({}))
+        })
+        .unwrap();
+    outcome
+        .manifest
+        .output("noun_phrases.parquet")
+        .unwrap()
+        .digest
+}
+
+#[test]
+fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let not_an_image = dir.path().join("page.jpg");
+    std::fs::write(&not_an_image, "<html>not found</html>").unwrap();
+    let empty = dir.path().join("empty.jpg");
+    std::fs::write(&empty, b"").unwrap();
+    let path = |p: &Path| Some(p.display().to_string());
+    let mut records: Vec<Record<'_>> = vec![
+        (
+            "astronaut",
+            "An astronaut poses with the flag at NASA",
+            photo("astronaut.png"),
+            &[(0, 2, 1), (4, 6, 5), (7, 8, 7)],
+        ),
+        (
+            "motorbike",
+            "Just bought a new Ducati motorbike , ride with the guys",
+            photo("motorcycle_left.png"),
+            &[(2, 6, 5), (9, 11, 10)],
+        ),
+        (
+            "horse",
+            "Beautiful horse at the Kentucky Derby today",
+            photo("horse.png"),
+            &[(0, 2, 1), (3, 6, 5)],
+        ),
+        (
+            "coffee",
+            "Morning espresso at Blue Bottle in Oakland",
+            photo("coffee.png"),
+            &[(0, 2, 1), (3, 5, 4), (6, 7, 6)],
+        ),
+        (
+            "no-image",
+            "No picture with this one from London",
+            None,
+            &[(5, 6, 5)],
+        ),
+        (
+            "bad-page",
+            "This image is a web page",
+            path(&not_an_image),
+            &[],
+        ),
+        ("bad-empty", "This image is empty", path(&empty), &[]),
+    ];
+    let dump = dir.path().join("dump.jsonl");
+    write_dump(&dump, &records);
+    let tweets = common::ingest_dump(&store, &dump);
+    let phrases = store_phrases(&store, &records);
+    let (detector_model, encoder) = (
+        detector::default_model(&repo().join("models")),
+        default_files(&repo().join("models")),
+    );
+    let models = GroundModels {
+        detector: &detector_model,
+        encoder: &encoder,
+    };
+    let params = GroundParams::default();
+
+    let first = ground::run(&store, tweets, phrases, &models, &params).unwrap();
+    let counts = &first.manifest.counts;
+    eprintln!("ground: {counts}");
+    assert_eq!(counts["tweets_with_image"], 6);
+    assert_eq!(counts["bad_images"], 2);
+    assert_eq!(counts["images_detected"], 6);
+    let objects_digest = first.manifest.output(ground::OBJECTS).unwrap().digest;
+    let objects = ground::read_objects(&store.blob_path(&objects_digest)).unwrap();
+    for o in &objects {
+        eprintln!(
+            "{}: object {} {} {:.2} <- {} {:?} ({:.2})",
+            o.tweet_id,
+            o.object_id,
+            o.class,
+            o.score,
+            o.query_kind.name(),
+            o.query,
+            o.similarity
+        );
+    }
+    let found = |tweet: &str, class: &str, kind: QueryKind, query: &str| {
+        objects.iter().any(|o| {
+            o.tweet_id == tweet && o.class == class && o.query_kind == kind && o.query == query
+        })
+    };
+    assert!(found("astronaut", "person", QueryKind::General, "person"));
+    assert!(found(
+        "motorbike",
+        "motorcycle",
+        QueryKind::Phrase,
+        "a new Ducati motorbike"
+    ));
+    assert!(found(
+        "horse",
+        "horse",
+        QueryKind::Phrase,
+        "Beautiful horse"
+    ));
+    let phrase_rows = objects.iter().filter(|o| o.query_kind == QueryKind::Phrase);
+    assert!(
+        phrase_rows
+            .clone()
+            .all(|o| o.phrase_start.is_some() && o.phrase_end.is_some())
+    );
+    assert!(
+        objects
+            .iter()
+            .all(|o| !o.tweet_id.starts_with("bad") && o.tweet_id != "no-image")
+    );
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.object_id < params.max_objects as u32)
+    );
+    let report = std::fs::read_to_string(
+        store.blob_path(&first.manifest.output(ground::REPORT).unwrap().digest),
+    )
+    .unwrap();
+    assert_eq!(report.lines().count(), 2, "{report}");
+    assert!(
+        report.contains("not an image") && report.contains("empty file"),
+        "{report}"
+    );
+
+    // A tweet about an image seen before: no detector work, one tweet grounded.
+    records.push((
+        "astronaut-again",
+        "Look at this man in his space suit",
+        photo("astronaut.png"),
+        &[(2, 4, 3)],
+    ));
+    write_dump(&dump, &records);
+    let tweets = common::ingest_dump(&store, &dump);
+    let phrases = store_phrases(&store, &records);
+    let second = ground::run(&store, tweets, phrases, &models, &params).unwrap();
+    let counts = &second.manifest.counts;
+    assert_eq!(
+        (
+            counts["images_detected"].as_u64(),
+            counts["images_memoised"].as_u64()
+        ),
+        (Some(0), Some(6))
+    );
+    assert_eq!(counts["tweets_grounded"], 1);
+    let objects_digest = second.manifest.output(ground::OBJECTS).unwrap().digest;
+    let objects = ground::read_objects(&store.blob_path(&objects_digest)).unwrap();
+    assert!(
+        objects.iter().any(|o| o.tweet_id == "astronaut-again"
+            && o.class == "person"
+            && o.query == "this man")
+    );
+
+    // Visual features: the whole image and each object, every region once.
+    let model = efficientnet::default_model(&repo().join("models"));
+    let visual = visual_features::run(&store, tweets, objects_digest, &model).unwrap();
+    let counts = &visual.manifest.counts;
+    eprintln!("visual features: {counts}");
+    let distinct: std::collections::HashSet<(&str, u32)> = objects
+        .iter()
+        .map(|o| (o.tweet_id.as_str(), o.object_id))
+        .collect();
+    assert_eq!(counts["images"], 5);
+    assert_eq!(counts["objects"].as_u64(), Some(distinct.len() as u64));
+    // Both astronaut tweets crop the same regions of the same image: computed once.
+    let rows = visual_features::read_visual_features(
+        &store.blob_path(
+            &visual
+                .manifest
+                .output(visual_features::VISUAL_FEATURES)
+                .unwrap()
+                .digest,
+        ),
+    )
+    .unwrap();
+    let again = rows
+        .iter()
+        .filter(|r| r.tweet_id == "astronaut-again")
+        .count() as u64;
+    let unreadable = counts["unreadable_regions"].as_u64().unwrap();
+    assert_eq!(unreadable, 2);
+    assert_eq!(
+        counts["memo_computed"].as_u64().unwrap(),
+        rows.len() as u64 + unreadable - again
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.features.len() == efficientnet::FEATURES as usize)
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.features.iter().all(|v| v.is_finite()))
+    );
+    let whole = |id: &str| {
+        rows.iter()
+            .find(|r| r.tweet_id == id && r.object_id.is_none())
+            .unwrap()
+    };
+    assert_eq!(
+        whole("astronaut").features,
+        whole("astronaut-again").features
+    );
+    assert_ne!(whole("astronaut").features, whole("horse").features);
+}
