@@ -174,7 +174,10 @@ const SYNONYMS: &[(&str, &[&str])] = &[
         "sports ball",
         &["ball", "football", "soccer", "basketball", "baseball"],
     ),
-    ("cup", &["mug", "mugs", "cups", "coffee", "espresso", "latte", "tea"]),
+    (
+        "cup",
+        &["mug", "mugs", "cups", "coffee", "espresso", "latte", "tea"],
+    ),
     ("wine glass", &["wine", "glass"]),
     ("bottle", &["beer", "bottles"]),
     ("potted plant", &["plant", "plants", "flowers"]),

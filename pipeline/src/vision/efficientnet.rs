@@ -182,14 +182,25 @@ impl ImageEncoder {
 
     /// Pooled features [regions, 1280] of regions of one image (`None`: the whole image).
     pub fn features(&self, image: &RgbImage, regions: &[Option<BBox>]) -> Result<Tensor> {
-        let crops: Vec<Tensor> = regions
-            .iter()
-            .map(|bbox| match bbox {
-                None => center_crop(image, INPUT as u32),
-                Some(b) => center_crop(&crop(image, b), INPUT as u32),
-            })
-            .collect();
-        let batch = Tensor::f_stack(&crops, 0)?.f_to_device(self.device)?;
+        self.encode(&crops(image, regions)?)
+    }
+
+    /// Pooled features [n, 1280] of [n, 3, 224, 224] crops (RGB values 0..=255).
+    pub fn encode(&self, crops: &Tensor) -> Result<Tensor> {
+        let batch = crops.f_to_device(self.device)?;
         Ok(tch::no_grad(|| self.model.features(&normalise(&batch))).f_to_device(Device::Cpu)?)
     }
+}
+
+/// The model inputs for regions of an image (`None`: the whole image): [n, 3, 224, 224], RGB 0..=255.
+/// CPU work only, so decoding threads can prepare them while the model runs.
+pub fn crops(image: &RgbImage, regions: &[Option<BBox>]) -> Result<Tensor> {
+    let crops: Vec<Tensor> = regions
+        .iter()
+        .map(|bbox| match bbox {
+            None => center_crop(image, INPUT as u32),
+            Some(b) => center_crop(&crop(image, b), INPUT as u32),
+        })
+        .collect();
+    Ok(Tensor::f_stack(&crops, 0)?)
 }

@@ -179,25 +179,37 @@ fn same_padding(size: i64, kernel: i64, stride: i64, dilation: i64) -> (i64, i64
     (total / 2, total - total / 2)
 }
 
-/// Pads an NCHW view for SAME padding. Returns the padded tensor and the symmetric padding left
-/// for the kernel itself to apply (pooling kernels accept only symmetric padding).
-fn pad_same(
+/// The NCHW view a kernel reads for an NHWC input, and the symmetric padding left for the kernel
+/// itself (pooling kernels accept only symmetric padding). Uneven SAME padding is added to the NHWC
+/// tensor, so the view stays channels-last in memory.
+fn kernel_input(
     x: &Tensor,
+    padding: Padding,
     kernel: [i64; 2],
     stride: [i64; 2],
     dilation: [i64; 2],
     fill: f64,
 ) -> Result<(Tensor, [i64; 2])> {
-    let size = x.size();
-    let (top, bottom) = same_padding(size[2], kernel[0], stride[0], dilation[0]);
-    let (left, right) = same_padding(size[3], kernel[1], stride[1], dilation[1]);
-    if top == bottom && left == right {
-        return Ok((x.shallow_clone(), [top, left]));
+    if padding == Padding::Valid {
+        return Ok((to_nchw(x)?, [0, 0]));
     }
-    Ok((
-        x.f_pad([left, right, top, bottom], "constant", fill)?,
-        [0, 0],
-    ))
+    let size = x.size();
+    let (top, bottom) = same_padding(size[1], kernel[0], stride[0], dilation[0]);
+    let (left, right) = same_padding(size[2], kernel[1], stride[1], dilation[1]);
+    if top == bottom && left == right {
+        return Ok((to_nchw(x)?, [top, left]));
+    }
+    // Padding lists start at the last axis: channels (none), width, height.
+    let padded = x.f_pad([0, 0, left, right, top, bottom], "constant", fill)?;
+    Ok((to_nchw(&padded)?, [0, 0]))
+}
+
+/// The same 4-d tensor with channels-last strides (what libtorch's CPU convolutions prefer for
+/// filters when the input is channels-last: no reordering on every call).
+pub fn channels_last(x: &Tensor) -> Result<Tensor> {
+    Ok(x.f_permute([0, 2, 3, 1])?
+        .f_contiguous()?
+        .f_permute([0, 3, 1, 2])?)
 }
 
 /// NHWC <-> NCHW as views.
@@ -225,7 +237,12 @@ pub fn resize_bilinear_legacy(x: &Tensor, out_h: i64, out_w: i64) -> Result<Tens
             "resize: expected an NHWC tensor, got shape {size:?}"
         );
     }
-    let x = x.f_to_kind(Kind::Float)?;
+    // Integer images become float32; floating inputs keep their precision.
+    let x = if x.is_floating_point() {
+        x.shallow_clone()
+    } else {
+        x.f_to_kind(Kind::Float)?
+    };
     // Interpolate along width, then height: the order TensorFlow and TF.js use.
     let along = |x: &Tensor, axis: i64, input: i64, output: i64| -> Result<Tensor> {
         let scale = input as f64 / output as f64;
@@ -243,7 +260,8 @@ pub fn resize_bilinear_legacy(x: &Tensor, out_h: i64, out_w: i64) -> Result<Tens
         let mut shape = vec![1i64; 4];
         shape[axis as usize] = output;
         let frac = Tensor::from_slice(&frac)
-            .to_device(device)
+            .f_to_device(device)?
+            .f_to_kind(x.kind())?
             .f_view(shape.as_slice())?;
         Ok(a.f_add(&b.f_sub(&a)?.f_mul(&frac)?)?)
     };
@@ -542,7 +560,7 @@ impl GraphModel {
             None
         };
         Ok(Op::Conv {
-            weight: weight.f_contiguous()?,
+            weight: channels_last(&weight)?,
             bias,
             stride: attr_hw(node, "strides", 1)?,
             dilation: attr_hw(node, "dilations", 1)?,
@@ -624,12 +642,8 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
             groups,
             activation,
         } => {
-            let x = to_nchw(args[0])?;
             let kernel = [weight.size()[2], weight.size()[3]];
-            let (x, pad) = match padding {
-                Padding::Same => pad_same(&x, kernel, *stride, *dilation, 0.0)?,
-                Padding::Valid => (x, [0, 0]),
-            };
+            let (x, pad) = kernel_input(args[0], *padding, kernel, *stride, *dilation, 0.0)?;
             let y = x.f_conv2d(weight, bias.as_ref(), stride, pad, dilation, *groups)?;
             let y = match activation {
                 Activation::None => y,
@@ -694,11 +708,14 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
             stride,
             padding,
         } => {
-            let x = to_nchw(args[0])?;
-            let (x, pad) = match padding {
-                Padding::Same => pad_same(&x, *kernel, *stride, [1, 1], f64::NEG_INFINITY)?,
-                Padding::Valid => (x, [0, 0]),
-            };
+            let (x, pad) = kernel_input(
+                args[0],
+                *padding,
+                *kernel,
+                *stride,
+                [1, 1],
+                f64::NEG_INFINITY,
+            )?;
             let y = x.f_max_pool2d(kernel, stride, pad, [1, 1], false)?;
             one(to_nhwc(&y)?)
         }

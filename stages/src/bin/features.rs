@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use pipeline::stages::{features, ground, visual_features};
-use pipeline::vision::efficientnet;
 use pipeline::text::encoder::{Precision, default_files};
+use pipeline::vision::efficientnet;
 
 #[derive(Parser, Debug)]
 #[command(about = "Cache text features of every tweet to Parquet (stage 4 of umgf)")]
@@ -70,7 +70,10 @@ fn main() -> anyhow::Result<()> {
     let link = artifacts.link_view(
         &dataset.label,
         visual_features::VISUAL_FEATURES,
-        &outcome.manifest.output(visual_features::VISUAL_FEATURES)?.digest,
+        &outcome
+            .manifest
+            .output(visual_features::VISUAL_FEATURES)?
+            .digest,
     )?;
     stages::report("visual features", &dataset.label, &outcome, started);
     let c = &outcome.manifest.counts;
