@@ -18,7 +18,8 @@ use crate::schema::{GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet, o
 use crate::store::{MemoStats, RunOutcome, RunSpec, Store};
 use crate::text::encoder::{EncoderFiles, TextEncoder};
 use crate::vision::detector::{CenterNet, Detection, DetectorConfig};
-use crate::vision::image::decode_parallel;
+use crate::vision::image::load_rgb;
+use crate::vision::workers::{ModelPool, default_workers};
 
 pub const STAGE: &str = "ground";
 pub const VERSION: u32 = 1;
@@ -228,22 +229,18 @@ fn detect_images(
         .iter()
         .map(|(d, _)| Digest::of_strings([d.hex(), model_digest.hex(), settings.clone()]))
         .collect();
-    let mut detector = None;
+    let model = model.to_owned();
+    let device = crate::torch::default_device();
+    let detectors = ModelPool::new(default_workers(device), move || {
+        CenterNet::load(&model, device)
+    });
     let bar = crate::progress::bar(images.len() as u64, "detect");
     let (payloads, stats) =
         store
             .memo(DETECTIONS_MEMO)?
             .get_or_compute(&keys, IMAGE_CHUNK, |missing| {
-                let detector = match &mut detector {
-                    Some(d) => d,
-                    None => {
-                        detector.insert(CenterNet::load(model, crate::torch::default_device())?)
-                    }
-                };
-                let paths: Vec<&Path> = missing.iter().map(|&i| images[i].1.as_path()).collect();
-                let mut payloads = vec![Vec::new(); missing.len()];
-                decode_parallel(&paths, |k, decoded| -> Result<()> {
-                    let result = match decoded {
+                detectors.map(missing, |detector, &i| {
+                    let result = match load_rgb(&images[i].1) {
                         Ok(rgb) => ImageResult::Ok {
                             width: rgb.width(),
                             height: rgb.height(),
@@ -251,12 +248,9 @@ fn detect_images(
                         },
                         Err(bad) => ImageResult::Bad { reason: bad.0 },
                     };
-                    payloads[k] =
-                        serde_json::to_vec(&result).map_err(|e| Error::Store(e.to_string()))?;
                     bar.inc(1);
-                    Ok(())
-                })?;
-                Ok(payloads)
+                    serde_json::to_vec(&result).map_err(|e| Error::Store(e.to_string()))
+                })
             })?;
     bar.finish_and_clear();
     if stats.computed > 0 {

@@ -15,7 +15,8 @@ use crate::schema::{GroundedObject, ImageStatus, VisualFeatures, visual_features
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::vision::detector::BBox;
 use crate::vision::efficientnet::ImageEncoder;
-use crate::vision::image::decode_parallel;
+use crate::vision::image::load_rgb;
+use crate::vision::workers::{ModelPool, default_workers};
 
 pub const STAGE: &str = "visual-features";
 pub const VERSION: u32 = 1;
@@ -100,19 +101,16 @@ pub fn run(
             }
         }
 
-        let mut model = None;
+        let model_path = model_path.to_owned();
+        let device = crate::torch::default_device();
+        let encoders = ModelPool::new(default_workers(device), move || {
+            ImageEncoder::load(&model_path, device)
+        });
         let bar = crate::progress::bar(regions.len() as u64, "visual features");
         let (payloads, stats) = store
             .memo(MEMO)?
             .get_or_compute(&keys, MEMO_CHUNK, |missing| {
-                let model = match &mut model {
-                    Some(m) => m,
-                    None => model.insert(ImageEncoder::load(
-                        model_path,
-                        crate::torch::default_device(),
-                    )?),
-                };
-                let out = encode_regions(model, missing.iter().map(|&i| &regions[i]))?;
+                let out = encode_regions(&encoders, missing.iter().map(|&i| &regions[i]))?;
                 bar.inc(missing.len() as u64);
                 Ok(out)
             })?;
@@ -171,37 +169,36 @@ fn region_key(image: Digest, bbox: Option<BBox>, model: Digest) -> Digest {
     Digest::of_strings([image.hex(), region, model.hex()])
 }
 
-/// Features of regions (memo payloads: 1280 f32 LE, or empty for an unreadable image). Each image is
-/// decoded once, in parallel with the model's work on the previous one.
+/// Features of regions (memo payloads: 1280 f32 LE, or empty for an unreadable image), each image
+/// decoded once by the worker that encodes its regions.
 fn encode_regions<'a>(
-    model: &ImageEncoder,
+    encoders: &ModelPool<ImageEncoder>,
     regions: impl Iterator<Item = &'a Region<'a>>,
 ) -> Result<Vec<Vec<u8>>> {
     let regions: Vec<&Region<'_>> = regions.collect();
-    let mut images: Vec<&Path> = Vec::new();
-    let mut of_image: Vec<Vec<usize>> = Vec::new();
+    // The regions of each image, in first-seen order.
+    let mut images: Vec<(&Path, Vec<usize>)> = Vec::new();
     for (i, r) in regions.iter().enumerate() {
-        match images.iter().position(|p| *p == r.image) {
-            Some(k) => of_image[k].push(i),
-            None => {
-                images.push(r.image);
-                of_image.push(vec![i]);
-            }
+        match images.iter_mut().find(|(p, _)| *p == r.image) {
+            Some((_, mine)) => mine.push(i),
+            None => images.push((r.image, vec![i])),
         }
     }
-    let mut payloads = vec![Vec::new(); regions.len()];
-    decode_parallel(&images, |k, decoded| -> Result<()> {
-        let Ok(image) = decoded else {
-            return Ok(());
+    let encoded = encoders.map(&images, |encoder, (path, mine)| {
+        let Ok(image) = load_rgb(path) else {
+            return Ok(None);
         };
-        let boxes: Vec<Option<BBox>> = of_image[k].iter().map(|&i| regions[i].bbox).collect();
-        let features = model.features(&image, &boxes)?;
-        for (row, &i) in of_image[k].iter().enumerate() {
+        let boxes: Vec<Option<BBox>> = mine.iter().map(|&i| regions[i].bbox).collect();
+        encoder.features(&image, &boxes).map(Some)
+    })?;
+    let mut payloads = vec![Vec::new(); regions.len()];
+    for ((_, mine), features) in images.iter().zip(encoded) {
+        let Some(features) = features else { continue };
+        for (row, &i) in mine.iter().enumerate() {
             let values = Vec::<f32>::try_from(features.get(row as i64))?;
             payloads[i] = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         }
-        Ok(())
-    })?;
+    }
     Ok(payloads)
 }
 

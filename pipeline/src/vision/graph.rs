@@ -17,6 +17,9 @@ use tch::{Kind, Tensor};
 use super::tfjs::{Attr, GraphModel, Node};
 use crate::error::{Error, Result};
 
+/// The op of fused hard-swish nodes (not a TensorFlow op: the leading underscore marks it ours).
+const HARD_SWISH: &str = "_HardSwish";
+
 /// TensorFlow's padding modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Padding {
@@ -70,6 +73,10 @@ enum Op {
     },
     Binary(Binary),
     Unary(Unary),
+    /// x * relu6(x + 3) * scale (TensorFlow exports hard-swish as four ops; this is one pass).
+    HardSwish {
+        scale: f64,
+    },
     Mean {
         keep_dims: bool,
     },
@@ -237,36 +244,48 @@ pub fn resize_bilinear_legacy(x: &Tensor, out_h: i64, out_w: i64) -> Result<Tens
             "resize: expected an NHWC tensor, got shape {size:?}"
         );
     }
-    // Integer images become float32; floating inputs keep their precision.
-    let x = if x.is_floating_point() {
-        x.shallow_clone()
-    } else {
-        x.f_to_kind(Kind::Float)?
-    };
-    // Interpolate along width, then height: the order TensorFlow and TF.js use.
-    let along = |x: &Tensor, axis: i64, input: i64, output: i64| -> Result<Tensor> {
+    // Source positions along one axis: lower and upper neighbour, and the weight of the upper one.
+    let positions = |input: i64, output: i64| {
         let scale = input as f64 / output as f64;
         let (mut lo, mut hi, mut frac) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..output {
             let src = i as f64 * scale;
-            let l = src.floor() as i64;
-            lo.push(l.min(input - 1));
+            lo.push((src.floor() as i64).min(input - 1));
             hi.push((src.ceil() as i64).min(input - 1));
             frac.push((src - src.floor()) as f32);
         }
-        let device = x.device();
-        let a = x.f_index_select(axis, &Tensor::from_slice(&lo).to_device(device))?;
-        let b = x.f_index_select(axis, &Tensor::from_slice(&hi).to_device(device))?;
-        let mut shape = vec![1i64; 4];
-        shape[axis as usize] = output;
-        let frac = Tensor::from_slice(&frac)
-            .f_to_device(device)?
-            .f_to_kind(x.kind())?
-            .f_view(shape.as_slice())?;
-        Ok(a.f_add(&b.f_sub(&a)?.f_mul(&frac)?)?)
+        (lo, hi, frac)
     };
-    let x = along(&x, 2, size[2], out_w)?;
-    along(&x, 1, size[1], out_h)
+    let device = x.device();
+    // Integer images become float32; floating inputs keep their precision.
+    let kind = if x.is_floating_point() {
+        x.kind()
+    } else {
+        Kind::Float
+    };
+    let weights = |frac: Vec<f32>, axis: usize, len: i64| -> Result<Tensor> {
+        let mut shape = [1i64; 4];
+        shape[axis] = len;
+        Ok(Tensor::from_slice(&frac)
+            .f_to_device(device)?
+            .f_to_kind(kind)?
+            .f_view(shape)?)
+    };
+    let index = |i: &[i64]| Tensor::from_slice(i).to_device(device);
+    let (row_lo, row_hi, row_frac) = positions(size[1], out_h);
+    let (col_lo, col_hi, col_frac) = positions(size[2], out_w);
+    let (col_lo, col_hi, col_frac) = (index(&col_lo), index(&col_hi), weights(col_frac, 2, out_w)?);
+    // Only the rows the output reads, interpolated along the width first and then between the two
+    // rows: TensorFlow's arithmetic, on 2 * out_h rows instead of the whole image.
+    let across = |rows: &[i64]| -> Result<Tensor> {
+        let rows = x.f_index_select(1, &index(rows))?.f_to_kind(kind)?;
+        let left = rows.f_index_select(2, &col_lo)?;
+        let right = rows.f_index_select(2, &col_hi)?;
+        Ok(left.f_add(&right.f_sub(&left)?.f_mul(&col_frac)?)?)
+    };
+    let top = across(&row_lo)?;
+    let bottom = across(&row_hi)?;
+    Ok(top.f_add(&bottom.f_sub(&top)?.f_mul(&weights(row_frac, 1, out_h)?)?)?)
 }
 
 /// `x[begin:end:stride]` per axis with TensorFlow's begin/end/shrink masks (bit i: axis i).
@@ -314,8 +333,12 @@ fn strided_slice(
 impl GraphModel {
     /// Compiles the part of the graph that computes `outputs` from the placeholders `inputs`.
     pub fn plan(&self, inputs: &[&str], outputs: &[&str]) -> Result<Plan> {
-        let by_name: HashMap<&str, &Node> =
-            self.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let fused = self.fuse_hard_swish();
+        let by_name: HashMap<&str, &Node> = self
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), fused.get(&n.name).unwrap_or(n)))
+            .collect();
         // Depth-first post-order from the outputs: every node after the nodes it reads.
         let mut order: Vec<&Node> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
@@ -365,7 +388,7 @@ impl GraphModel {
             let op = self.compile(node, &data, &steps, inputs)?;
             // A conv's filter and bias live in the op now; the step keeps only the data input.
             let data = match op {
-                Op::Conv { .. } => data[..1].to_vec(),
+                Op::Conv { .. } | Op::HardSwish { .. } => data[..1].to_vec(),
                 _ => data,
             };
             steps.push(Step {
@@ -396,6 +419,65 @@ impl GraphModel {
             outputs,
             inputs: inputs.len(),
         })
+    }
+
+    /// Replacements for `Mul(Mul(c, x), Relu6(Add(x, 3)))` nodes: one `_HardSwish(x, c)` node each.
+    /// The three nodes it reads become unreachable and are left out of plans (unless read elsewhere).
+    fn fuse_hard_swish(&self) -> HashMap<String, Node> {
+        let by_name: HashMap<&str, &Node> =
+            self.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let node = |input: &super::tfjs::Input| by_name.get(input.node.as_str()).copied();
+        let scalar = |input: &super::tfjs::Input| {
+            self.weights
+                .get(&input.node)
+                .filter(|w| w.numel() == 1)
+                .and_then(|w| w.f_double_value(&[]).ok())
+        };
+        let mut fused = HashMap::new();
+        for mul in self
+            .nodes
+            .iter()
+            .filter(|n| n.op == "Mul" && n.inputs.len() == 2)
+        {
+            for (scaled, relu) in [(0, 1), (1, 0)] {
+                let (Some(scaled), Some(relu)) =
+                    (node(&mul.inputs[scaled]), node(&mul.inputs[relu]))
+                else {
+                    continue;
+                };
+                if scaled.op != "Mul" || relu.op != "Relu6" || scaled.inputs.len() != 2 {
+                    continue;
+                }
+                let Some(add) = relu.inputs.first().and_then(|i| node(i)) else {
+                    continue;
+                };
+                if add.op != "Add" && add.op != "AddV2" || add.inputs.len() != 2 {
+                    continue;
+                }
+                // scaled = c * x (either order), add = x + 3 (either order), the same x.
+                let split = |n: &Node| match (scalar(&n.inputs[0]), scalar(&n.inputs[1])) {
+                    (Some(c), None) => Some((c, n.inputs[0].clone(), n.inputs[1].clone())),
+                    (None, Some(c)) => Some((c, n.inputs[1].clone(), n.inputs[0].clone())),
+                    _ => None,
+                };
+                let (Some((_, c, x)), Some((three, _, x2))) = (split(scaled), split(add)) else {
+                    continue;
+                };
+                if three == 3.0 && x == x2 {
+                    fused.insert(
+                        mul.name.clone(),
+                        Node {
+                            name: mul.name.clone(),
+                            op: HARD_SWISH.to_owned(),
+                            inputs: vec![x, c],
+                            attrs: Default::default(),
+                        },
+                    );
+                    break;
+                }
+            }
+        }
+        fused
     }
 
     fn constant<'a>(
@@ -458,6 +540,12 @@ impl GraphModel {
             "Maximum" => Op::Binary(Binary::Maximum),
             "Minimum" => Op::Binary(Binary::Minimum),
             "Identity" => Op::Unary(Unary::Identity),
+            HARD_SWISH => {
+                let scale = self.constant(steps, node, data[1])?;
+                Op::HardSwish {
+                    scale: scale.f_double_value(&[])?,
+                }
+            }
             "Relu" => Op::Unary(Unary::Relu),
             "Relu6" => Op::Unary(Unary::Relu6),
             "Sigmoid" => Op::Unary(Unary::Sigmoid),
@@ -515,6 +603,7 @@ impl GraphModel {
             | Op::ExpandDims
             | Op::TopK { .. } => arity(2)?,
             Op::Unary(_) | Op::Cast(_) | Op::MaxPool { .. } => arity(1)?,
+            Op::HardSwish { .. } => arity(2)?,
             Op::Gather => arity(3)?,
             Op::StridedSlice { .. } => arity(4)?,
             _ => {}
@@ -572,6 +661,15 @@ impl GraphModel {
 }
 
 impl Plan {
+    /// Number of steps (constants and inputs included).
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// Runs the plan on its inputs (in the order given to [`GraphModel::plan`]).
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs {
@@ -644,13 +742,21 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         } => {
             let kernel = [weight.size()[2], weight.size()[3]];
             let (x, pad) = kernel_input(args[0], *padding, kernel, *stride, *dilation, 0.0)?;
-            let y = x.f_conv2d(weight, bias.as_ref(), stride, pad, dilation, *groups)?;
-            let y = match activation {
-                Activation::None => y,
-                Activation::Relu => y.f_relu()?,
-                Activation::Relu6 => y.f_clamp(0.0, 6.0)?,
-            };
+            let mut y = x.f_conv2d(weight, bias.as_ref(), stride, pad, dilation, *groups)?;
+            match activation {
+                Activation::None => {}
+                Activation::Relu => _ = y.f_relu_()?,
+                Activation::Relu6 => _ = y.f_clamp_(0.0, 6.0)?,
+            }
             one(to_nhwc(&y)?)
+        }
+        Op::HardSwish { scale } => {
+            let x = args[0];
+            let mut y = x.f_add_scalar(3.0)?;
+            _ = y.f_clamp_(0.0, 6.0)?;
+            _ = y.f_mul_(x)?;
+            _ = y.f_mul_scalar_(*scale)?;
+            one(y)
         }
         Op::Binary(kind) => {
             let (a, b) = (args[0], args[1]);
@@ -782,6 +888,44 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(name: &str, op: &str, inputs: &[&str]) -> Node {
+        Node {
+            name: name.into(),
+            op: op.into(),
+            inputs: inputs
+                .iter()
+                .map(|i| super::super::tfjs::Input::parse(i))
+                .collect(),
+            attrs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn hard_swish_chains_become_one_step_with_the_same_values() {
+        let graph = GraphModel {
+            nodes: vec![
+                node("x", "Placeholder", &[]),
+                node("three", "Const", &[]),
+                node("sixth", "Const", &[]),
+                node("add", "Add", &["x", "three"]),
+                node("relu6", "Relu6", &["add"]),
+                node("scaled", "Mul", &["sixth", "x"]),
+                node("out", "Mul", &["scaled", "relu6"]),
+            ],
+            weights: HashMap::from([
+                ("three".to_owned(), Tensor::from(3.0f32)),
+                ("sixth".to_owned(), Tensor::from(0.166_625_98f32)),
+            ]),
+        };
+        let plan = graph.plan(&["x"], &["out"]).unwrap();
+        // x, the scale constant and the fused op.
+        assert_eq!(plan.len(), 3);
+        let x = Tensor::from_slice(&[-5.0f32, -1.0, 0.0, 1.0, 2.5, 7.0]);
+        let got = &plan.run(&[x.shallow_clone()]).unwrap()[0];
+        let want = (&x + 3.0).clamp(0.0, 6.0) * &x * 0.166_625_98;
+        assert!(got.allclose(&want, 1e-6, 1e-6, false));
+    }
 
     #[test]
     fn same_padding_matches_tensorflow() {

@@ -89,39 +89,6 @@ pub fn center_crop(image: &RgbImage, side: u32) -> Tensor {
         .to_kind(Kind::Float)
 }
 
-/// Decodes images on rayon's pool while the calling thread consumes them, so a model can run on one
-/// image while the next ones decode. `consume` gets `(index into paths, decoded image)` in the order
-/// decoding finishes; at most a few decoded images wait at a time. The first error of `consume`
-/// stops the decoding and is returned.
-pub fn decode_parallel<P, E, F>(paths: &[P], mut consume: F) -> Result<(), E>
-where
-    P: AsRef<Path> + Sync,
-    F: FnMut(usize, Result<RgbImage, BadImage>) -> Result<(), E>,
-{
-    use rayon::prelude::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let stopped = AtomicBool::new(false);
-    let (sender, receiver) = std::sync::mpsc::sync_channel(4);
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            paths
-                .par_iter()
-                .enumerate()
-                .for_each_with(sender, |s, (i, p)| {
-                    if !stopped.load(Ordering::Relaxed) {
-                        // Fails only once the consumer has stopped.
-                        let _ = s.send((i, load_rgb(p.as_ref())));
-                    }
-                });
-        });
-        let result = receiver.iter().try_for_each(|(i, image)| consume(i, image));
-        stopped.store(true, Ordering::Relaxed);
-        // Unblocks a decoder waiting to send, so the scope can join it.
-        drop(receiver);
-        result
-    })
-}
-
 /// The pixels of a box: whole pixels covering it, clamped to the image, at least 1x1.
 pub fn crop(image: &RgbImage, b: &BBox) -> RgbImage {
     let (w, h) = image.dimensions();

@@ -7,3 +7,4 @@ pub mod efficientnet;
 pub mod graph;
 pub mod image;
 pub mod tfjs;
+pub mod workers;

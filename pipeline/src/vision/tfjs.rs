@@ -22,7 +22,7 @@ pub struct Input {
 }
 
 impl Input {
-    fn parse(text: &str) -> Self {
+    pub fn parse(text: &str) -> Self {
         let (control, text) = match text.strip_prefix('^') {
             Some(rest) => (true, rest),
             None => (false, text),

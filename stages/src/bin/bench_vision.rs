@@ -1,14 +1,16 @@
-//! `bench-vision`: images per second through decoding, the detector and EfficientNet features of the
+//! `bench-vision`: images per second through decoding, the detector, and EfficientNet features of the
 //! whole image and each detected box, printed as one JSON line shaped like
-//! `scripts/reference/bench_vision.py`'s, for `make bench-vision`. Decoding runs on rayon's threads
-//! while the models work (as in the `ground` and `features` stages).
+//! `scripts/reference/bench_vision.py`'s, for `make bench-vision`. Images are spread over model
+//! workers as in the `ground` and `features` stages (`--workers 1` runs one image at a time on
+//! `--threads` libtorch threads, the way the Python reference does).
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
 use pipeline::vision::detector::{CenterNet, DetectorConfig, default_model};
 use pipeline::vision::efficientnet::{self, ImageEncoder};
-use pipeline::vision::image::decode_parallel;
+use pipeline::vision::image::load_rgb;
+use pipeline::vision::workers::{ModelPool, default_workers};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -21,7 +23,10 @@ struct Cli {
     repeat: usize,
     #[arg(long, default_value = "models")]
     models: PathBuf,
-    /// Intra-op threads of libtorch.
+    /// Model workers (default: one per core); each runs libtorch single-threaded when there are several.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// libtorch threads with one worker.
     #[arg(long, default_value_t = 2)]
     threads: i32,
 }
@@ -31,52 +36,47 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tch::set_num_threads(cli.threads);
     let device = tch::Device::Cpu;
+    let workers = cli.workers.unwrap_or_else(|| default_workers(device));
 
+    let (detector_path, encoder_path) = (
+        default_model(&cli.models),
+        efficientnet::default_model(&cli.models),
+    );
+    let pool = ModelPool::new(workers, move || {
+        Ok((
+            CenterNet::load(&detector_path, device)?,
+            ImageEncoder::load(&encoder_path, device)?,
+        ))
+    });
+    // Loading, excluded from the timing: one pass over the first image on every worker.
     let loading = Instant::now();
-    let detector = CenterNet::load(&default_model(&cli.models), device)?;
-    let encoder = ImageEncoder::load(&efficientnet::default_model(&cli.models), device)?;
+    let first = vec![cli.images[0].clone(); workers];
+    pool.map(&first, |_, _| Ok(()))?;
     let load_seconds = loading.elapsed().as_secs_f64();
-    let config = DetectorConfig::default();
 
+    let config = DetectorConfig::default();
     let paths: Vec<&PathBuf> = (0..cli.repeat).flat_map(|_| cli.images.iter()).collect();
     let started = Instant::now();
-    let mut regions = 0;
-    let mut bad = 0;
-    let (mut detector_seconds, mut crop_seconds, mut features_seconds) = (0.0, 0.0, 0.0);
-    decode_parallel(&paths, |_, decoded| -> anyhow::Result<()> {
-        let Ok(image) = decoded else {
-            bad += 1;
-            return Ok(());
-        };
-        let t = Instant::now();
+    let regions = pool.map(&paths, |(detector, encoder), path| {
+        let image = load_rgb(path)
+            .map_err(|e| pipeline::Error::Config(format!("{}: {e}", path.display())))?;
         let found = tch::no_grad(|| detector.detect(&image, &config))?;
-        detector_seconds += t.elapsed().as_secs_f64();
-        let t = Instant::now();
         let boxes: Vec<_> = std::iter::once(None)
             .chain(found.iter().map(|d| Some(d.bbox)))
             .collect();
-        let crops = efficientnet::crops(&image, &boxes)?;
-        crop_seconds += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let features = encoder.encode(&crops)?;
-        regions += features.size()[0];
-        features_seconds += t.elapsed().as_secs_f64();
-        Ok(())
+        Ok(encoder.features(&image, &boxes)?.size()[0])
     })?;
     let seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(bad == 0, "{bad} images could not be decoded");
 
     let line = json!({
         "images": paths.len(),
-        "regions": regions,
+        "regions": regions.iter().sum::<i64>(),
         "seconds": seconds,
         "images_per_s": paths.len() as f64 / seconds,
         "load_seconds": load_seconds,
-        "detector_seconds": detector_seconds,
-        "crop_seconds": crop_seconds,
-        "features_seconds": features_seconds,
         "peak_rss_mb": stages::peak_rss_mb(),
-        "threads": cli.threads,
+        "workers": workers,
+        "threads": if workers > 1 { 1 } else { cli.threads },
     });
     println!("{line}");
     Ok(())
