@@ -11,6 +11,7 @@
 #   make status               which stages are up to date, which would re-run
 #   make test                 the test suite
 #   make bench-text           text features: Rust vs Python transformers, same weights and tweets
+#   make bench-vision         decode + detector + visual features: Rust vs PIL + PyTorch, same weights
 #
 # Stages not built yet (graphs, train, eval, predict) have no target.
 
@@ -31,7 +32,7 @@ SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wild
 COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
-.PHONY: all setup setup-reference build ingest chunker chunk ground features status test bench-text clean distclean data help
+.PHONY: all setup setup-reference build ingest chunker chunk ground features status test bench-text bench-vision clean distclean data help
 
 all: setup chunk features status
 
@@ -97,6 +98,9 @@ test: build setup-reference
 BENCH_CONLL ?= $(or $(DATA_DIR),$(UMGF_DATA_DIR),../shared/data)/twitter2017/train.txt
 bench-text: build setup-reference
 	scripts/bench_text.sh $(BENCH_CONLL)
+
+bench-vision: build setup-reference
+	scripts/bench_vision.sh
 
 clean:
 	rm -rf $(ARTIFACTS)

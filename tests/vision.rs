@@ -46,7 +46,9 @@ fn efficientnet_classifies_real_photos() {
     let model = EfficientNetLite0::new(&vs.root());
     pipeline::torch::load_safetensors(&vs, "", &weights).unwrap();
     let top1 = |name: &str| {
-        let input = center_crop(&load_rgb(&photo(name)).unwrap(), INPUT as u32).unsqueeze(0);
+        let input = center_crop(&load_rgb(&photo(name)).unwrap(), INPUT as u32)
+            .unwrap()
+            .unsqueeze(0);
         let logits = tch::no_grad(|| model.logits(&normalise(&input)));
         logits.argmax(-1, false).int64_value(&[0])
     };
@@ -60,14 +62,15 @@ fn efficientnet_classifies_real_photos() {
     assert_eq!(top1("coffee.png"), 967, "coffee.png");
 }
 
+/// The pipeline's image encoder against the PyTorch definition (batch norms unfolded) on real photos.
 #[test]
 fn efficientnet_matches_pytorch_on_real_photos() {
     use pipeline::vision::image::{center_crop, load_rgb};
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let weights = repo.join("models/efficientnet-lite0/model.safetensors");
-    let vs = VarStore::new(Device::Cpu);
-    let model = EfficientNetLite0::new(&vs.root());
-    pipeline::torch::load_safetensors(&vs, "", &weights).unwrap();
+    // The pipeline's encoder: batch norms folded into the convolutions, channels-last.
+    let encoder =
+        pipeline::vision::efficientnet::ImageEncoder::load(&weights, Device::Cpu).unwrap();
 
     let names = [
         "astronaut.png",
@@ -79,10 +82,11 @@ fn efficientnet_matches_pytorch_on_real_photos() {
     ];
     let crops: Vec<Tensor> = names
         .iter()
-        .map(|n| center_crop(&load_rgb(&photo(n)).unwrap(), INPUT as u32))
+        .map(|n| center_crop(&load_rgb(&photo(n)).unwrap(), INPUT as u32).unwrap())
         .collect();
-    let images = normalise(&Tensor::stack(&crops, 0));
-    let ours = tch::no_grad(|| model.features(&images));
+    let crops = Tensor::stack(&crops, 0);
+    let images = normalise(&crops);
+    let ours = encoder.encode(&crops).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (
@@ -203,7 +207,7 @@ mod bad_images {
         );
         let image = load_rgb(&tiny).unwrap();
         assert_eq!(image.dimensions(), (1, 1));
-        assert_eq!(center_crop(&image, 224).size(), vec![3, 224, 224]);
+        assert_eq!(center_crop(&image, 224).unwrap().size(), vec![3, 224, 224]);
 
         // Grayscale becomes RGB with equal channels.
         let gray = image::GrayImage::from_fn(8, 8, |x, _| image::Luma([(x * 30) as u8]));

@@ -9,7 +9,7 @@ use tch::nn::{self, Module, ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use super::detector::BBox;
-use super::image::{center_crop, crop};
+use super::image::{box_bounds, center_crop_region, to_tensor};
 use crate::error::Result;
 
 /// (expand ratio, kernel, stride, input channels, output channels) of each of the 16 blocks.
@@ -63,13 +63,64 @@ fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
     )
 }
 
+/// A convolution and the batch norm after it; [`ConvBn::fold`] merges the two for inference.
+#[derive(Debug)]
+struct ConvBn {
+    conv: nn::Conv2D,
+    bn: Option<nn::BatchNorm>,
+}
+
+impl ConvBn {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        conv_path: nn::Path,
+        bn_path: nn::Path,
+        cin: i64,
+        cout: i64,
+        k: i64,
+        stride: i64,
+        groups: i64,
+    ) -> Self {
+        Self {
+            conv: conv(conv_path, cin, cout, k, stride, groups),
+            bn: Some(bn(bn_path, cout)),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let y = self.conv.forward(x);
+        match &self.bn {
+            Some(bn) => bn.forward_t(&y, false),
+            None => y,
+        }
+    }
+
+    /// Folds the batch norm into the convolution (exact in real arithmetic, inference only):
+    /// w' = w * g / sqrt(v + eps) per output channel, b' = beta - mean * g / sqrt(v + eps). The
+    /// filter is stored channels-last, the layout libtorch's CPU convolutions run fastest on.
+    fn fold(&mut self) -> Result<()> {
+        let Some(bn) = self.bn.take() else {
+            return Ok(());
+        };
+        let (Some(gamma), Some(beta)) = (&bn.ws, &bn.bs) else {
+            crate::bail!(
+                Config,
+                "EfficientNet: a batch norm without its affine weights"
+            );
+        };
+        let scale = gamma.f_mul(&bn.running_var.f_add_scalar(BN_EPS)?.f_rsqrt()?)?;
+        let weight = self.conv.ws.f_mul(&scale.f_view([-1, 1, 1, 1])?)?;
+        self.conv.ws = super::graph::channels_last(&weight.f_detach()?)?;
+        self.conv.bs = Some(beta.f_sub(&bn.running_mean.f_mul(&scale)?)?.f_detach()?);
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct Block {
-    expand: Option<(nn::Conv2D, nn::BatchNorm)>,
-    depthwise: nn::Conv2D,
-    bn1: nn::BatchNorm,
-    project: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    expand: Option<ConvBn>,
+    depthwise: ConvBn,
+    project: ConvBn,
     residual: bool,
 }
 
@@ -77,71 +128,83 @@ impl Block {
     fn new(p: nn::Path, (expand, k, stride, cin, cout): (i64, i64, i64, i64, i64)) -> Self {
         let hidden = cin * expand;
         Self {
-            expand: (expand != 1).then(|| {
-                (
-                    conv(&p / "_expand_conv", cin, hidden, 1, 1, 1),
-                    bn(&p / "_bn0", hidden),
-                )
-            }),
-            depthwise: conv(&p / "_depthwise_conv", hidden, hidden, k, stride, hidden),
-            bn1: bn(&p / "_bn1", hidden),
-            project: conv(&p / "_project_conv", hidden, cout, 1, 1, 1),
-            bn2: bn(&p / "_bn2", cout),
+            expand: (expand != 1)
+                .then(|| ConvBn::new(&p / "_expand_conv", &p / "_bn0", cin, hidden, 1, 1, 1)),
+            depthwise: ConvBn::new(
+                &p / "_depthwise_conv",
+                &p / "_bn1",
+                hidden,
+                hidden,
+                k,
+                stride,
+                hidden,
+            ),
+            project: ConvBn::new(&p / "_project_conv", &p / "_bn2", hidden, cout, 1, 1, 1),
             residual: stride == 1 && cin == cout,
         }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.shallow_clone();
-        if let Some((conv, bn)) = &self.expand {
-            h = bn.forward_t(&conv.forward(&h), false).relu6();
+        if let Some(expand) = &self.expand {
+            h = expand.forward(&h).relu6();
         }
-        h = self
-            .bn1
-            .forward_t(&self.depthwise.forward(&h), false)
-            .relu6();
-        h = self.bn2.forward_t(&self.project.forward(&h), false);
+        h = self.depthwise.forward(&h).relu6();
+        h = self.project.forward(&h);
         if self.residual { h + x } else { h }
+    }
+
+    fn fold(&mut self) -> Result<()> {
+        if let Some(expand) = &mut self.expand {
+            expand.fold()?;
+        }
+        self.depthwise.fold()?;
+        self.project.fold()
     }
 }
 
 /// EfficientNet-Lite0, inference only.
 #[derive(Debug)]
 pub struct EfficientNetLite0 {
-    stem: nn::Conv2D,
-    bn0: nn::BatchNorm,
+    stem: ConvBn,
     blocks: Vec<Block>,
-    head: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    head: ConvBn,
     fc: nn::Linear,
 }
 
 impl EfficientNetLite0 {
     pub fn new(p: &nn::Path) -> Self {
         Self {
-            stem: conv(p / "_conv_stem", 3, 32, 3, 2, 1),
-            bn0: bn(p / "_bn0", 32),
+            stem: ConvBn::new(p / "_conv_stem", p / "_bn0", 3, 32, 3, 2, 1),
             blocks: BLOCKS
                 .iter()
                 .enumerate()
                 .map(|(i, b)| Block::new(p / "_blocks" / i, *b))
                 .collect(),
-            head: conv(p / "_conv_head", 320, FEATURES, 1, 1, 1),
-            bn1: bn(p / "_bn1", FEATURES),
+            head: ConvBn::new(p / "_conv_head", p / "_bn1", 320, FEATURES, 1, 1, 1),
             fc: nn::linear(p / "_fc", FEATURES, CLASSES, Default::default()),
         }
     }
 
+    /// Merges every batch norm into its convolution: fewer passes over the activations at
+    /// inference. Call after loading the weights.
+    pub fn fold_batch_norms(&mut self) -> Result<()> {
+        tch::no_grad(|| {
+            self.stem.fold()?;
+            for block in &mut self.blocks {
+                block.fold()?;
+            }
+            self.head.fold()
+        })
+    }
+
     /// Pooled features [batch, 1280] of normalised images [batch, 3, 224, 224].
     pub fn features(&self, images: &Tensor) -> Tensor {
-        let mut x = self
-            .bn0
-            .forward_t(&self.stem.forward(images), false)
-            .relu6();
+        let mut x = self.stem.forward(images).relu6();
         for block in &self.blocks {
             x = block.forward(&x);
         }
-        let x = self.bn1.forward_t(&self.head.forward(&x), false).relu6();
+        let x = self.head.forward(&x).relu6();
         x.mean_dim(&[-1i64, -2][..], false, Kind::Float)
     }
 
@@ -187,20 +250,26 @@ impl ImageEncoder {
 
     /// Pooled features [n, 1280] of [n, 3, 224, 224] crops (RGB values 0..=255).
     pub fn encode(&self, crops: &Tensor) -> Result<Tensor> {
-        let batch = crops.f_to_device(self.device)?;
+        // As an NHWC tensor seen as NCHW: channels-last, like the filters.
+        let batch = crops
+            .f_permute([0, 2, 3, 1])?
+            .f_contiguous()?
+            .f_permute([0, 3, 1, 2])?
+            .f_to_device(self.device)?;
         Ok(tch::no_grad(|| self.model.features(&normalise(&batch))).f_to_device(Device::Cpu)?)
     }
 }
 
 /// The model inputs for regions of an image (`None`: the whole image): [n, 3, 224, 224], RGB 0..=255.
-/// CPU work only, so decoding threads can prepare them while the model runs.
 pub fn crops(image: &RgbImage, regions: &[Option<BBox>]) -> Result<Tensor> {
-    let crops: Vec<Tensor> = regions
+    let pixels = to_tensor(image);
+    let (w, h) = image.dimensions();
+    let crops = regions
         .iter()
-        .map(|bbox| match bbox {
-            None => center_crop(image, INPUT as u32),
-            Some(b) => center_crop(&crop(image, b), INPUT as u32),
+        .map(|bbox| {
+            let bounds = bbox.as_ref().map(|b| box_bounds(w, h, b));
+            center_crop_region(&pixels, bounds, INPUT as u32)
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::f_stack(&crops, 0)?)
 }

@@ -448,7 +448,7 @@ impl GraphModel {
                 if scaled.op != "Mul" || relu.op != "Relu6" || scaled.inputs.len() != 2 {
                     continue;
                 }
-                let Some(add) = relu.inputs.first().and_then(|i| node(i)) else {
+                let Some(add) = relu.inputs.first().and_then(&node) else {
                     continue;
                 };
                 if add.op != "Add" && add.op != "AddV2" || add.inputs.len() != 2 {

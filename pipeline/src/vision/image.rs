@@ -10,7 +10,7 @@ use std::io::BufReader;
 use std::path::Path;
 
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage, imageops};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 use tch::{Kind, Tensor};
 
 use super::detector::BBox;
@@ -70,33 +70,63 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, BadImage> {
     Ok(image.to_rgb8())
 }
 
-/// The centre `side`x`side` crop after scaling the shorter side to `side * 8 / 7` (256 for 224, the
-/// usual ImageNet evaluation), as a [3, side, side] float tensor of RGB values in 0..=255.
-pub fn center_crop(image: &RgbImage, side: u32) -> Tensor {
-    let short = side * 8 / 7;
-    let (w, h) = image.dimensions();
-    let scale = f64::from(short) / f64::from(w.min(h));
-    let (nw, nh) = (
-        ((f64::from(w) * scale).round() as u32).max(side),
-        ((f64::from(h) * scale).round() as u32).max(side),
-    );
-    let resized = imageops::resize(image, nw, nh, FilterType::Triangle);
-    let crop =
-        imageops::crop_imm(&resized, (nw - side) / 2, (nh - side) / 2, side, side).to_image();
-    Tensor::from_slice(crop.as_raw())
-        .view([i64::from(side), i64::from(side), 3])
-        .permute([2, 0, 1])
-        .to_kind(Kind::Float)
+/// Whole-pixel bounds (x, y, width, height) covering a box, clamped to a `width` x `height` image,
+/// at least 1x1.
+pub fn box_bounds(width: u32, height: u32, b: &BBox) -> (u32, u32, u32, u32) {
+    let x1 = (b.x1.floor().max(0.0) as u32).min(width - 1);
+    let y1 = (b.y1.floor().max(0.0) as u32).min(height - 1);
+    let x2 = (b.x2.ceil().max(0.0) as u32).clamp(x1 + 1, width);
+    let y2 = (b.y2.ceil().max(0.0) as u32).clamp(y1 + 1, height);
+    (x1, y1, x2 - x1, y2 - y1)
 }
 
-/// The pixels of a box: whole pixels covering it, clamped to the image, at least 1x1.
-pub fn crop(image: &RgbImage, b: &BBox) -> RgbImage {
+/// An image's pixels as a uint8 [1, 3, H, W] tensor, channels-last in memory (one copy).
+pub fn to_tensor(image: &RgbImage) -> Tensor {
     let (w, h) = image.dimensions();
-    let x1 = (b.x1.floor().max(0.0) as u32).min(w - 1);
-    let y1 = (b.y1.floor().max(0.0) as u32).min(h - 1);
-    let x2 = (b.x2.ceil().max(0.0) as u32).clamp(x1 + 1, w);
-    let y2 = (b.y2.ceil().max(0.0) as u32).clamp(y1 + 1, h);
-    image::imageops::crop_imm(image, x1, y1, x2 - x1, y2 - y1).to_image()
+    Tensor::from_slice(image.as_raw())
+        .view([1, i64::from(h), i64::from(w), 3])
+        .permute([0, 3, 1, 2])
+}
+
+/// The centre `side`x`side` crop of a region of `pixels` ([`to_tensor`]) after scaling the region's
+/// shorter side to `side * 8 / 7` (256 for 224, the usual ImageNet evaluation) with antialiased
+/// bilinear filtering (PIL's), as a [3, side, side] float tensor of RGB values in 0..=255. `None`:
+/// the whole image.
+pub fn center_crop_region(
+    pixels: &Tensor,
+    region: Option<(u32, u32, u32, u32)>,
+    side: u32,
+) -> crate::Result<Tensor> {
+    let size = pixels.size();
+    let region = match region {
+        Some((x, y, w, h)) => pixels.f_narrow(2, i64::from(y), i64::from(h))?.f_narrow(
+            3,
+            i64::from(x),
+            i64::from(w),
+        )?,
+        None => pixels.shallow_clone(),
+    };
+    let (h, w) = match region.size()[..] {
+        [_, _, h, w] => (h, w),
+        _ => crate::bail!(Config, "crop: expected [1, 3, H, W] pixels, got {size:?}"),
+    };
+    let (side, short) = (i64::from(side), i64::from(side * 8 / 7));
+    let scale = short as f64 / h.min(w) as f64;
+    let (nh, nw) = (
+        ((h as f64 * scale).round() as i64).max(side),
+        ((w as f64 * scale).round() as i64).max(side),
+    );
+    let resized = region.f_internal_upsample_bilinear2d_aa([nh, nw], false, None, None)?;
+    Ok(resized
+        .f_narrow(2, (nh - side) / 2, side)?
+        .f_narrow(3, (nw - side) / 2, side)?
+        .f_squeeze_dim(0)?
+        .f_to_kind(Kind::Float)?)
+}
+
+/// The centre `side`x`side` crop of a whole image (see [`center_crop_region`]).
+pub fn center_crop(image: &RgbImage, side: u32) -> crate::Result<Tensor> {
+    center_crop_region(&to_tensor(image), None, side)
 }
 
 #[cfg(test)]
@@ -105,8 +135,10 @@ mod tests {
 
     #[test]
     fn crops_cover_the_box_in_whole_pixels_and_stay_inside() {
-        let image = RgbImage::new(100, 50);
-        let c = |x1, y1, x2, y2| crop(&image, &BBox { x1, y1, x2, y2 }).dimensions();
+        let c = |x1, y1, x2, y2| {
+            let (_, _, w, h) = box_bounds(100, 50, &BBox { x1, y1, x2, y2 });
+            (w, h)
+        };
         assert_eq!(c(10.5, 5.2, 20.1, 9.0), (11, 4));
         assert_eq!(c(-5.0, -5.0, 500.0, 500.0), (100, 50));
         // A box outside or empty still gives one pixel.
