@@ -220,6 +220,19 @@ impl Default for ClassMatchConfig {
     }
 }
 
+/// Bump when the synonym table or the matching rule changes: cached groundings are then redone.
+const CLASS_MATCH_VERSION: u32 = 1;
+
+/// [`ClassMatchGrounder`]'s identity, known without loading the encoder (for cache keys).
+pub fn class_match_identity(encoder_digest: &str, config: &ClassMatchConfig) -> serde_json::Value {
+    json!({
+        "grounder": "class-match",
+        "version": CLASS_MATCH_VERSION,
+        "encoder": encoder_digest,
+        "config": config,
+    })
+}
+
 /// Grounds queries to detections of the classes they name (synonym table, then encoder similarity).
 pub struct ClassMatchGrounder {
     encoder: TextEncoder,
@@ -294,12 +307,7 @@ impl ClassMatchGrounder {
 
 impl Grounder for ClassMatchGrounder {
     fn identity(&self) -> serde_json::Value {
-        json!({
-            "grounder": "class-match",
-            "version": 1,
-            "encoder": self.encoder_digest,
-            "config": self.config,
-        })
+        class_match_identity(&self.encoder_digest, &self.config)
     }
 
     fn ground(&mut self, inputs: &[GroundingInput<'_>]) -> Result<Vec<Vec<Match>>> {

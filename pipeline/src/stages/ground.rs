@@ -13,6 +13,7 @@ use crate::digest::{Digest, canonical_json};
 use crate::error::{Error, IoContext, Result};
 use crate::grounding::{
     ClassMatchConfig, ClassMatchGrounder, Grounder, GroundingInput, Match, Query,
+    class_match_identity,
 };
 use crate::schema::{GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet, objects};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Store};
@@ -73,7 +74,10 @@ pub fn spec(
     RunSpec {
         stage: STAGE.to_owned(),
         version: VERSION,
-        params: json!({"params": params, "grounder": "class-match/1"}),
+        params: json!({
+            "params": params,
+            "grounder": class_match_identity(&encoder.hex(), &params.grounder),
+        }),
         inputs: BTreeMap::from([
             ("tweets".to_owned(), tweets),
             ("noun_phrases".to_owned(), phrases),
@@ -227,7 +231,15 @@ fn detect_images(
     let settings = canonical_json(config);
     let keys: Vec<Digest> = images
         .iter()
-        .map(|(d, _)| Digest::of_strings([d.hex(), model_digest.hex(), settings.clone()]))
+        .map(|(d, _)| {
+            // The stage version too: a change to the detector's code must not reuse old results.
+            Digest::of_strings([
+                d.hex(),
+                model_digest.hex(),
+                settings.clone(),
+                VERSION.to_string(),
+            ])
+        })
         .collect();
     let model = model.to_owned();
     let device = crate::torch::default_device();
@@ -294,11 +306,10 @@ fn ground_tweets(
     encoder_digest: Digest,
     params: &GroundParams,
 ) -> Result<(Vec<Vec<Match>>, MemoStats)> {
-    let identity = canonical_json(&json!({
-        "grounder": "class-match/1",
-        "encoder": encoder_digest.hex(),
-        "config": params.grounder,
-    }));
+    let identity = canonical_json(&class_match_identity(
+        &encoder_digest.hex(),
+        &params.grounder,
+    ));
     let keys: Vec<Digest> = work
         .iter()
         .map(|item| {

@@ -154,7 +154,7 @@ pub fn run(
     })
 }
 
-/// The memo key of a region: image content, box (exact float bits) and model.
+/// The memo key of a region: image content, box (exact float bits), model and stage version.
 fn region_key(image: Digest, bbox: Option<BBox>, model: Digest) -> Digest {
     let region = match bbox {
         None => "whole".to_owned(),
@@ -166,7 +166,8 @@ fn region_key(image: Digest, bbox: Option<BBox>, model: Digest) -> Digest {
             b.y2.to_bits()
         ),
     };
-    Digest::of_strings([image.hex(), region, model.hex()])
+    // The stage version too: a change to cropping or the model code must not reuse old features.
+    Digest::of_strings([image.hex(), region, model.hex(), VERSION.to_string()])
 }
 
 /// Features of regions (memo payloads: 1280 f32 LE, or empty for an unreadable image), each image

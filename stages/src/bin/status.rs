@@ -5,10 +5,12 @@ use clap::Parser;
 use pipeline::Digest;
 use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ingest::{self, OnError};
-use pipeline::stages::{chunk, features};
+use pipeline::stages::{chunk, features, ground, visual_features};
 use pipeline::store::{Manifest, RunSpec, Store};
 use pipeline::text::chunker::ChunkerTraining;
 use pipeline::text::encoder::{Precision, default_files};
+use pipeline::vision::detector::CenterNet;
+use pipeline::vision::efficientnet;
 
 #[derive(Parser, Debug)]
 #[command(about = "Show which umgf stages are up to date and which would re-run")]
@@ -17,6 +19,8 @@ struct Cli {
     data: stages::DatasetArgs,
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    #[command(flatten)]
+    ground: stages::GroundArgs,
     /// Also check every object in the store against its digest.
     #[arg(long)]
     verify: bool,
@@ -33,7 +37,7 @@ fn row(
     let spec = match spec {
         Ok(spec) => spec,
         Err(e) => {
-            println!("{stage:<10} {:<24} {:<14} {e:#}", "cannot plan", "-");
+            println!("{stage:<16} {:<24} {:<14} {e:#}", "cannot plan", "-");
             return Ok(None);
         }
     };
@@ -41,12 +45,12 @@ fn row(
     let manifest = store.lookup(&spec)?;
     match &manifest {
         Some(m) => println!(
-            "{stage:<10} {:<24} {key:<14} {}",
+            "{stage:<16} {:<24} {key:<14} {}",
             "up to date",
             brief(&m.counts)
         ),
         None => println!(
-            "{stage:<10} {:<24} {key:<14} inputs, parameters or code changed",
+            "{stage:<16} {:<24} {key:<14} inputs, parameters or code changed",
             "would run"
         ),
     }
@@ -61,6 +65,9 @@ fn brief(counts: &serde_json::Value) -> String {
         ("rejected", "rejected"),
         ("phrases", "noun phrases"),
         ("pieces", "word pieces"),
+        ("tweets_with_image", "with an image"),
+        ("objects", "objects"),
+        ("regions", "image regions"),
         ("test_f1", "CoNLL-2000 test NP F1"),
     ] {
         match &counts[key] {
@@ -76,7 +83,7 @@ fn brief(counts: &serde_json::Value) -> String {
 
 fn waiting(stage: &str, on: &str) {
     println!(
-        "{stage:<10} {:<24} {:<14} runs after {on}",
+        "{stage:<16} {:<24} {:<14} runs after {on}",
         "waits for upstream", "-"
     );
 }
@@ -99,7 +106,7 @@ fn main() -> anyhow::Result<()> {
         dataset.label,
         store.root().display()
     );
-    println!("{:<10} {:<24} {:<14} detail", "stage", "state", "run");
+    println!("{:<16} {:<24} {:<14} detail", "stage", "state", "run");
     let tweets = row(
         store,
         "ingest",
@@ -116,19 +123,39 @@ fn main() -> anyhow::Result<()> {
         None => Err(anyhow::anyhow!("no data directory for CoNLL-2000")),
     };
     let trained = row(store, "chunker", chunker_spec)?;
-    match (&tweets, &trained) {
-        (Some(t), Some(c)) => {
-            row(
-                store,
-                "chunk",
-                Ok(chunk::spec(
-                    output(t, ingest::TWEETS)?,
-                    output(c, chunker::MODEL)?,
-                )),
-            )?;
+    let phrases = match (&tweets, &trained) {
+        (Some(t), Some(c)) => row(
+            store,
+            "chunk",
+            Ok(chunk::spec(
+                output(t, ingest::TWEETS)?,
+                output(c, chunker::MODEL)?,
+            )),
+        )?,
+        _ => {
+            waiting("chunk", "ingest and chunker");
+            None
         }
-        _ => waiting("chunk", "ingest and chunker"),
-    }
+    };
+    let objects = match (&tweets, &phrases) {
+        (Some(t), Some(p)) => {
+            let detector = pipeline::vision::detector::default_model(&cli.common.models);
+            let spec = (|| -> anyhow::Result<RunSpec> {
+                Ok(ground::spec(
+                    output(t, ingest::TWEETS)?,
+                    output(p, chunk::NOUN_PHRASES)?,
+                    CenterNet::digest(&detector)?,
+                    encoder.digest()?,
+                    &cli.ground.params(),
+                ))
+            })();
+            row(store, "ground", spec)?
+        }
+        _ => {
+            waiting("ground", "ingest and chunk");
+            None
+        }
+    };
     match &tweets {
         Some(t) => {
             let tweets = output(t, ingest::TWEETS)?;
@@ -138,6 +165,20 @@ fn main() -> anyhow::Result<()> {
             row(store, "features", spec.map_err(Into::into))?;
         }
         None => waiting("features", "ingest"),
+    }
+    match (&tweets, &objects) {
+        (Some(t), Some(o)) => {
+            let model = efficientnet::default_model(&cli.common.models);
+            let spec = (|| -> anyhow::Result<RunSpec> {
+                Ok(visual_features::spec(
+                    output(t, ingest::TWEETS)?,
+                    output(o, ground::OBJECTS)?,
+                    Digest::of_file(&model)?,
+                ))
+            })();
+            row(store, "visual-features", spec)?;
+        }
+        _ => waiting("visual-features", "ingest and ground"),
     }
 
     if cli.verify {
