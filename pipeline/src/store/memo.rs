@@ -87,7 +87,9 @@ impl<'a> Memo<'a> {
 /// What [`Memo::get_or_compute`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoStats {
+    /// Distinct keys found in the memo.
     pub reused: usize,
+    /// Distinct keys computed (a key repeated within one call counts once).
     pub computed: usize,
 }
 
@@ -139,11 +141,12 @@ impl Memo<'_> {
                 found[i] = Some(payload);
             }
         }
+        let repeats_len = repeats.len();
         for (i, first) in repeats {
             found[i] = found[first].clone();
         }
         let stats = MemoStats {
-            reused: keys.len() - missing.len(),
+            reused: keys.len() - missing.len() - repeats_len,
             computed: missing.len(),
         };
         Ok((found.into_iter().flatten().collect(), stats))
