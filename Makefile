@@ -6,6 +6,7 @@
 #   make ingest DATASET=twitter2015
 #   make chunk DATASET=path/to/dump.jsonl ON_ERROR=skip
 #   make ground DATASET=dump.jsonl   objects in each tweet's image that its noun phrases point at
+#   make graphs               each tweet's multimodal graph as edge lists
 #   make features             text features (PRECISION=bf16: faster; the visual part is not built yet)
 #   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
 #   make status               which stages are up to date, which would re-run
@@ -13,7 +14,7 @@
 #   make bench-text           text features: Rust vs Python transformers, same weights and tweets
 #   make bench-vision         decode + detector + visual features: Rust vs PIL + PyTorch, same weights
 #
-# Stages not built yet (graphs, train, eval, predict) have no target.
+# Stages not built yet (train, eval, predict) have no target.
 
 DATASET   ?= twitter2017
 DATA_DIR  ?=
@@ -32,9 +33,9 @@ SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wild
 COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
-.PHONY: all setup setup-reference build ingest chunker chunk ground features status test bench-text bench-vision clean distclean data help
+.PHONY: all setup setup-reference build ingest chunker chunk ground graphs features status test bench-text bench-vision clean distclean data help
 
-all: setup chunk features status
+all: setup chunk features graphs status
 
 help:
 	@awk '/^#/ {print; next} {exit}' Makefile
@@ -71,6 +72,9 @@ chunk: build
 
 ground: build
 	$(BIN)/ground $(DATA) --on-error $(ON_ERROR) $(COMMON)
+
+graphs: build
+	$(BIN)/graphs $(DATA) --on-error $(ON_ERROR) $(COMMON)
 
 features: build
 	$(BIN)/features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(COMMON)

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use pipeline::schema::{NounPhrase, QueryKind, noun_phrases};
+use pipeline::schema::{EdgeKind, NounPhrase, QueryKind, noun_phrases};
 use pipeline::stages::ground::{self, GroundModels, GroundParams};
 use pipeline::stages::visual_features;
 use pipeline::store::{RunSpec, Store};
@@ -221,6 +221,50 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
         objects.iter().any(|o| o.tweet_id == "astronaut-again"
             && o.class == "person"
             && o.query == "this man")
+    );
+
+    // The graphs: words, the objects, and the links between them.
+    let graph = pipeline::stages::graphs::run(&store, tweets, objects_digest).unwrap();
+    let edges = pipeline::stages::graphs::read_edges(
+        &store.blob_path(
+            &graph
+                .manifest
+                .output(pipeline::stages::graphs::EDGES)
+                .unwrap()
+                .digest,
+        ),
+    )
+    .unwrap();
+    eprintln!("graphs: {}", graph.manifest.counts);
+    let motorbike: Vec<_> = edges.iter().filter(|e| e.tweet_id == "motorbike").collect();
+    let words = 11;
+    // "a new Ducati motorbike" (words 2..6) links to the motorcycle (object 0, node 11).
+    for w in 2..6 {
+        assert!(
+            motorbike
+                .iter()
+                .any(|e| (e.src, e.dst, e.kind) == (w, words, EdgeKind::PhraseObject))
+        );
+    }
+    assert!(
+        !motorbike
+            .iter()
+            .any(|e| (e.src, e.dst, e.kind) == (0, words, EdgeKind::PhraseObject))
+    );
+    assert!(motorbike.iter().any(|e| e.kind == EdgeKind::ObjectObject));
+    assert_eq!(
+        motorbike
+            .iter()
+            .filter(|e| e.kind == EdgeKind::WordWord)
+            .count(),
+        words as usize * (words as usize - 1) / 2
+    );
+    // No image, no objects: only word-word edges.
+    assert!(
+        edges
+            .iter()
+            .filter(|e| e.tweet_id == "no-image")
+            .all(|e| e.kind == EdgeKind::WordWord)
     );
 
     // Visual features: the whole image and each object, every region once.

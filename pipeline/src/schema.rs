@@ -698,3 +698,107 @@ pub mod visual_features {
             .collect()
     }
 }
+
+/// The kinds of edges of a tweet's multimodal graph (DESIGN.md section 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EdgeKind {
+    /// Two words (all words are connected).
+    WordWord,
+    /// Two objects (all objects are connected; the "w/o VCorr." ablation drops these).
+    ObjectObject,
+    /// A word of a noun phrase and an object that phrase was grounded to.
+    PhraseObject,
+    /// Any word and an object a general word ("person") was grounded to.
+    GeneralObject,
+}
+
+impl EdgeKind {
+    pub const ALL: [Self; 4] = [
+        Self::WordWord,
+        Self::ObjectObject,
+        Self::PhraseObject,
+        Self::GeneralObject,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WordWord => "word-word",
+            Self::ObjectObject => "object-object",
+            Self::PhraseObject => "phrase-object",
+            Self::GeneralObject => "general-object",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// One undirected edge of a tweet's graph: a row of the `graph_edges` artifact written by `graphs`.
+/// Nodes 0..n are the tweet's n words; node n + k is its object `k` (`objects.object_id`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GraphEdge {
+    pub tweet_id: String,
+    /// The smaller node number of the pair.
+    pub src: u32,
+    pub dst: u32,
+    pub kind: EdgeKind,
+}
+
+/// The `graph_edges` artifact written by `graphs`.
+pub mod graph_edges {
+    use super::*;
+
+    pub const NAME: &str = "graph_edges";
+    pub const VERSION: u32 = 1;
+
+    pub fn schema() -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("tweet_id", DataType::Utf8, false),
+            Field::new("src", DataType::UInt32, false),
+            Field::new("dst", DataType::UInt32, false),
+            Field::new("kind", DataType::Utf8, false),
+        ]))
+    }
+
+    pub fn to_batch(rows: &[GraphEdge]) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.tweet_id.as_str()))
+                    .collect::<StringArray>(),
+            ),
+            Arc::new(rows.iter().map(|r| r.src).collect::<UInt32Array>()),
+            Arc::new(rows.iter().map(|r| r.dst).collect::<UInt32Array>()),
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.kind.name()))
+                    .collect::<StringArray>(),
+            ),
+        ];
+        Ok(RecordBatch::try_new(schema(), columns)?)
+    }
+
+    pub fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<GraphEdge>> {
+        let cols = Columns { path, batch };
+        let (ids, kinds) = (cols.strings("tweet_id")?, cols.strings("kind")?);
+        let (src, dst) = (
+            cols.typed::<UInt32Array>("src")?,
+            cols.typed::<UInt32Array>("dst")?,
+        );
+        (0..batch.num_rows())
+            .map(|i| {
+                let kind = EdgeKind::parse(kinds.value(i)).ok_or_else(|| Error::Schema {
+                    path: path.to_owned(),
+                    message: format!("row {i}: unknown edge kind {:?}", kinds.value(i)),
+                })?;
+                Ok(GraphEdge {
+                    tweet_id: ids.value(i).to_owned(),
+                    src: src.value(i),
+                    dst: dst.value(i),
+                    kind,
+                })
+            })
+            .collect()
+    }
+}

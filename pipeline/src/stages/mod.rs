@@ -3,6 +3,7 @@
 pub mod chunk;
 pub mod chunker;
 pub mod features;
+pub mod graphs;
 pub mod ground;
 pub mod ingest;
 pub mod visual_features;

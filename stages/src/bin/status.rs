@@ -5,7 +5,7 @@ use clap::Parser;
 use pipeline::Digest;
 use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ingest::{self, OnError};
-use pipeline::stages::{chunk, features, ground, visual_features};
+use pipeline::stages::{chunk, features, graphs, ground, visual_features};
 use pipeline::store::{Manifest, RunSpec, Store};
 use pipeline::text::chunker::ChunkerTraining;
 use pipeline::text::encoder::{Precision, default_files};
@@ -68,6 +68,7 @@ fn brief(counts: &serde_json::Value) -> String {
         ("tweets_with_image", "with an image"),
         ("objects", "objects"),
         ("regions", "image regions"),
+        ("edges", "edges"),
         ("test_f1", "CoNLL-2000 test NP F1"),
     ] {
         match &counts[key] {
@@ -179,6 +180,13 @@ fn main() -> anyhow::Result<()> {
             row(store, "visual-features", spec)?;
         }
         _ => waiting("visual-features", "ingest and ground"),
+    }
+    match (&tweets, &objects) {
+        (Some(t), Some(o)) => {
+            let spec = graphs::spec(output(t, ingest::TWEETS)?, output(o, ground::OBJECTS)?);
+            row(store, "graphs", Ok(spec))?;
+        }
+        _ => waiting("graphs", "ingest and ground"),
     }
 
     if cli.verify {

@@ -1,0 +1,193 @@
+//! `graphs`: each tweet's multimodal graph as an edge list (DESIGN.md section 1). Nodes are the
+//! tweet's words (0..n) and its grounded objects (n + object_id). Edges, each stored once with
+//! src < dst: every pair of words, every pair of objects, each word of a noun phrase with the objects
+//! that phrase found, and every word with the objects a general word found. A tweet without objects
+//! has only word-word edges. Cheap enough to need no per-tweet memo: the store's run key (tweets +
+//! objects) is the cache.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::schema::{EdgeKind, GraphEdge, GroundedObject, QueryKind, Tweet, graph_edges};
+use crate::store::{RunOutcome, RunSpec, Store};
+
+pub const STAGE: &str = "graphs";
+pub const VERSION: u32 = 1;
+pub const EDGES: &str = "graph_edges.parquet";
+
+pub fn spec(tweets: Digest, objects: Digest) -> RunSpec {
+    RunSpec {
+        stage: STAGE.to_owned(),
+        version: VERSION,
+        params: json!({"nodes": "words 0..n, then objects n + object_id", "edges": "undirected, src < dst"}),
+        inputs: BTreeMap::from([
+            ("tweets".to_owned(), tweets),
+            ("objects".to_owned(), objects),
+        ]),
+    }
+}
+
+pub fn run(store: &Store, tweets: Digest, objects: Digest) -> Result<RunOutcome> {
+    store.run(&spec(tweets, objects), |outputs| {
+        let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let objects = crate::stages::ground::read_objects(&store.blob_path(&objects))?;
+        let mut by_tweet: HashMap<&str, Vec<&GroundedObject>> = HashMap::new();
+        for o in &objects {
+            by_tweet.entry(o.tweet_id.as_str()).or_default().push(o);
+        }
+        let mut edges = Vec::new();
+        for tweet in &tweets {
+            let mine = by_tweet
+                .get(tweet.id.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            edges.extend(edges_of(tweet, mine));
+        }
+        crate::io::parquet::write(
+            &outputs.path(EDGES),
+            &graph_edges::to_batch(&edges)?,
+            graph_edges::NAME,
+            graph_edges::VERSION,
+        )?;
+        let mut counts = serde_json::Map::new();
+        counts.insert("tweets".into(), json!(tweets.len()));
+        counts.insert("edges".into(), json!(edges.len()));
+        for kind in EdgeKind::ALL {
+            let n = edges.iter().filter(|e| e.kind == kind).count();
+            counts.insert(format!("{}_edges", kind.name()), json!(n));
+        }
+        Ok(serde_json::Value::Object(counts))
+    })
+}
+
+/// The edges of one tweet's graph, given its rows of the `objects` artifact.
+pub fn edges_of(tweet: &Tweet, objects: &[&GroundedObject]) -> Vec<GraphEdge> {
+    let words = tweet.tokens.len() as u32;
+    let object_ids: BTreeSet<u32> = objects.iter().map(|o| o.object_id).collect();
+    let mut edges = BTreeSet::new();
+    let mut add = |a: u32, b: u32, kind: EdgeKind| {
+        if a != b {
+            edges.insert((a.min(b), a.max(b), kind));
+        }
+    };
+    for a in 0..words {
+        for b in a + 1..words {
+            add(a, b, EdgeKind::WordWord);
+        }
+    }
+    for &a in &object_ids {
+        for &b in object_ids.range(a + 1..) {
+            add(words + a, words + b, EdgeKind::ObjectObject);
+        }
+    }
+    for o in objects {
+        let node = words + o.object_id;
+        match (o.query_kind, o.phrase_start, o.phrase_end) {
+            (QueryKind::Phrase, Some(start), Some(end)) => {
+                for w in start..end.min(words) {
+                    add(w, node, EdgeKind::PhraseObject);
+                }
+            }
+            _ => {
+                for w in 0..words {
+                    add(w, node, EdgeKind::GeneralObject);
+                }
+            }
+        }
+    }
+    edges
+        .into_iter()
+        .map(|(src, dst, kind)| GraphEdge {
+            tweet_id: tweet.id.clone(),
+            src,
+            dst,
+            kind,
+        })
+        .collect()
+}
+
+/// Reads a `graph_edges` artifact.
+pub fn read_edges(path: &Path) -> Result<Vec<GraphEdge>> {
+    crate::io::parquet::read_rows(
+        path,
+        graph_edges::NAME,
+        graph_edges::VERSION,
+        graph_edges::from_batch,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ImageStatus, Split};
+
+    fn object(id: u32, kind: QueryKind, span: Option<(u32, u32)>) -> GroundedObject {
+        GroundedObject {
+            tweet_id: "t".into(),
+            object_id: id,
+            x1: 0.0,
+            y1: 0.0,
+            x2: 1.0,
+            y2: 1.0,
+            image_width: 2,
+            image_height: 2,
+            score: 0.5,
+            class: "person".into(),
+            query: "q".into(),
+            query_kind: kind,
+            phrase_start: span.map(|s| s.0),
+            phrase_end: span.map(|s| s.1),
+            similarity: 1.0,
+        }
+    }
+
+    #[test]
+    fn edges_follow_the_paper() {
+        let tokens: Vec<String> = ["the", "guys", "ride", "motorbikes"]
+            .map(String::from)
+            .to_vec();
+        let tweet = Tweet {
+            id: "t".into(),
+            split: Split::Dump,
+            text_digest: Tweet::text_digest_of(&tokens),
+            tokens,
+            labels: None,
+            image_path: None,
+            image_status: ImageStatus::Ok,
+            image_digest: None,
+            source_line: 1,
+        };
+        // Object 0 (node 4): found by "the guys" (words 0-1) and by the general word; object 1
+        // (node 5): found by "motorbikes" (word 3).
+        let rows = [
+            object(0, QueryKind::Phrase, Some((0, 2))),
+            object(0, QueryKind::General, None),
+            object(1, QueryKind::Phrase, Some((3, 4))),
+        ];
+        let edges = edges_of(&tweet, &rows.iter().collect::<Vec<_>>());
+        let of = |kind| {
+            edges
+                .iter()
+                .filter(|e| e.kind == kind)
+                .map(|e| (e.src, e.dst))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(of(EdgeKind::WordWord).len(), 6);
+        assert_eq!(of(EdgeKind::ObjectObject), vec![(4, 5)]);
+        assert_eq!(of(EdgeKind::PhraseObject), vec![(0, 4), (1, 4), (3, 5)]);
+        assert_eq!(
+            of(EdgeKind::GeneralObject),
+            vec![(0, 4), (1, 4), (2, 4), (3, 4)]
+        );
+        assert!(edges.iter().all(|e| e.src < e.dst));
+
+        // No objects: only the words' clique.
+        assert!(
+            edges_of(&tweet, &[])
+                .iter()
+                .all(|e| e.kind == EdgeKind::WordWord)
+        );
+    }
+}
