@@ -10,6 +10,7 @@ mod error;
 pub mod grounding;
 pub mod io;
 pub mod labels;
+pub mod model;
 pub mod progress;
 pub mod rng;
 pub mod schema;
