@@ -1,0 +1,454 @@
+//! The UMGF model (DESIGN.md section 5): words and objects projected to width d, L fusion layers
+//! (intra-modal multi-head self-attention per modality, gated cross-modal aggregation over the
+//! graph's word-object links, a position-wise FFN; residuals and layer norm), a CRF on the words.
+//!
+//! Status: the modules and their forward pass, with the paper's ablations as flags. Training,
+//! batching from the cached artifacts, and the text-only baseline are not built yet (issue 5).
+use tch::nn::{self, Module, ModuleT};
+use tch::{Kind, Tensor};
+
+use super::crf::Crf;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UmgfConfig {
+    /// Width of the cached text states (384 for MiniLM-L6).
+    pub text_dim: i64,
+    /// Width of the visual features (1280 for EfficientNet-Lite0).
+    pub visual_dim: i64,
+    /// Word-shape classes and the width of their embedding (case and form the uncased encoder lacks).
+    pub shape_classes: i64,
+    pub shape_dim: i64,
+    /// Model width d, attention heads, fusion layers L, FFN width.
+    pub d: i64,
+    pub heads: i64,
+    pub layers: i64,
+    pub ffn: i64,
+    pub dropout: f64,
+    /// BIO tags.
+    pub tags: i64,
+    /// Ablation "w/o VCorr.": objects do not attend to each other.
+    pub no_object_edges: bool,
+    /// Ablation: one set of attention and FFN parameters for both modalities.
+    pub shared_parameters: bool,
+}
+
+impl Default for UmgfConfig {
+    /// The paper's: d 512, 8 heads, 2 layers, dropout 0.5.
+    fn default() -> Self {
+        Self {
+            text_dim: 384,
+            visual_dim: 1280,
+            shape_classes: i64::from(crate::text::shape::COUNT),
+            shape_dim: 32,
+            d: 512,
+            heads: 8,
+            layers: 2,
+            ffn: 2048,
+            dropout: 0.5,
+            tags: 9,
+            no_object_edges: false,
+            shared_parameters: false,
+        }
+    }
+}
+
+/// One padded batch of graphs.
+pub struct GraphBatch {
+    /// [batch, words, text_dim]
+    pub words: Tensor,
+    /// [batch, words] int64 word-shape classes
+    pub shapes: Tensor,
+    /// [batch, words] bool
+    pub word_mask: Tensor,
+    /// [batch, objects, visual_dim] (objects may be 0)
+    pub objects: Tensor,
+    /// [batch, objects] bool
+    pub object_mask: Tensor,
+    /// [batch, words, objects] float: 1 where an inter-modal edge links word i and object j
+    pub links: Tensor,
+}
+
+#[derive(Debug)]
+struct MultiHead {
+    qkv: nn::Linear,
+    out: nn::Linear,
+    heads: i64,
+}
+
+impl MultiHead {
+    fn new(p: nn::Path, d: i64, heads: i64) -> Self {
+        Self {
+            qkv: nn::linear(&p / "qkv", d, 3 * d, Default::default()),
+            out: nn::linear(&p / "out", d, d, Default::default()),
+            heads,
+        }
+    }
+
+    /// Self-attention over `x` [b, n, d]; `allowed` [b, n, n] bool says who may attend to whom.
+    fn forward(&self, x: &Tensor, allowed: &Tensor, dropout: f64, train: bool) -> Tensor {
+        let (b, n, d) = x.size3().unwrap_or((0, 0, 0));
+        let split = |t: Tensor| t.view([b, n, self.heads, d / self.heads]).transpose(1, 2);
+        let qkv = self.qkv.forward(x).chunk(3, -1);
+        let (q, k, v) = (
+            split(qkv[0].shallow_clone()),
+            split(qkv[1].shallow_clone()),
+            split(qkv[2].shallow_clone()),
+        );
+        let y = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            Some(allowed.unsqueeze(1)),
+            if train { dropout } else { 0.0 },
+            false,
+            None,
+            false,
+        );
+        self.out
+            .forward(&y.transpose(1, 2).contiguous().view([b, n, d]))
+    }
+}
+
+#[derive(Debug)]
+struct Ffn {
+    up: nn::Linear,
+    down: nn::Linear,
+}
+
+impl Ffn {
+    fn new(p: nn::Path, d: i64, hidden: i64) -> Self {
+        Self {
+            up: nn::linear(&p / "up", d, hidden, Default::default()),
+            down: nn::linear(&p / "down", hidden, d, Default::default()),
+        }
+    }
+
+    fn forward(&self, x: &Tensor, dropout: f64, train: bool) -> Tensor {
+        self.down
+            .forward(&self.up.forward(x).relu().dropout(dropout, train))
+    }
+}
+
+/// Attention, FFN and norms of one modality.
+#[derive(Debug)]
+struct Modality {
+    attention: MultiHead,
+    attention_norm: nn::LayerNorm,
+    ffn: Ffn,
+    ffn_norm: nn::LayerNorm,
+}
+
+impl Modality {
+    fn new(p: nn::Path, c: &UmgfConfig) -> Self {
+        Self {
+            attention: MultiHead::new(&p / "attention", c.d, c.heads),
+            attention_norm: nn::layer_norm(&p / "attention_norm", vec![c.d], Default::default()),
+            ffn: Ffn::new(&p / "ffn", c.d, c.ffn),
+            ffn_norm: nn::layer_norm(&p / "ffn_norm", vec![c.d], Default::default()),
+        }
+    }
+
+    /// C = LN(H + MultiHead(H, H, H)).
+    fn intra(&self, h: &Tensor, allowed: &Tensor, c: &UmgfConfig, train: bool) -> Tensor {
+        let a = self.attention.forward(h, allowed, c.dropout, train);
+        self.attention_norm
+            .forward(&(h + a.dropout(c.dropout, train)))
+    }
+
+    /// H = LN(R + FFN(R)).
+    fn feed_forward(&self, r: &Tensor, c: &UmgfConfig, train: bool) -> Tensor {
+        let f = self.ffn.forward(r, c.dropout, train);
+        self.ffn_norm.forward(&(r + f.dropout(c.dropout, train)))
+    }
+}
+
+#[derive(Debug)]
+struct FusionLayer {
+    words: Modality,
+    /// `None` with shared parameters: objects use `words`.
+    objects: Option<Modality>,
+    /// Gates (paper eq. 5-6): a = sigmoid(W1 Cx + W2 Co), b = sigmoid(W3 Co + W4 Cx).
+    w1: nn::Linear,
+    w2: nn::Linear,
+    w3: nn::Linear,
+    w4: nn::Linear,
+}
+
+impl FusionLayer {
+    fn new(p: nn::Path, c: &UmgfConfig) -> Self {
+        let gate = |name: &str| nn::linear(&p / name, c.d, c.d, Default::default());
+        Self {
+            words: Modality::new(&p / "words", c),
+            objects: (!c.shared_parameters).then(|| Modality::new(&p / "objects", c)),
+            w1: gate("w1"),
+            w2: gate("w2"),
+            w3: gate("w3"),
+            w4: gate("w4"),
+        }
+    }
+
+    fn forward(
+        &self,
+        hx: &Tensor,
+        ho: &Tensor,
+        masks: &Masks,
+        c: &UmgfConfig,
+        train: bool,
+    ) -> (Tensor, Tensor) {
+        let objects = self.objects.as_ref().unwrap_or(&self.words);
+        let cx = self.words.intra(hx, &masks.words, c, train);
+        let co = objects.intra(ho, &masks.objects, c, train);
+        // Element-wise gates for every (word, object) pair: [b, n, m, d].
+        let a = (self.w1.forward(&cx).unsqueeze(2) + self.w2.forward(&co).unsqueeze(1)).sigmoid();
+        let bg = (self.w3.forward(&co).unsqueeze(1) + self.w4.forward(&cx).unsqueeze(2)).sigmoid();
+        let links = masks.links.unsqueeze(3);
+        // R_xi = C_xi + sum_j link_ij a_ij * C_oj ; R_oj = C_oj + sum_i link_ij b_ji * C_xi
+        let rx = &cx + (a * co.unsqueeze(1) * &links).sum_dim_intlist(2, false, Kind::Float);
+        let ro = &co + (bg * cx.unsqueeze(2) * &links).sum_dim_intlist(1, false, Kind::Float);
+        (
+            self.words.feed_forward(&rx, c, train),
+            objects.feed_forward(&ro, c, train),
+        )
+    }
+}
+
+/// Attention masks derived once per batch.
+struct Masks {
+    /// [b, n, n]: words attend to real words.
+    words: Tensor,
+    /// [b, m, m]: objects attend to real objects (only themselves without object-object edges);
+    /// a padded object attends to itself so that its softmax is defined.
+    objects: Tensor,
+    /// [b, n, m] float, zero for padding.
+    links: Tensor,
+}
+
+/// Sinusoidal position encoding [len, dim].
+fn positions(len: i64, dim: i64, device: tch::Device) -> Tensor {
+    let pos = Tensor::arange(len, (Kind::Float, device)).unsqueeze(1);
+    let i = Tensor::arange(dim, (Kind::Float, device));
+    let rates = ((&i / 2.0).floor() * 2.0 * (-(10000f64.ln()) / dim as f64)).exp();
+    let angles = pos * rates.unsqueeze(0);
+    let even = i.remainder(2.0).eq(0.0).unsqueeze(0);
+    angles.sin().where_self(&even, &angles.cos())
+}
+
+#[derive(Debug)]
+pub struct Umgf {
+    pub config: UmgfConfig,
+    shape_embedding: nn::Embedding,
+    text_mlp: nn::Linear,
+    visual_mlp: nn::Linear,
+    layers: Vec<FusionLayer>,
+    emit: nn::Linear,
+    pub crf: Crf,
+}
+
+impl Umgf {
+    pub fn new(p: &nn::Path, config: UmgfConfig) -> Self {
+        let c = &config;
+        Self {
+            shape_embedding: nn::embedding(
+                p / "shape_embedding",
+                c.shape_classes,
+                c.shape_dim,
+                Default::default(),
+            ),
+            text_mlp: nn::linear(
+                p / "text_mlp",
+                c.text_dim + c.shape_dim,
+                c.d,
+                Default::default(),
+            ),
+            visual_mlp: nn::linear(p / "visual_mlp", c.visual_dim, c.d, Default::default()),
+            layers: (0..c.layers)
+                .map(|l| FusionLayer::new(p / "layers" / l, c))
+                .collect(),
+            emit: nn::linear(p / "emit", c.d, c.tags, Default::default()),
+            crf: Crf::new(&(p / "crf"), c.tags),
+            config,
+        }
+    }
+
+    fn masks(&self, batch: &GraphBatch) -> Masks {
+        let (wm, om) = (&batch.word_mask, &batch.object_mask);
+        let m = om.size()[1];
+        let eye = Tensor::eye(m, (Kind::Bool, om.device())).unsqueeze(0);
+        let objects = if self.config.no_object_edges {
+            eye.expand([om.size()[0], m, m], false).shallow_clone()
+        } else {
+            om.unsqueeze(1).logical_or(&eye)
+        };
+        Masks {
+            words: wm
+                .unsqueeze(1)
+                .expand([wm.size()[0], wm.size()[1], wm.size()[1]], false),
+            objects,
+            links: &batch.links
+                * wm.unsqueeze(2).to_kind(Kind::Float)
+                * om.unsqueeze(1).to_kind(Kind::Float),
+        }
+    }
+
+    /// Word states after the fusion layers, [batch, words, d].
+    pub fn word_states(&self, batch: &GraphBatch, train: bool) -> Tensor {
+        let c = &self.config;
+        let n = batch.words.size()[1];
+        let text = Tensor::cat(
+            &[&batch.words, &self.shape_embedding.forward(&batch.shapes)],
+            2,
+        );
+        let position = positions(n, c.text_dim + c.shape_dim, text.device()).unsqueeze(0);
+        let text = text + position;
+        let mut hx = self
+            .text_mlp
+            .forward(&text)
+            .relu()
+            .dropout(c.dropout, train);
+        let mut ho = self
+            .visual_mlp
+            .forward(&batch.objects)
+            .relu()
+            .dropout(c.dropout, train);
+        let masks = self.masks(batch);
+        for layer in &self.layers {
+            (hx, ho) = layer.forward(&hx, &ho, &masks, c, train);
+        }
+        hx
+    }
+
+    /// Per-word tag scores, [batch, words, tags].
+    pub fn emissions(&self, batch: &GraphBatch, train: bool) -> Tensor {
+        self.emit.forward_t(&self.word_states(batch, train), train)
+    }
+
+    /// Mean CRF negative log-likelihood of gold `tags` [batch, words].
+    pub fn loss(&self, batch: &GraphBatch, tags: &Tensor) -> Tensor {
+        self.crf
+            .neg_log_likelihood(&self.emissions(batch, true), tags, &batch.word_mask)
+    }
+
+    /// The best tag sequence of each tweet.
+    pub fn decode(&self, batch: &GraphBatch) -> Vec<Vec<i64>> {
+        tch::no_grad(|| {
+            self.crf
+                .viterbi(&self.emissions(batch, false), &batch.word_mask)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn small() -> UmgfConfig {
+        UmgfConfig {
+            text_dim: 16,
+            visual_dim: 12,
+            shape_dim: 4,
+            d: 32,
+            heads: 4,
+            layers: 2,
+            ffn: 64,
+            dropout: 0.1,
+            ..Default::default()
+        }
+    }
+
+    /// Two tweets of 5 and 3 words; the first has 2 objects (object 0 linked to words 1-2), the
+    /// second none.
+    fn batch() -> GraphBatch {
+        let opts = (Kind::Float, Device::Cpu);
+        let mut links = vec![0f32; 2 * 5 * 2];
+        links[2] = 1.0; // word 1, object 0
+        links[4] = 1.0; // word 2, object 0
+        GraphBatch {
+            words: Tensor::randn([2, 5, 16], opts),
+            shapes: Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6, 7, 8, 0, 0]).view([2, 5]),
+            word_mask: Tensor::from_slice(&[
+                true, true, true, true, true, true, true, true, false, false,
+            ])
+            .view([2, 5]),
+            objects: Tensor::randn([2, 2, 12], opts),
+            object_mask: Tensor::from_slice(&[true, true, false, false]).view([2, 2]),
+            links: Tensor::from_slice(&links).view([2, 5, 2]),
+        }
+    }
+
+    #[test]
+    fn shapes_loss_and_decoding() {
+        tch::manual_seed(1);
+        for (no_object_edges, shared_parameters) in [(false, false), (true, false), (false, true)] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let config = UmgfConfig {
+                no_object_edges,
+                shared_parameters,
+                ..small()
+            };
+            let model = Umgf::new(&vs.root(), config);
+            let b = batch();
+            assert_eq!(model.emissions(&b, false).size(), vec![2, 5, 9]);
+            let tags = Tensor::from_slice(&[0i64, 1, 2, 0, 0, 3, 4, 0, 0, 0]).view([2, 5]);
+            let loss = model.loss(&b, &tags);
+            assert!(loss.double_value(&[]).is_finite());
+            loss.backward();
+            let decoded = model.decode(&b);
+            assert_eq!((decoded[0].len(), decoded[1].len()), (5, 3));
+        }
+    }
+
+    #[test]
+    fn a_batch_without_any_object_is_a_text_only_transformer() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Umgf::new(&vs.root(), small());
+        let b = batch();
+        let text_only = GraphBatch {
+            objects: Tensor::zeros([2, 0, 12], (Kind::Float, Device::Cpu)),
+            object_mask: Tensor::zeros([2, 0], (Kind::Bool, Device::Cpu)),
+            links: Tensor::zeros([2, 5, 0], (Kind::Float, Device::Cpu)),
+            ..batch_like(&b)
+        };
+        let emissions = tch::no_grad(|| model.emissions(&text_only, false));
+        assert_eq!(emissions.size(), vec![2, 5, 9]);
+        assert_eq!(emissions.isfinite().all().int64_value(&[]), 1);
+    }
+
+    #[test]
+    fn visual_nodes_change_only_the_linked_words_first() {
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(Device::Cpu);
+        // One layer: a word's state depends on the objects only through its own links (and then
+        // through the words' self-attention in later layers).
+        let model = Umgf::new(
+            &vs.root(),
+            UmgfConfig {
+                layers: 1,
+                ..small()
+            },
+        );
+        let b = batch();
+        let with = tch::no_grad(|| model.word_states(&b, false));
+        let unlinked = GraphBatch {
+            links: b.links.zeros_like(),
+            ..batch_like(&b)
+        };
+        let without = tch::no_grad(|| model.word_states(&unlinked, false));
+        let changed = (&with - &without).abs().amax(&[2i64][..], false).gt(1e-6);
+        let changed = Vec::<bool>::try_from(changed.flatten(0, -1)).unwrap();
+        // Tweet 0: words 1 and 2 change; tweet 1 (no objects) does not change at all.
+        assert_eq!(&changed[..5], &[false, true, true, false, false]);
+        assert!(changed[5..].iter().all(|c| !c));
+    }
+
+    fn batch_like(b: &GraphBatch) -> GraphBatch {
+        GraphBatch {
+            words: b.words.shallow_clone(),
+            shapes: b.shapes.shallow_clone(),
+            word_mask: b.word_mask.shallow_clone(),
+            objects: b.objects.shallow_clone(),
+            object_mask: b.object_mask.shallow_clone(),
+            links: b.links.shallow_clone(),
+        }
+    }
+}
