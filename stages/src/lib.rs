@@ -129,6 +129,49 @@ pub fn noun_phrases(
     Ok(chunk::run(&artifacts.store, tweets, model, &encoder)?)
 }
 
+/// A stage binary's work on one dataset: what every stage after ingest starts from.
+pub struct DatasetRun {
+    pub dataset: Dataset,
+    pub artifacts: Artifacts,
+    /// The dataset's `tweets` artifact (ingested, or found ingested).
+    pub tweets: Digest,
+    started: std::time::Instant,
+}
+
+impl DatasetArgs {
+    /// Resolves the dataset, opens the artifacts folder and ingests the dataset (normally a cache hit).
+    pub fn start(&self, common: &Common) -> anyhow::Result<DatasetRun> {
+        let started = std::time::Instant::now();
+        let dataset = self.resolve(common)?;
+        let artifacts = common.open_artifacts()?;
+        let tweets = self.tweets(&artifacts, &dataset)?;
+        Ok(DatasetRun {
+            dataset,
+            artifacts,
+            tweets,
+            started,
+        })
+    }
+}
+
+impl DatasetRun {
+    /// Links the output `name` of a stage run as `artifacts/<dataset>/<name>`, prints the run's
+    /// report line, and returns the link.
+    pub fn publish(
+        &self,
+        stage: &str,
+        outcome: &RunOutcome,
+        name: &str,
+    ) -> anyhow::Result<PathBuf> {
+        let digest = outcome.manifest.output(name)?.digest;
+        let link = self
+            .artifacts
+            .link_view(&self.dataset.label, name, &digest)?;
+        report(stage, &self.dataset.label, outcome, self.started);
+        Ok(link)
+    }
+}
+
 impl Common {
     pub fn open_artifacts(&self) -> anyhow::Result<Artifacts> {
         Ok(Artifacts::open(&self.artifacts)?)

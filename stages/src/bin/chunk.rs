@@ -1,6 +1,4 @@
 //! `chunk`: noun phrases of every tweet of a dataset (ingest and the chunker first, both cached).
-use std::time::Instant;
-
 use clap::Parser;
 use pipeline::schema::Split;
 use pipeline::stages::chunk;
@@ -23,14 +21,11 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     stages::init_logging();
     let cli = Cli::parse();
-    let started = Instant::now();
-    let dataset = cli.data.resolve(&cli.common)?;
-    let artifacts = cli.common.open_artifacts()?;
-    let tweets = cli.data.tweets(&artifacts, &dataset)?;
-    let outcome = stages::noun_phrases(&cli.common, &artifacts, tweets)?;
+    let run = cli.data.start(&cli.common)?;
+    let (artifacts, tweets) = (&run.artifacts, run.tweets);
+    let outcome = stages::noun_phrases(&cli.common, artifacts, tweets)?;
     let phrases = outcome.manifest.output(chunk::NOUN_PHRASES)?.digest;
-    let link = artifacts.link_view(&dataset.label, chunk::NOUN_PHRASES, &phrases)?;
-    stages::report("chunk", &dataset.label, &outcome, started);
+    let link = run.publish("chunk", &outcome, chunk::NOUN_PHRASES)?;
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} tweets, {} noun phrases -> {}",

@@ -1,8 +1,6 @@
 //! `features`: text features of every tweet (word pieces, shapes, frozen encoder states), memoised per
 //! tweet, and visual features of each tweet's image and grounded objects (runs `ground` first, cached),
 //! memoised per region.
-use std::time::Instant;
-
 use clap::Parser;
 use pipeline::stages::{features, ground, visual_features};
 use pipeline::text::encoder::{Precision, default_files};
@@ -25,22 +23,15 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     stages::init_logging();
     let cli = Cli::parse();
-    let started = Instant::now();
-    let dataset = cli.data.resolve(&cli.common)?;
-    let artifacts = cli.common.open_artifacts()?;
-    let tweets = cli.data.tweets(&artifacts, &dataset)?;
+    let run = cli.data.start(&cli.common)?;
+    let (artifacts, tweets) = (&run.artifacts, run.tweets);
     let outcome = features::run(
         &artifacts.store,
         tweets,
         &default_files(&cli.common.models),
         cli.precision,
     )?;
-    let link = artifacts.link_view(
-        &dataset.label,
-        features::TEXT_FEATURES,
-        &outcome.manifest.output(features::TEXT_FEATURES)?.digest,
-    )?;
-    stages::report("features", &dataset.label, &outcome, started);
+    let link = run.publish("features", &outcome, features::TEXT_FEATURES)?;
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} tweets, {} word pieces, {} longer than 128 pieces (encoded with a sliding window) -> {}",
@@ -56,8 +47,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    let started = Instant::now();
-    let objects = stages::objects(&cli.common, &artifacts, tweets, &cli.ground)?
+    let objects = stages::objects(&cli.common, artifacts, tweets, &cli.ground)?
         .manifest
         .output(ground::OBJECTS)?
         .digest;
@@ -67,15 +57,11 @@ fn main() -> anyhow::Result<()> {
         objects,
         &efficientnet::default_model(&cli.common.models),
     )?;
-    let link = artifacts.link_view(
-        &dataset.label,
+    let link = run.publish(
+        "visual features",
+        &outcome,
         visual_features::VISUAL_FEATURES,
-        &outcome
-            .manifest
-            .output(visual_features::VISUAL_FEATURES)?
-            .digest,
     )?;
-    stages::report("visual features", &dataset.label, &outcome, started);
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} regions: {} whole images, {} objects ({} regions of unreadable images left out) -> {}",

@@ -1,7 +1,5 @@
 //! `graphs`: each tweet's multimodal graph as an edge list (runs ingest, chunk and ground first, all
 //! cached).
-use std::time::Instant;
-
 use clap::Parser;
 use pipeline::stages::{graphs, ground};
 
@@ -19,21 +17,13 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     stages::init_logging();
     let cli = Cli::parse();
-    let started = Instant::now();
-    let dataset = cli.data.resolve(&cli.common)?;
-    let artifacts = cli.common.open_artifacts()?;
-    let tweets = cli.data.tweets(&artifacts, &dataset)?;
-    let objects = stages::objects(&cli.common, &artifacts, tweets, &cli.ground)?
+    let run = cli.data.start(&cli.common)?;
+    let objects = stages::objects(&cli.common, &run.artifacts, run.tweets, &cli.ground)?
         .manifest
         .output(ground::OBJECTS)?
         .digest;
-    let outcome = graphs::run(&artifacts.store, tweets, objects)?;
-    let link = artifacts.link_view(
-        &dataset.label,
-        graphs::EDGES,
-        &outcome.manifest.output(graphs::EDGES)?.digest,
-    )?;
-    stages::report("graphs", &dataset.label, &outcome, started);
+    let outcome = graphs::run(&run.artifacts.store, run.tweets, objects)?;
+    let link = run.publish("graphs", &outcome, graphs::EDGES)?;
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} tweets, {} edges: {} word-word, {} object-object, {} phrase-object, {} general-object -> {}",

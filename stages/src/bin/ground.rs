@@ -1,7 +1,5 @@
 //! `ground`: the targeted visual objects of every tweet (detector + grounding of its noun phrases and
 //! the general words), memoised per image and per tweet. Runs ingest and chunk first (cached).
-use std::time::Instant;
-
 use clap::Parser;
 use pipeline::stages::{ground, ingest};
 
@@ -24,14 +22,11 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     stages::init_logging();
     let cli = Cli::parse();
-    let started = Instant::now();
-    let dataset = cli.data.resolve(&cli.common)?;
-    let artifacts = cli.common.open_artifacts()?;
-    let tweets = cli.data.tweets(&artifacts, &dataset)?;
-    let outcome = stages::objects(&cli.common, &artifacts, tweets, &cli.ground)?;
+    let run = cli.data.start(&cli.common)?;
+    let (artifacts, tweets) = (&run.artifacts, run.tweets);
+    let outcome = stages::objects(&cli.common, artifacts, tweets, &cli.ground)?;
     let objects = outcome.manifest.output(ground::OBJECTS)?.digest;
-    let link = artifacts.link_view(&dataset.label, ground::OBJECTS, &objects)?;
-    stages::report("ground", &dataset.label, &outcome, started);
+    let link = run.publish("ground", &outcome, ground::OBJECTS)?;
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} tweets, {} with an image ({} unreadable, see {}), {} with objects: {} objects, {} groundings -> {}",
