@@ -103,13 +103,7 @@ fn phrases_of(
         Ok(payloads)
     })?;
     bar.finish_and_clear();
-    if stats.computed > 0 {
-        tracing::info!(
-            "chunked {} tweets ({} were memoised)",
-            stats.computed,
-            stats.reused
-        );
-    }
+    stats.log("chunked", "tweets");
     let spans = payloads
         .iter()
         .map(|p| serde_json::from_slice(p).map_err(|e| Error::Store(format!("memo {MEMO}: {e}"))))

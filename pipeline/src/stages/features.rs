@@ -72,13 +72,7 @@ pub fn run(
                 Ok(out)
             })?;
         bar.finish_and_clear();
-        if stats.computed > 0 {
-            tracing::info!(
-                "encoded {} tweets ({} were memoised)",
-                stats.computed,
-                stats.reused
-            );
-        }
+        stats.log("encoded", "tweets");
         let rows = tweets
             .iter()
             .zip(&payloads)

@@ -265,13 +265,7 @@ fn detect_images(
                 })
             })?;
     bar.finish_and_clear();
-    if stats.computed > 0 {
-        tracing::info!(
-            "detected objects in {} images ({} were memoised)",
-            stats.computed,
-            stats.reused
-        );
-    }
+    stats.log("detected objects in", "images");
     let mut out = HashMap::new();
     for (((digest, _), key), payload) in images.iter().zip(&keys).zip(&payloads) {
         let result: ImageResult = serde_json::from_slice(payload)

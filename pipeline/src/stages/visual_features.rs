@@ -115,13 +115,7 @@ pub fn run(
                 Ok(out)
             })?;
         bar.finish_and_clear();
-        if stats.computed > 0 {
-            tracing::info!(
-                "encoded {} image regions ({} were memoised)",
-                stats.computed,
-                stats.reused
-            );
-        }
+        stats.log("encoded", "image regions");
 
         // An empty payload marks a region of an unreadable image: it has no row.
         let rows: Vec<VisualFeatures> = regions

@@ -93,6 +93,19 @@ pub struct MemoStats {
     pub computed: usize,
 }
 
+impl MemoStats {
+    /// Logs "<done> <computed> <what> (<reused> were memoised)" when anything was computed.
+    pub fn log(&self, done: &str, what: &str) {
+        if self.computed > 0 {
+            tracing::info!(
+                "{done} {} {what} ({} were memoised)",
+                self.computed,
+                self.reused
+            );
+        }
+    }
+}
+
 impl Memo<'_> {
     /// The payloads for `keys`, in order: stored ones are read, the others computed by `compute` (given
     /// indices of missing keys, at most `chunk` at a time, it returns their payloads in that order, so a
