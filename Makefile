@@ -1,5 +1,6 @@
-# umgf: the front door. `make` sets up (once) and runs the pipeline as far as it is built, on DATASET
-# (the first run also trains the noun-phrase chunker: about 10 minutes on 2 cores, then cached).
+# umgf: the front door. `make` sets up (once) and runs the default job: every stage on DATASET, then
+# trains UMGF and prints the test table (the first run also trains the noun-phrase chunker: about 10
+# minutes on 2 cores, then cached).
 # Every stage target re-runs only what changed: the store (artifacts/store) skips work already done.
 #
 #   make                      setup + the default job (Twitter-2017)
@@ -7,14 +8,16 @@
 #   make chunk DATASET=path/to/dump.jsonl ON_ERROR=skip
 #   make ground DATASET=dump.jsonl   objects in each tweet's image that its noun phrases point at
 #   make graphs               each tweet's multimodal graph as edge lists
-#   make features             text features (PRECISION=bf16: faster; the visual part is not built yet)
+#   make features             text and visual features (PRECISION=bf16: faster text features)
+#   make train                train UMGF (frozen encoder states) on DATASET, print the dev/test table
+#   make train MODEL=baseline MODE=fine-tune SEED=2
+#   make eval DATASET=twitter2015   score the latest twitter2017 model on another test set (cross-domain)
+#   make predict DATASET=new.jsonl  entities of new tweets (JSONL and CoNLL) with that model
 #   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
 #   make status               which stages are up to date, which would re-run
 #   make test                 the test suite
 #   make bench-text           text features: Rust vs Python transformers, same weights and tweets
 #   make bench-vision         decode + detector + visual features: Rust vs PIL + PyTorch, same weights
-#
-# Stages not built yet (train, eval, predict) have no target.
 
 DATASET   ?= twitter2017
 DATA_DIR  ?=
@@ -23,6 +26,11 @@ ON_ERROR  ?= fail
 PRECISION ?= f32
 ARTIFACTS ?= artifacts
 GPU       ?= 0
+MODEL     ?= umgf
+MODE      ?= frozen
+SEED      ?= 1
+MODEL_DIR ?=
+TRAIN_ARGS ?=
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
 BIN        := $(CARGO_TARGET_DIR)/release
@@ -33,9 +41,9 @@ SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wild
 COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
-.PHONY: all setup setup-reference build ingest chunker chunk ground graphs features status test bench-text bench-vision clean distclean data help
+.PHONY: all setup setup-reference build ingest chunker chunk ground graphs features train eval predict status test bench-text bench-vision clean distclean data help
 
-all: setup chunk features graphs status
+all: setup train
 
 help:
 	@awk '/^#/ {print; next} {exit}' Makefile
@@ -78,6 +86,19 @@ graphs: build
 
 features: build
 	$(BIN)/features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(COMMON)
+
+# Training: MODEL=umgf|baseline, MODE=frozen|fine-tune, SEED=; TRAIN_ARGS= passes any other option of
+# `target/release/train --help` (e.g. TRAIN_ARGS="--layers 1 --no-object-edges").
+train: build
+	$(BIN)/train $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) --model $(MODEL) --mode $(MODE) \
+		--seed $(SEED) $(TRAIN_ARGS) $(COMMON)
+
+# MODEL_DIR: a trained model's folder (default: artifacts/twitter2017/model, the latest `make train`).
+eval: build
+	$(BIN)/eval $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(if $(MODEL_DIR),--model $(MODEL_DIR)) $(COMMON)
+
+predict: build
+	$(BIN)/predict $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(if $(MODEL_DIR),--model $(MODEL_DIR)) $(COMMON)
 
 status: build
 	$(BIN)/status $(DATA) --precision $(PRECISION) --verify $(COMMON)

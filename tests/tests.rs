@@ -5,6 +5,7 @@
 mod common;
 
 mod bad_inputs;
+mod eval;
 mod ground;
 mod ingest_real_data;
 mod store;

@@ -7,6 +7,7 @@
 pub mod dataset;
 pub mod digest;
 mod error;
+pub mod eval;
 pub mod grounding;
 pub mod io;
 pub mod labels;

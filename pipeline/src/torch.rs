@@ -114,3 +114,24 @@ pub fn load_safetensors(vs: &nn::VarStore, prefix: &str, path: &Path) -> Result<
     }
     Ok(loaded)
 }
+
+/// A copy of every variable of `vs` (the weights of the best epoch so far).
+pub fn snapshot(vs: &nn::VarStore) -> HashMap<String, Tensor> {
+    tch::no_grad(|| {
+        vs.variables()
+            .into_iter()
+            .map(|(k, v)| (k, v.detach().copy()))
+            .collect()
+    })
+}
+
+/// Copies a [`snapshot`] back into the variables of `vs`.
+pub fn restore(vs: &nn::VarStore, weights: &HashMap<String, Tensor>) {
+    tch::no_grad(|| {
+        for (name, mut var) in vs.variables() {
+            if let Some(w) = weights.get(&name) {
+                var.copy_(w);
+            }
+        }
+    });
+}

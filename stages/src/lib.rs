@@ -9,8 +9,11 @@ use pipeline::stages::chunk;
 use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ground::{self, GroundParams};
 use pipeline::stages::ingest::{self, OnError};
+use pipeline::stages::train::DatasetArtifacts;
+use pipeline::stages::{features, graphs, visual_features};
 use pipeline::store::RunOutcome;
 use pipeline::text::chunker::ChunkerTraining;
+use pipeline::text::encoder::Precision;
 use pipeline::text::encoder::default_files;
 
 /// Arguments every stage takes.
@@ -56,6 +59,26 @@ impl DatasetArgs {
     pub fn tweets(&self, artifacts: &Artifacts, dataset: &Dataset) -> anyhow::Result<Digest> {
         let outcome = ingest::ensure(&artifacts.store, dataset, self.on_error)?;
         Ok(outcome.manifest.output(ingest::TWEETS)?.digest)
+    }
+}
+
+/// Which trained model `predict` and `eval` use.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// A folder holding a trained model's config.json and model.safetensors (default: the latest
+    /// model trained on twitter2017, artifacts/twitter2017/model).
+    #[arg(long = "model")]
+    pub model_dir: Option<PathBuf>,
+    /// Precision of the cached encoder states; use the one the model was trained with.
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
+}
+
+impl ModelArgs {
+    pub fn dir(&self, common: &Common) -> PathBuf {
+        self.model_dir
+            .clone()
+            .unwrap_or_else(|| common.artifacts.join("twitter2017").join("model"))
     }
 }
 
@@ -129,6 +152,47 @@ pub fn noun_phrases(
     Ok(chunk::run(&artifacts.store, tweets, model, &encoder)?)
 }
 
+/// Runs every stage the model reads on the dataset (text features, chunk, ground, visual features,
+/// graphs; each a cache hit when nothing changed), printing one line per stage, and returns their
+/// artifacts.
+pub fn model_inputs(
+    common: &Common,
+    run: &DatasetRun,
+    ground: &GroundArgs,
+    precision: Precision,
+) -> anyhow::Result<DatasetArtifacts> {
+    let (artifacts, tweets) = (&run.artifacts, run.tweets);
+    let text = features::run(
+        &artifacts.store,
+        tweets,
+        &default_files(&common.models),
+        precision,
+    )?;
+    run.publish("features", &text, features::TEXT_FEATURES)?;
+    let objects = objects(common, artifacts, tweets, ground)?
+        .manifest
+        .output(ground::OBJECTS)?
+        .digest;
+    let visual = visual_features::run(
+        &artifacts.store,
+        tweets,
+        objects,
+        &pipeline::vision::efficientnet::default_model(&common.models),
+    )?;
+    run.publish("visual features", &visual, visual_features::VISUAL_FEATURES)?;
+    let edges = graphs::run(&artifacts.store, tweets, objects)?;
+    run.publish("graphs", &edges, graphs::EDGES)?;
+    Ok(DatasetArtifacts {
+        tweets,
+        text_features: text.manifest.output(features::TEXT_FEATURES)?.digest,
+        visual_features: visual
+            .manifest
+            .output(visual_features::VISUAL_FEATURES)?
+            .digest,
+        graph_edges: edges.manifest.output(graphs::EDGES)?.digest,
+    })
+}
+
 /// A stage binary's work on one dataset: what every stage after ingest starts from.
 pub struct DatasetRun {
     pub dataset: Dataset,
@@ -167,8 +231,13 @@ impl DatasetRun {
         let link = self
             .artifacts
             .link_view(&self.dataset.label, name, &digest)?;
-        report(stage, &self.dataset.label, outcome, self.started);
+        self.report(stage, outcome);
         Ok(link)
+    }
+
+    /// Prints the run's report line (see [`describe`]).
+    pub fn report(&self, stage: &str, outcome: &RunOutcome) {
+        report(stage, &self.dataset.label, outcome, self.started);
     }
 }
 

@@ -1,4 +1,9 @@
-//! The NER model (issue 5). Built so far: the CRF (`crf`). Not built yet: the UMGF fusion layers,
-//! the text-only baseline, training.
+//! The NER model: the UMGF fusion layers (`umgf`) and CRF (`crf`), the trainable tagger that puts
+//! them on cached or fine-tuned encoder states (`tagger`, with the text-only baseline), batching from
+//! the cached artifacts (`batch`), and the training and prediction loops (`train`).
+pub mod batch;
 pub mod crf;
+pub mod curve;
+pub mod tagger;
+pub mod train;
 pub mod umgf;

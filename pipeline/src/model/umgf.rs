@@ -2,8 +2,8 @@
 //! (intra-modal multi-head self-attention per modality, gated cross-modal aggregation over the
 //! graph's word-object links, a position-wise FFN; residuals and layer norm), a CRF on the words.
 //!
-//! Status: the modules and their forward pass, with the paper's ablations as flags. Training,
-//! batching from the cached artifacts, and the text-only baseline are not built yet (issue 5).
+//! The paper's ablations are flags; the grid-region ablation (objects replaced by a grid of image
+//! regions) is not built.
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 

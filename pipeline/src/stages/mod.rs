@@ -6,6 +6,8 @@ pub mod features;
 pub mod graphs;
 pub mod ground;
 pub mod ingest;
+pub mod predict;
+pub mod train;
 pub mod visual_features;
 
 use std::path::{Path, PathBuf};
@@ -33,15 +35,17 @@ impl Artifacts {
     }
 
     /// Points `artifacts/<label>/<name>` at the stored object `digest` (a relative symlink, replaced
-    /// atomically).
+    /// atomically). `label` may hold folders (`twitter2017/model`).
     pub fn link_view(&self, label: &str, name: &str, digest: &Digest) -> Result<PathBuf> {
         let dir = self.root.join(label);
         std::fs::create_dir_all(&dir).at(&dir)?;
         let link = dir.join(name);
         let blob = self.store.blob_path(digest);
+        // One `..` per folder of the label (`twitter2017`, `twitter2017/model`).
+        let up: PathBuf = Path::new(label).components().map(|_| "..").collect();
         let relative = blob
             .strip_prefix(&self.root)
-            .map_or_else(|_| blob.clone(), |rel| Path::new("..").join(rel));
+            .map_or_else(|_| blob.clone(), |rel| up.join(rel));
         let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let _ = std::fs::remove_file(&temp);
         std::os::unix::fs::symlink(&relative, &temp).at(&temp)?;

@@ -2,7 +2,6 @@
 //! encoder plus a linear tagging head over each word's first piece, fine-tuned on CoNLL-2000 NP chunks,
 //! decoded so that no I-NP starts a phrase. Training sentences are made to look like tweets now and
 //! then (RT, @user, #hashtag, URL, emoji), so the chunker behaves on tweets.
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -157,7 +156,7 @@ impl NpChunker {
         let warmup = (total / 10).max(1);
         let mut opt = nn::AdamW::default().build(&self.encoder.vs, config.encoder_lr)?;
         let mut dev_f1 = Vec::new();
-        let mut best: Option<(f64, HashMap<String, Tensor>)> = None;
+        let mut best: Option<(f64, std::collections::HashMap<String, Tensor>)> = None;
         let mut step = 0;
         for epoch in 0..config.epochs {
             let mut order: Vec<usize> = (0..train.len()).collect();
@@ -196,11 +195,11 @@ impl NpChunker {
             tracing::info!("chunker epoch {}: dev NP F1 {f1:.2}", epoch + 1);
             dev_f1.push(f1);
             if best.as_ref().is_none_or(|(b, _)| f1 > *b) {
-                best = Some((f1, snapshot(&self.encoder.vs)));
+                best = Some((f1, crate::torch::snapshot(&self.encoder.vs)));
             }
         }
         if let Some((_, weights)) = &best {
-            restore(&self.encoder.vs, weights);
+            crate::torch::restore(&self.encoder.vs, weights);
         }
         let best_epoch = dev_f1
             .iter()
@@ -271,25 +270,6 @@ fn to_rows(scores: &Tensor) -> Result<Vec<[f32; NpTag::COUNT]>> {
         .chunks_exact(NpTag::COUNT)
         .map(|c| [c[0], c[1], c[2]])
         .collect())
-}
-
-fn snapshot(vs: &nn::VarStore) -> HashMap<String, Tensor> {
-    tch::no_grad(|| {
-        vs.variables()
-            .into_iter()
-            .map(|(k, v)| (k, v.detach().copy()))
-            .collect()
-    })
-}
-
-fn restore(vs: &nn::VarStore, weights: &HashMap<String, Tensor>) {
-    tch::no_grad(|| {
-        for (name, mut var) in vs.variables() {
-            if let Some(w) = weights.get(&name) {
-                var.copy_(w);
-            }
-        }
-    });
 }
 
 const HANDLES: [&str; 6] = [

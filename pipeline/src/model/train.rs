@@ -1,0 +1,186 @@
+//! Training and prediction loops for the [`Tagger`]: AdamW, a one-epoch linear warm-up, gradient
+//! clipping, model selection and early stopping on dev-set entity F1 only (the test set is never
+//! looked at here), and the curve of train loss and dev F1 per epoch.
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, OptimizerConfig};
+
+use super::batch::{Example, collate};
+use super::tagger::{Tagger, TextMode};
+use crate::error::Result;
+use crate::eval::{Evaluation, evaluate};
+use crate::labels::Tag;
+use crate::rng::Rng;
+
+/// Training settings; all of them enter the train stage's key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub max_epochs: usize,
+    /// Stop after this many epochs without a better dev F1.
+    pub patience: usize,
+    pub batch_size: usize,
+    /// Learning rate of the tagger (fusion layers, projections, CRF).
+    pub lr: f64,
+    /// Learning rate of the encoder (fine-tune mode).
+    pub encoder_lr: f64,
+    pub clip_norm: f64,
+}
+
+impl Default for TrainConfig {
+    /// The paper's lr 1e-4 and batch 16; encoder lr as usual for BERT fine-tuning.
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            max_epochs: 30,
+            patience: 5,
+            batch_size: 16,
+            lr: 1e-4,
+            encoder_lr: 3e-5,
+            clip_norm: 5.0,
+        }
+    }
+}
+
+/// One epoch of the training curve.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub dev_f1: f64,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub epochs: Vec<EpochLog>,
+    /// The epoch whose weights were kept (1-based): the best dev F1.
+    pub best_epoch: usize,
+    pub best_dev_f1: f64,
+    pub stopped_early: bool,
+    pub train_tweets: usize,
+    pub dev_tweets: usize,
+    pub seconds: f64,
+}
+
+/// Tweets per batch at prediction time.
+const PREDICT_BATCH: usize = 64;
+
+/// Trains `tagger` on `train`, keeping the weights of the epoch with the best F1 on `dev`.
+pub fn train(
+    tagger: &mut Tagger,
+    train: &[Example],
+    dev: &[Example],
+    config: &TrainConfig,
+) -> Result<TrainReport> {
+    let started = Instant::now();
+    tch::manual_seed(config.seed as i64);
+    let mut rng = Rng::new(config.seed);
+    let fine_tune = tagger.config.mode == TextMode::FineTune;
+    let mut opt = nn::AdamW::default().build(&tagger.vs, config.lr)?;
+    let steps_per_epoch = train.len().div_ceil(config.batch_size).max(1);
+    let warmup = steps_per_epoch;
+    let dev_gold: Vec<Vec<Tag>> = dev
+        .iter()
+        .map(|e| e.tags.clone().unwrap_or_default())
+        .collect();
+    let mut log = Vec::new();
+    let mut best: Option<(f64, usize, std::collections::HashMap<String, tch::Tensor>)> = None;
+    let mut step = 0usize;
+    for epoch in 1..=config.max_epochs {
+        let epoch_started = Instant::now();
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        rng.shuffle(&mut order);
+        let bar = crate::progress::bar(steps_per_epoch as u64, &format!("epoch {epoch}"));
+        let (mut loss_sum, mut batches) = (0.0, 0usize);
+        for chunk in order.chunks(config.batch_size) {
+            let scale = ((step + 1) as f64 / warmup as f64).min(1.0);
+            if fine_tune {
+                opt.set_lr_group(0, config.encoder_lr * scale);
+            }
+            opt.set_lr_group(1, config.lr * scale);
+            let examples: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
+            let batch = batch_of(tagger, &examples);
+            let loss = tagger.loss(&batch);
+            opt.backward_step_clip_norm(&loss, config.clip_norm);
+            let value = loss.double_value(&[]);
+            loss_sum += value;
+            batches += 1;
+            step += 1;
+            bar.inc(1);
+            bar.set_message(format!("epoch {epoch} loss {value:.3}"));
+        }
+        bar.finish_and_clear();
+        let predicted = predict(tagger, dev);
+        let dev_f1 = evaluate(&dev_gold, &predicted).overall.f1;
+        let entry = EpochLog {
+            epoch,
+            train_loss: loss_sum / batches.max(1) as f64,
+            dev_f1,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+        };
+        let improved = best.as_ref().is_none_or(|(f1, _, _)| dev_f1 > *f1);
+        tracing::info!(
+            "epoch {epoch}: train loss {:.4}, dev F1 {dev_f1:.2}{} ({:.1} s)",
+            entry.train_loss,
+            if improved { " (best so far)" } else { "" },
+            entry.seconds
+        );
+        log.push(entry);
+        if improved {
+            best = Some((dev_f1, epoch, crate::torch::snapshot(&tagger.vs)));
+        }
+        let best_epoch = best.as_ref().map_or(0, |b| b.1);
+        if epoch - best_epoch >= config.patience {
+            break;
+        }
+    }
+    let (best_dev_f1, best_epoch, weights) = best.unwrap_or_default();
+    crate::torch::restore(&tagger.vs, &weights);
+    Ok(TrainReport {
+        stopped_early: log.len() < config.max_epochs,
+        epochs: log,
+        best_epoch,
+        best_dev_f1,
+        train_tweets: train.len(),
+        dev_tweets: dev.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn batch_of(tagger: &Tagger, examples: &[&Example]) -> super::batch::Batch {
+    let c = &tagger.config.model;
+    collate(
+        examples,
+        c.text_dim,
+        c.visual_dim,
+        tagger.pad_id,
+        tagger.device(),
+    )
+}
+
+/// The tags `tagger` predicts for each example, in order (batched by length, so padding stays small).
+pub fn predict(tagger: &Tagger, examples: &[Example]) -> Vec<Vec<Tag>> {
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| examples[i].len());
+    let mut out = vec![Vec::new(); examples.len()];
+    for chunk in order.chunks(PREDICT_BATCH) {
+        let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
+        for (&i, tags) in chunk.iter().zip(tagger.decode(&batch_of(tagger, &batch))) {
+            out[i] = tags;
+        }
+    }
+    out
+}
+
+/// Predicts `examples` and scores them against their gold tags (unlabelled ones count as all O).
+pub fn evaluate_examples(tagger: &Tagger, examples: &[Example]) -> (Vec<Vec<Tag>>, Evaluation) {
+    let predicted = predict(tagger, examples);
+    let gold: Vec<Vec<Tag>> = examples
+        .iter()
+        .map(|e| e.tags.clone().unwrap_or_else(|| vec![Tag::O; e.len()]))
+        .collect();
+    let evaluation = evaluate(&gold, &predicted);
+    (predicted, evaluation)
+}

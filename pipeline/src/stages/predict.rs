@@ -1,0 +1,185 @@
+//! `predict` (and `eval`): a trained tagger on a dataset's cached artifacts. Writes the entities of
+//! each tweet as JSONL and the tagged tweets as CoNLL (the Twitter-2015 format, `IMGID:` lines, so the
+//! output can be ingested again); on labelled tweets also the metrics and a conlleval-format file of
+//! gold and predicted tags. Cached like every stage: the key is the model's files, the tweets'
+//! artifacts and the split.
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::eval::{Evaluation, table};
+use crate::labels::spans;
+use crate::model::batch::Example;
+use crate::model::tagger::{self, Tagger};
+use crate::model::train::evaluate_examples;
+use crate::schema::Split;
+use crate::stages::train::{DatasetArtifacts, predictions};
+use crate::store::{RunOutcome, RunSpec, Store};
+use crate::text::encoder::EncoderFiles;
+
+pub const STAGE: &str = "predict";
+pub const VERSION: u32 = 1;
+pub const ENTITIES: &str = "entities.jsonl";
+pub const CONLL: &str = "predictions.conll";
+/// Labelled tweets only: gold and predicted tags side by side (conlleval's input), and the scores.
+pub const SCORED: &str = "scored.conll";
+pub const METRICS: &str = "metrics.json";
+pub const TABLE: &str = "metrics.txt";
+
+/// A trained model's two files (a `train` run's outputs, or a folder holding them).
+#[derive(Clone, Debug)]
+pub struct ModelFiles {
+    pub config: PathBuf,
+    pub weights: PathBuf,
+}
+
+impl ModelFiles {
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        Self {
+            config: dir.join(tagger::CONFIG),
+            weights: dir.join(tagger::WEIGHTS),
+        }
+    }
+}
+
+/// Which tweets of the dataset to tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Which {
+    All,
+    /// The test split (what `eval` scores).
+    Test,
+}
+
+pub fn spec(
+    model: &ModelFiles,
+    inputs: &DatasetArtifacts,
+    encoder: Digest,
+    which: Which,
+) -> Result<RunSpec> {
+    let mut all = inputs.inputs();
+    all.insert("model_config".to_owned(), Digest::of_file(&model.config)?);
+    all.insert("model_weights".to_owned(), Digest::of_file(&model.weights)?);
+    all.insert("encoder".to_owned(), encoder);
+    Ok(RunSpec {
+        stage: STAGE.to_owned(),
+        version: VERSION,
+        params: json!({ "tweets": which }),
+        inputs: all,
+    })
+}
+
+pub fn run(
+    store: &Store,
+    model: &ModelFiles,
+    inputs: &DatasetArtifacts,
+    dataset: &str,
+    encoder: &EncoderFiles,
+    which: Which,
+) -> Result<RunOutcome> {
+    for path in [&model.config, &model.weights] {
+        if !path.is_file() {
+            crate::bail!(
+                Config,
+                "{}: no trained model there; run `make train` first (or pass --model DIR)",
+                path.display()
+            );
+        }
+    }
+    store.run(&spec(model, inputs, encoder.digest()?, which)?, |outputs| {
+        let mut examples = inputs.examples(store)?;
+        if which == Which::Test {
+            examples.retain(|e| e.split == Split::Test);
+            if examples.is_empty() {
+                crate::bail!(Config, "dataset {dataset} has no test split to evaluate");
+            }
+        }
+        let tagger = Tagger::load_files(
+            &model.config,
+            &model.weights,
+            encoder,
+            crate::torch::default_device(),
+        )?;
+        let (predicted, evaluation) = evaluate_examples(&tagger, &examples);
+        let entities = entities_jsonl(&examples, &predicted)?;
+        write(&outputs.path(ENTITIES), &entities)?;
+        write(&outputs.path(CONLL), &tagged_conll(&examples, &predicted))?;
+        let labelled = examples.iter().all(|e| e.tags.is_some());
+        let found: usize = predicted.iter().map(|p| spans(p).len()).sum();
+        if labelled {
+            write(&outputs.path(SCORED), &predictions(&examples, &predicted))?;
+            let metrics = json!({
+                "train_dataset": tagger.config.trained_on,
+                "test_dataset": dataset,
+                "tweets": which,
+                "model": tagger.config.kind,
+                "mode": tagger.config.mode,
+                "test": evaluation,
+            });
+            write(
+                &outputs.path(METRICS),
+                &serde_json::to_string_pretty(&metrics)
+                    .map_err(|e| Error::Config(e.to_string()))?,
+            )?;
+            let heading = format!(
+                "{} {} trained on {}, tested on {} ({} tweets)\n",
+                tagger.config.kind.name(),
+                tagger.config.mode.name(),
+                tagger.config.trained_on,
+                dataset,
+                examples.len()
+            );
+            let columns: [(&str, &Evaluation); 1] = [("test", &evaluation)];
+            write(&outputs.path(TABLE), &(heading + &table(&columns)))?;
+        }
+        Ok(json!({
+            "tweets": examples.len(),
+            "entities": found,
+            "labelled": labelled,
+            "f1": labelled.then_some(evaluation.overall.f1),
+        }))
+    })
+}
+
+/// One line per tweet: `{"id", "tokens", "entities": [{"text", "type", "start", "end"}]}` (word
+/// indices, end exclusive).
+fn entities_jsonl(examples: &[Example], predicted: &[Vec<crate::labels::Tag>]) -> Result<String> {
+    let mut out = String::new();
+    for (e, tags) in examples.iter().zip(predicted) {
+        let entities: Vec<serde_json::Value> = spans(tags)
+            .iter()
+            .map(|s| {
+                json!({
+                    "text": e.words[s.start..s.end].join(" "),
+                    "type": s.ty.name(),
+                    "start": s.start,
+                    "end": s.end,
+                })
+            })
+            .collect();
+        let line = json!({"id": e.tweet_id, "tokens": e.words, "entities": entities});
+        out.push_str(&serde_json::to_string(&line).map_err(|e| Error::Config(e.to_string()))?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The Twitter-2015 format: `IMGID:<id>`, then `word<TAB>tag` lines, a blank line after each tweet.
+fn tagged_conll(examples: &[Example], predicted: &[Vec<crate::labels::Tag>]) -> String {
+    let mut out = String::new();
+    for (e, tags) in examples.iter().zip(predicted) {
+        let _ = writeln!(out, "IMGID:{}", e.tweet_id);
+        for (word, tag) in e.words.iter().zip(tags) {
+            let _ = writeln!(out, "{word}\t{tag}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn write(path: &std::path::Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).at(path)
+}

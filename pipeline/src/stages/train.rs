@@ -1,0 +1,227 @@
+//! `train`: trains the tagger (UMGF or the text-only baseline, frozen or fine-tune) on a dataset's
+//! cached artifacts (tweets, text and visual features, graph edges), selects the epoch on dev, and
+//! scores dev and test with the kept weights. A cached stage like the others: the same inputs and
+//! settings (seed included) are a cache hit, so a second `make train` does no work.
+//!
+//! Splits: a benchmark's train / dev / test files. A single labelled dump (no splits) is split
+//! deterministically: the tweets with the smallest text digests, a tenth of them (at least one),
+//! are dev; the rest train; there is no test.
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::eval::{Evaluation, conll_predictions, table};
+use crate::labels::Tag;
+use crate::model::batch::{Example, assemble};
+use crate::model::tagger::{self, ModelKind, Tagger, TaggerConfig, TextMode};
+use crate::model::train::{TrainConfig, evaluate_examples, train};
+use crate::model::umgf::UmgfConfig;
+use crate::schema::Split;
+use crate::store::{RunOutcome, RunSpec, Store};
+use crate::text::encoder::EncoderFiles;
+
+pub const STAGE: &str = "train";
+pub const VERSION: u32 = 1;
+pub const MODEL: &str = tagger::WEIGHTS;
+pub const CONFIG: &str = tagger::CONFIG;
+pub const METRICS: &str = "metrics.json";
+pub const TABLE: &str = "metrics.txt";
+pub const CURVE: &str = "curve.png";
+pub const DEV_PREDICTIONS: &str = "dev.predictions.conll";
+pub const TEST_PREDICTIONS: &str = "test.predictions.conll";
+
+/// The cached artifacts of one dataset that the model reads.
+#[derive(Clone, Copy, Debug)]
+pub struct DatasetArtifacts {
+    pub tweets: Digest,
+    pub text_features: Digest,
+    pub visual_features: Digest,
+    pub graph_edges: Digest,
+}
+
+impl DatasetArtifacts {
+    pub(crate) fn inputs(&self) -> BTreeMap<String, Digest> {
+        BTreeMap::from([
+            ("tweets".to_owned(), self.tweets),
+            ("text_features".to_owned(), self.text_features),
+            ("visual_features".to_owned(), self.visual_features),
+            ("graph_edges".to_owned(), self.graph_edges),
+        ])
+    }
+
+    /// Reads and joins the artifacts: one example per tweet, in the tweets' order.
+    pub fn examples(&self, store: &Store) -> Result<Vec<Example>> {
+        let path = |d: &Digest| store.blob_path(d);
+        let tweets = crate::stages::ingest::read_tweets(&path(&self.tweets))?;
+        let text = crate::stages::features::read_text_features(&path(&self.text_features))?;
+        let visual =
+            crate::stages::visual_features::read_visual_features(&path(&self.visual_features))?;
+        let edges = crate::stages::graphs::read_edges(&path(&self.graph_edges))?;
+        assemble(&tweets, &text, &visual, &edges)
+    }
+}
+
+/// What to train and how.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TrainParams {
+    /// The dataset's label (reports only; its content is in the inputs).
+    pub dataset: String,
+    pub kind: ModelKind,
+    pub mode: TextMode,
+    pub model: UmgfConfig,
+    pub training: TrainConfig,
+}
+
+pub fn spec(inputs: &DatasetArtifacts, encoder: Digest, params: &TrainParams) -> Result<RunSpec> {
+    let mut all = inputs.inputs();
+    all.insert("encoder".to_owned(), encoder);
+    Ok(RunSpec {
+        stage: STAGE.to_owned(),
+        version: VERSION,
+        params: serde_json::to_value(params).map_err(|e| Error::Config(e.to_string()))?,
+        inputs: all,
+    })
+}
+
+/// Train, dev and test examples (see the module's note on dumps).
+pub fn split(examples: Vec<Example>) -> Result<(Vec<Example>, Vec<Example>, Vec<Example>)> {
+    if let Some(e) = examples.iter().find(|e| e.tags.is_none()) {
+        crate::bail!(
+            Config,
+            "tweet {} has no labels: training needs a labelled dataset",
+            e.tweet_id
+        );
+    }
+    let has = |s: Split| examples.iter().any(|e| e.split == s);
+    if has(Split::Train) && has(Split::Dev) {
+        let (mut train, mut dev, mut test) = (Vec::new(), Vec::new(), Vec::new());
+        for e in examples {
+            match e.split {
+                Split::Train => train.push(e),
+                Split::Dev => dev.push(e),
+                Split::Test => test.push(e),
+                Split::Dump => {}
+            }
+        }
+        return Ok((train, dev, test));
+    }
+    if examples.len() < 2 {
+        crate::bail!(
+            Config,
+            "a dump of {} tweet(s) cannot be split into train and dev",
+            examples.len()
+        );
+    }
+    let mut keyed: Vec<(Digest, Example)> = examples
+        .into_iter()
+        .map(|e| (Digest::of_strings(&e.words), e))
+        .collect();
+    keyed.sort_by(|a, b| a.0.hex().cmp(&b.0.hex()));
+    let n_dev = (keyed.len() / 10).max(1);
+    let train = keyed.split_off(n_dev).into_iter().map(|(_, e)| e).collect();
+    let dev = keyed.into_iter().map(|(_, e)| e).collect();
+    Ok((train, dev, Vec::new()))
+}
+
+/// Trains unless a verified run with the same key is stored.
+pub fn run(
+    store: &Store,
+    inputs: &DatasetArtifacts,
+    encoder: &EncoderFiles,
+    params: &TrainParams,
+) -> Result<RunOutcome> {
+    let encoder_digest = encoder.digest()?;
+    store.run(&spec(inputs, encoder_digest, params)?, |outputs| {
+        let (train_set, dev, test) = split(inputs.examples(store)?)?;
+        let device = crate::torch::default_device();
+        tracing::info!(
+            "training {:?} ({:?}) on {}: {} train, {} dev, {} test tweets, seed {}, {device:?}",
+            params.kind,
+            params.mode,
+            params.dataset,
+            train_set.len(),
+            dev.len(),
+            test.len(),
+            params.training.seed
+        );
+        let config = TaggerConfig::new(
+            params.kind,
+            params.mode,
+            params.model.clone(),
+            encoder_digest.hex(),
+            params.dataset.clone(),
+        );
+        let mut tagger = Tagger::new(config, encoder, device)?;
+        let report = train(&mut tagger, &train_set, &dev, &params.training)?;
+        tagger.save(&outputs.path(CONFIG), &outputs.path(MODEL))?;
+
+        let (dev_tags, dev_eval) = evaluate_examples(&tagger, &dev);
+        write_text(
+            &outputs.path(DEV_PREDICTIONS),
+            &predictions(&dev, &dev_tags),
+        )?;
+        let test_eval = if test.is_empty() {
+            None
+        } else {
+            let (test_tags, test_eval) = evaluate_examples(&tagger, &test);
+            write_text(
+                &outputs.path(TEST_PREDICTIONS),
+                &predictions(&test, &test_tags),
+            )?;
+            Some(test_eval)
+        };
+        crate::model::curve::write_png(&outputs.path(CURVE), &report.epochs, report.best_epoch)?;
+        let mut columns: Vec<(&str, &Evaluation)> = vec![("dev", &dev_eval)];
+        if let Some(t) = &test_eval {
+            columns.push(("test", t));
+        }
+        let heading = format!(
+            "{} {} on {} (seed {}, epoch {} of {}, {:.0} s)\n",
+            params.kind.name(),
+            params.mode.name(),
+            params.dataset,
+            params.training.seed,
+            report.best_epoch,
+            report.epochs.len(),
+            report.seconds
+        );
+        write_text(&outputs.path(TABLE), &(heading + &table(&columns)))?;
+        let metrics = json!({
+            "train_dataset": params.dataset,
+            "test_dataset": params.dataset,
+            "seed": params.training.seed,
+            "model": params.kind,
+            "mode": params.mode,
+            "device": format!("{device:?}"),
+            "dev": dev_eval,
+            "test": test_eval,
+            "training": report,
+        });
+        write_text(
+            &outputs.path(METRICS),
+            &serde_json::to_string_pretty(&metrics).map_err(|e| Error::Config(e.to_string()))?,
+        )?;
+        Ok(json!({
+            "train_tweets": train_set.len(),
+            "dev_tweets": dev.len(),
+            "test_tweets": test.len(),
+            "best_epoch": report.best_epoch,
+            "dev_f1": dev_eval.overall.f1,
+            "test_f1": test_eval.map(|t| t.overall.f1),
+            "seconds": report.seconds,
+        }))
+    })
+}
+
+/// The conlleval-format prediction file of `examples`.
+pub fn predictions(examples: &[Example], predicted: &[Vec<Tag>]) -> String {
+    let words: Vec<Vec<String>> = examples.iter().map(|e| e.words.clone()).collect();
+    let gold: Vec<Option<Vec<Tag>>> = examples.iter().map(|e| e.tags.clone()).collect();
+    conll_predictions(&words, &gold, predicted)
+}
+
+fn write_text(path: &std::path::Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).at(path)
+}

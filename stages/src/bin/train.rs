@@ -1,0 +1,105 @@
+//! `train`: trains the tagger on a dataset (runs every stage before it first, all cached), selects
+//! the epoch on dev, and prints the dev and test table. A second run with the same settings is a
+//! cache hit and only prints the table again.
+use clap::Parser;
+use pipeline::model::tagger::{ModelKind, TextMode};
+use pipeline::model::train::TrainConfig;
+use pipeline::model::umgf::UmgfConfig;
+use pipeline::stages::train::{self, TrainParams};
+use pipeline::text::encoder::{Precision, default_files};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Train the UMGF tagger (or the text-only baseline) on cached artifacts (stage 6 of umgf)"
+)]
+struct Cli {
+    #[command(flatten)]
+    data: stages::DatasetArgs,
+    /// umgf, or baseline (encoder states + word shapes + CRF, no fusion layers, no visual nodes).
+    #[arg(long, default_value = "umgf")]
+    model: ModelKind,
+    /// frozen (cached encoder states; fast on a CPU) or fine-tune (the encoder is trained too).
+    #[arg(long, default_value = "frozen")]
+    mode: TextMode,
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    seed: u64,
+    #[arg(long, default_value_t = TrainConfig::default().max_epochs)]
+    max_epochs: usize,
+    /// Stop after this many epochs without a better dev F1.
+    #[arg(long, default_value_t = TrainConfig::default().patience)]
+    patience: usize,
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    batch_size: usize,
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    lr: f64,
+    #[arg(long, default_value_t = TrainConfig::default().encoder_lr)]
+    encoder_lr: f64,
+    /// Fusion layers L.
+    #[arg(long, default_value_t = UmgfConfig::default().layers)]
+    layers: i64,
+    #[arg(long, default_value_t = UmgfConfig::default().dropout)]
+    dropout: f64,
+    /// Ablation "w/o VCorr.": objects do not attend to each other.
+    #[arg(long)]
+    no_object_edges: bool,
+    /// Ablation: one set of attention and FFN parameters for words and objects.
+    #[arg(long)]
+    shared_parameters: bool,
+    /// Precision of the cached encoder states (see `features`).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
+    #[command(flatten)]
+    ground: stages::GroundArgs,
+    #[command(flatten)]
+    common: stages::Common,
+}
+
+fn main() -> anyhow::Result<()> {
+    stages::init_logging();
+    let cli = Cli::parse();
+    let run = cli.data.start(&cli.common)?;
+    let inputs = stages::model_inputs(&cli.common, &run, &cli.ground, cli.precision)?;
+    let params = TrainParams {
+        dataset: run.dataset.label.clone(),
+        kind: cli.model,
+        mode: cli.mode,
+        model: UmgfConfig {
+            layers: cli.layers,
+            dropout: cli.dropout,
+            no_object_edges: cli.no_object_edges,
+            shared_parameters: cli.shared_parameters,
+            ..UmgfConfig::default()
+        },
+        training: TrainConfig {
+            seed: cli.seed,
+            max_epochs: cli.max_epochs,
+            patience: cli.patience,
+            batch_size: cli.batch_size,
+            lr: cli.lr,
+            encoder_lr: cli.encoder_lr,
+            ..TrainConfig::default()
+        },
+    };
+    let outcome = train::run(
+        &run.artifacts.store,
+        &inputs,
+        &default_files(&cli.common.models),
+        &params,
+    )?;
+    // The latest model of the dataset: artifacts/<dataset>/model/.
+    let view = format!("{}/model", run.dataset.label);
+    for (name, entry) in &outcome.manifest.outputs {
+        run.artifacts.link_view(&view, name, &entry.digest)?;
+    }
+    run.report("train", &outcome);
+    let table = outcome.manifest.output(train::TABLE)?.digest;
+    print!(
+        "{}",
+        std::fs::read_to_string(run.artifacts.store.blob_path(&table))?
+    );
+    eprintln!(
+        "  model, metrics, curve and predictions -> {}",
+        run.artifacts.root().join(view).display()
+    );
+    Ok(())
+}
