@@ -13,9 +13,9 @@ use pipeline::vision::{detector, efficientnet};
 use crate::common::{self, repo};
 
 /// (id, text, image file under photos/ or a path, noun phrases as (start, end, head index)).
-type Record<'a> = (&'a str, &'a str, Option<String>, &'a [(u32, u32, u32)]);
+pub(crate) type Record<'a> = (&'a str, &'a str, Option<String>, &'a [(u32, u32, u32)]);
 
-fn photo(name: &str) -> Option<String> {
+pub(crate) fn photo(name: &str) -> Option<String> {
     Some(repo().join("photos").join(name).display().to_string())
 }
 
@@ -30,7 +30,7 @@ fn write_dump(path: &Path, records: &[Record<'_>]) {
 }
 
 /// The records' noun phrases, stored as a `noun_phrases` artifact (hand-made: no chunker needed).
-fn store_phrases(store: &Store, records: &[Record<'_>]) -> pipeline::Digest {
+pub(crate) fn store_phrases(store: &Store, records: &[Record<'_>]) -> pipeline::Digest {
     let rows: Vec<NounPhrase> = records
         .iter()
         .flat_map(|(id, text, _, spans)| {

@@ -10,4 +10,5 @@ mod ground;
 mod ingest_real_data;
 mod store;
 mod text;
+mod train;
 mod vision;

@@ -1,0 +1,277 @@
+//! `train` and `predict` through the whole visual path: skimage's photos with hand-labelled tweets
+//! (noun phrases hand-made, so no chunker is trained), grounded objects, visual features, graph
+//! edges, a trained UMGF whose word states change with the visual nodes, a cache hit on the second
+//! run, and entities predicted by the trained model. Also a short fine-tune run.
+use std::path::Path;
+
+use pipeline::model::batch::collate;
+use pipeline::model::tagger::{ModelKind, Tagger, TextMode};
+use pipeline::model::train::TrainConfig;
+use pipeline::model::umgf::UmgfConfig;
+use pipeline::stages::predict::{self, ModelFiles, Which};
+use pipeline::stages::train::{self, DatasetArtifacts, TrainParams};
+use pipeline::stages::{features, graphs, ground, visual_features};
+use pipeline::store::Store;
+use pipeline::text::encoder::{Precision, default_files};
+use pipeline::vision::{detector, efficientnet};
+
+use crate::common::{self, repo};
+use crate::ground::{Record, photo, store_phrases};
+
+/// (record, BIO labels).
+fn records() -> Vec<(Record<'static>, &'static str)> {
+    vec![
+        (
+            (
+                "astronaut",
+                "An astronaut poses with the flag at NASA",
+                photo("astronaut.png"),
+                &[(0, 2, 1), (4, 6, 5), (7, 8, 7)],
+            ),
+            "O O O O O O O B-ORG",
+        ),
+        (
+            (
+                "astronaut-name",
+                "NASA astronaut Eileen Collins on the flight deck",
+                photo("astronaut.png"),
+                &[(0, 4, 3), (5, 8, 7)],
+            ),
+            "B-ORG O B-PER I-PER O O O O",
+        ),
+        (
+            (
+                "motorbike",
+                "Just bought a new Ducati motorbike , ride with the guys",
+                photo("motorcycle_left.png"),
+                &[(2, 6, 5), (9, 11, 10)],
+            ),
+            "O O O O B-ORG O O O O O O",
+        ),
+        (
+            (
+                "horse",
+                "Beautiful horse at the Kentucky Derby today",
+                photo("horse.png"),
+                &[(0, 2, 1), (3, 6, 5)],
+            ),
+            "O O O O B-MISC I-MISC O",
+        ),
+        (
+            (
+                "coffee",
+                "Morning espresso at Blue Bottle in Oakland",
+                photo("coffee.png"),
+                &[(0, 2, 1), (3, 5, 4), (6, 7, 6)],
+            ),
+            "O O O B-ORG I-ORG O B-LOC",
+        ),
+        (
+            (
+                "rocket",
+                "SpaceX launches another rocket from Cape Canaveral",
+                photo("rocket.jpg"),
+                &[(0, 1, 0), (2, 4, 3), (5, 7, 6)],
+            ),
+            "B-ORG O O O O B-LOC I-LOC",
+        ),
+        (
+            (
+                "no-image",
+                "No picture with this one from London",
+                None,
+                &[(5, 7, 6)],
+            ),
+            "O O O O O O B-LOC",
+        ),
+    ]
+}
+
+fn write_labelled_dump(path: &Path, records: &[(Record<'_>, &str)]) {
+    let lines: Vec<String> = records
+        .iter()
+        .map(|((id, text, image, _), labels)| {
+            let labels: Vec<&str> = labels.split_whitespace().collect();
+            serde_json::json!({"id": id, "text": text, "image": image, "labels": labels})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// Runs the stages before `train` on the dump (hand-made noun phrases instead of `chunk`).
+fn model_inputs(store: &Store, dump: &Path, records: &[Record<'_>]) -> DatasetArtifacts {
+    let models = repo().join("models");
+    let tweets = common::ingest_dump(store, dump);
+    let phrases = store_phrases(store, records);
+    let (detector_model, encoder) = (detector::default_model(&models), default_files(&models));
+    let grounded = ground::run(
+        store,
+        tweets,
+        phrases,
+        &ground::GroundModels {
+            detector: &detector_model,
+            encoder: &encoder,
+        },
+        &ground::GroundParams::default(),
+    )
+    .unwrap();
+    let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
+    let text = features::run(store, tweets, &encoder, Precision::F32).unwrap();
+    let visual = visual_features::run(
+        store,
+        tweets,
+        objects,
+        &efficientnet::default_model(&models),
+    )
+    .unwrap();
+    let edges = graphs::run(store, tweets, objects).unwrap();
+    DatasetArtifacts {
+        tweets,
+        text_features: text
+            .manifest
+            .output(features::TEXT_FEATURES)
+            .unwrap()
+            .digest,
+        visual_features: visual
+            .manifest
+            .output(visual_features::VISUAL_FEATURES)
+            .unwrap()
+            .digest,
+        graph_edges: edges.manifest.output(graphs::EDGES).unwrap().digest,
+    }
+}
+
+fn params(mode: TextMode, max_epochs: usize) -> TrainParams {
+    TrainParams {
+        dataset: "photos".into(),
+        kind: ModelKind::Umgf,
+        mode,
+        model: UmgfConfig {
+            // Dropout off: with seven tweets the check below should see the model, not the noise.
+            dropout: 0.0,
+            ..UmgfConfig::default()
+        },
+        training: TrainConfig {
+            max_epochs,
+            batch_size: 4,
+            lr: 1e-3,
+            ..TrainConfig::default()
+        },
+    }
+}
+
+#[test]
+fn train_on_photos_uses_the_visual_nodes_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let labelled = records();
+    let records: Vec<Record<'_>> = labelled.iter().map(|(r, _)| r.clone()).collect();
+    let dump = dir.path().join("photos.jsonl");
+    write_labelled_dump(&dump, &labelled);
+    let inputs = model_inputs(&store, &dump, &records);
+    let encoder = default_files(&repo().join("models"));
+
+    let frozen = params(TextMode::Frozen, 3);
+    let first = train::run(&store, &inputs, &encoder, &frozen).unwrap();
+    assert!(!first.hit);
+    let out = |name: &str| store.blob_path(&first.manifest.output(name).unwrap().digest);
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out(train::METRICS)).unwrap()).unwrap();
+    eprintln!("{}", std::fs::read_to_string(out(train::TABLE)).unwrap());
+    assert_eq!(metrics["train_dataset"], "photos");
+    assert_eq!(metrics["seed"], 1);
+    for key in ["precision", "recall", "f1", "per_type"] {
+        assert!(metrics["dev"].get(key).is_some(), "dev lacks {key}");
+    }
+    // A dump has no test split: dev is a tenth of it (one tweet), the rest is training data.
+    assert!(metrics["test"].is_null());
+    assert_eq!(first.manifest.counts["dev_tweets"], 1);
+    assert_eq!(first.manifest.counts["train_tweets"], 6);
+    assert_eq!(metrics["training"]["epochs"].as_array().unwrap().len(), 3);
+    let curve = image::ImageReader::open(out(train::CURVE))
+        .unwrap()
+        .with_guessed_format()
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert!(curve.width() > 100);
+
+    // The trained model: objects and their links reach the word states.
+    let tagger = Tagger::load_files(
+        &out(train::CONFIG),
+        &out(train::MODEL),
+        &encoder,
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    let examples = inputs.examples(&store).unwrap();
+    let with_objects: Vec<_> = examples.iter().filter(|e| !e.objects.is_empty()).collect();
+    assert!(
+        with_objects.len() >= 4,
+        "{} tweets with objects",
+        with_objects.len()
+    );
+    assert!(with_objects.iter().all(|e| !e.links.is_empty()));
+    let motorbike = examples.iter().find(|e| e.tweet_id == "motorbike").unwrap();
+    // "a new Ducati motorbike" (words 2..6) was grounded to the motorcycle: its words are linked.
+    assert!(motorbike.links.iter().any(|&(w, _)| (2..6).contains(&w)));
+    let c = &tagger.config.model;
+    let batch = collate(
+        &with_objects,
+        c.text_dim,
+        c.visual_dim,
+        tagger.pad_id,
+        tch::Device::Cpu,
+    );
+    let with = tagger.word_states(&batch);
+    let mut unlinked = collate(
+        &with_objects,
+        c.text_dim,
+        c.visual_dim,
+        tagger.pad_id,
+        tch::Device::Cpu,
+    );
+    unlinked.graph.links = unlinked.graph.links.zeros_like();
+    let without = tagger.word_states(&unlinked);
+    let change = (&with - &without).abs().max().double_value(&[]);
+    assert!(
+        change > 1e-3,
+        "visual nodes changed the word states by only {change}"
+    );
+
+    // Same inputs and settings: a cache hit, no training.
+    let again = train::run(&store, &inputs, &encoder, &frozen).unwrap();
+    assert!(again.hit);
+
+    // Predict with the trained model: one JSONL line per tweet.
+    let model = ModelFiles {
+        config: out(train::CONFIG),
+        weights: out(train::MODEL),
+    };
+    let predicted = predict::run(&store, &model, &inputs, "photos", &encoder, Which::All).unwrap();
+    let entities = std::fs::read_to_string(
+        store.blob_path(&predicted.manifest.output(predict::ENTITIES).unwrap().digest),
+    )
+    .unwrap();
+    assert_eq!(entities.lines().count(), records.len());
+    for line in entities.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["entities"].is_array() && v["id"].is_string());
+    }
+    assert!(predicted.manifest.output(predict::METRICS).is_ok());
+
+    // Fine-tune mode: the encoder is trained too, saved with the model, and loads back.
+    let tuned = train::run(&store, &inputs, &encoder, &params(TextMode::FineTune, 1)).unwrap();
+    let out = |name: &str| store.blob_path(&tuned.manifest.output(name).unwrap().digest);
+    let tagger = Tagger::load_files(
+        &out(train::CONFIG),
+        &out(train::MODEL),
+        &encoder,
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(tagger.config.mode, TextMode::FineTune);
+    let weights = tch::Tensor::read_safetensors(out(train::MODEL)).unwrap();
+    assert!(weights.iter().any(|(name, _)| name.starts_with("encoder.")));
+}
