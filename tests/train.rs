@@ -161,6 +161,19 @@ fn params(mode: TextMode, max_epochs: usize) -> TrainParams {
     }
 }
 
+/// The tagger a `train` run stored.
+fn load(store: &Store, run: &pipeline::store::RunOutcome) -> Tagger {
+    let out = |name: &str| store.blob_path(&run.manifest.output(name).unwrap().digest);
+    let encoder = default_files(&repo().join("models"));
+    Tagger::load_files(
+        &out(train::CONFIG),
+        &out(train::MODEL),
+        &encoder,
+        tch::Device::Cpu,
+    )
+    .unwrap()
+}
+
 #[test]
 fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,13 +211,7 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     assert!(curve.width() > 100);
 
     // The trained model: objects and their links reach the word states.
-    let tagger = Tagger::load_files(
-        &out(train::CONFIG),
-        &out(train::MODEL),
-        &encoder,
-        tch::Device::Cpu,
-    )
-    .unwrap();
+    let tagger = load(&store, &first);
     let examples = inputs.examples(&store).unwrap();
     let with_objects: Vec<_> = examples.iter().filter(|e| !e.objects.is_empty()).collect();
     assert!(
@@ -263,15 +270,11 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
 
     // Fine-tune mode: the encoder is trained too, saved with the model, and loads back.
     let tuned = train::run(&store, &inputs, &encoder, &params(TextMode::FineTune, 1)).unwrap();
-    let out = |name: &str| store.blob_path(&tuned.manifest.output(name).unwrap().digest);
-    let tagger = Tagger::load_files(
-        &out(train::CONFIG),
-        &out(train::MODEL),
-        &encoder,
-        tch::Device::Cpu,
+    let tagger = load(&store, &tuned);
+    assert_eq!(tagger.config.mode, TextMode::FineTune);
+    let weights = tch::Tensor::read_safetensors(
+        store.blob_path(&tuned.manifest.output(train::MODEL).unwrap().digest),
     )
     .unwrap();
-    assert_eq!(tagger.config.mode, TextMode::FineTune);
-    let weights = tch::Tensor::read_safetensors(out(train::MODEL)).unwrap();
     assert!(weights.iter().any(|(name, _)| name.starts_with("encoder.")));
 }

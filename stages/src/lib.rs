@@ -10,7 +10,7 @@ use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ground::{self, GroundParams};
 use pipeline::stages::ingest::{self, OnError};
 use pipeline::stages::train::DatasetArtifacts;
-use pipeline::stages::{features, graphs, visual_features};
+use pipeline::stages::{features, graphs, predict, visual_features};
 use pipeline::store::RunOutcome;
 use pipeline::text::chunker::ChunkerTraining;
 use pipeline::text::encoder::Precision;
@@ -191,6 +191,40 @@ pub fn model_inputs(
             .digest,
         graph_edges: edges.manifest.output(graphs::EDGES)?.digest,
     })
+}
+
+/// What `predict` and `eval` share: run every stage on the dataset, then the model on `which` of its
+/// tweets; links the outputs as `artifacts/<dataset>/<view>/` and prints the report line.
+pub fn predict_on(
+    data: &DatasetArgs,
+    model: &ModelArgs,
+    ground: &GroundArgs,
+    common: &Common,
+    which: predict::Which,
+    view: &str,
+) -> anyhow::Result<(DatasetRun, RunOutcome, PathBuf)> {
+    let run = data.start(common)?;
+    let files = predict::ModelFiles::in_dir(&model.dir(common));
+    let inputs = model_inputs(common, &run, ground, model.precision)?;
+    let outcome = predict::run(
+        &run.artifacts.store,
+        &files,
+        &inputs,
+        &run.dataset.label,
+        &default_files(&common.models),
+        which,
+    )?;
+    let view = format!("{}/{view}", run.dataset.label);
+    for (name, entry) in &outcome.manifest.outputs {
+        run.artifacts.link_view(&view, name, &entry.digest)?;
+    }
+    let stage = match which {
+        predict::Which::All => "predict",
+        predict::Which::Test => "eval",
+    };
+    run.report(stage, &outcome);
+    let dir = run.artifacts.root().join(view);
+    Ok((run, outcome, dir))
 }
 
 /// A stage binary's work on one dataset: what every stage after ingest starts from.

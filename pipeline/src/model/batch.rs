@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(batch.graph.links.size(), vec![2, 3, 2]);
         assert_eq!(batch.pieces.ids.size(), vec![2, 5]);
         let links = Vec::<f32>::try_from(batch.graph.links.flatten(0, -1)).unwrap();
-        assert_eq!(links[2 + 0], 1.0); // word 1, object 0
+        assert_eq!(links[2], 1.0); // word 1, object 0
         assert_eq!(links[2 * 2 + 1], 1.0); // word 2, object 1
         assert_eq!(links.iter().sum::<f32>(), 2.0);
         let mask = Vec::<bool>::try_from(batch.graph.word_mask.flatten(0, -1)).unwrap();

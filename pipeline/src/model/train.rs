@@ -26,19 +26,26 @@ pub struct TrainConfig {
     /// Learning rate of the encoder (fine-tune mode).
     pub encoder_lr: f64,
     pub clip_norm: f64,
+    /// After the warm-up, decay the learning rates linearly to 0 at `max_epochs` (as BERT fine-tuning
+    /// usually does) instead of holding them. Left out of the JSON when off, so the run keys of
+    /// trainings from before the option existed stay valid.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub linear_decay: bool,
 }
 
 impl Default for TrainConfig {
-    /// The paper's lr 1e-4 and batch 16; encoder lr as usual for BERT fine-tuning.
+    /// The paper's batch 16; lr 3e-4 (the paper's 1e-4 learns slower from scratch: dev F1 50.4 vs 53.6
+    /// after two epochs on Twitter-2017); encoder lr as usual for BERT fine-tuning.
     fn default() -> Self {
         Self {
             seed: 1,
             max_epochs: 30,
-            patience: 5,
+            patience: 4,
             batch_size: 16,
-            lr: 1e-4,
+            lr: 3e-4,
             encoder_lr: 3e-5,
             clip_norm: 5.0,
+            linear_decay: false,
         }
     }
 }
@@ -64,6 +71,9 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
+/// Batches per pool sorted by length (see `train`).
+const BUCKET_POOL: usize = 50;
+
 /// Tweets per batch at prediction time.
 const PREDICT_BATCH: usize = 64;
 
@@ -81,6 +91,7 @@ pub fn train(
     let mut opt = nn::AdamW::default().build(&tagger.vs, config.lr)?;
     let steps_per_epoch = train.len().div_ceil(config.batch_size).max(1);
     let warmup = steps_per_epoch;
+    let total = steps_per_epoch * config.max_epochs;
     let dev_gold: Vec<Vec<Tag>> = dev
         .iter()
         .map(|e| e.tags.clone().unwrap_or_default())
@@ -92,10 +103,23 @@ pub fn train(
         let epoch_started = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
         rng.shuffle(&mut order);
+        // Length buckets: sorted within pools of BUCKET_POOL batches, so a batch holds tweets of about
+        // the same length (half the padded positions of random batches), then the batches shuffled.
+        for pool in order.chunks_mut(config.batch_size * BUCKET_POOL) {
+            pool.sort_by_key(|&i| train[i].len());
+        }
+        let mut chunks: Vec<&[usize]> = order.chunks(config.batch_size).collect();
+        rng.shuffle(&mut chunks);
         let bar = crate::progress::bar(steps_per_epoch as u64, &format!("epoch {epoch}"));
         let (mut loss_sum, mut batches) = (0.0, 0usize);
-        for chunk in order.chunks(config.batch_size) {
-            let scale = ((step + 1) as f64 / warmup as f64).min(1.0);
+        for chunk in chunks {
+            let scale = if step < warmup {
+                (step + 1) as f64 / warmup as f64
+            } else if config.linear_decay {
+                (total - step) as f64 / (total - warmup).max(1) as f64
+            } else {
+                1.0
+            };
             if fine_tune {
                 opt.set_lr_group(0, config.encoder_lr * scale);
             }
@@ -109,7 +133,10 @@ pub fn train(
             batches += 1;
             step += 1;
             bar.inc(1);
-            bar.set_message(format!("epoch {epoch} loss {value:.3}"));
+            let best_f1 = best.as_ref().map_or(0.0, |b| b.0);
+            bar.set_message(format!(
+                "epoch {epoch} loss {value:.3} best dev F1 {best_f1:.2}"
+            ));
         }
         bar.finish_and_clear();
         let predicted = predict(tagger, dev);

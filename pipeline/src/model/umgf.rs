@@ -33,7 +33,9 @@ pub struct UmgfConfig {
 }
 
 impl Default for UmgfConfig {
-    /// The paper's: d 512, 8 heads, 2 layers, dropout 0.5.
+    /// The paper's d 512, 8 heads and 2 layers. FFN width and dropout were chosen on Twitter-2017 dev
+    /// (README, "Choices"): the paper's dropout 0.5 left dev F1 at 0 after two epochs where 0.1 reached
+    /// 51; an FFN of 512 learns as fast as 2048 at 0.7x the time per epoch.
     fn default() -> Self {
         Self {
             text_dim: 384,
@@ -43,8 +45,8 @@ impl Default for UmgfConfig {
             d: 512,
             heads: 8,
             layers: 2,
-            ffn: 2048,
-            dropout: 0.5,
+            ffn: 512,
+            dropout: 0.1,
             tags: 9,
             no_object_edges: false,
             shared_parameters: false,

@@ -23,7 +23,8 @@ use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
 
 pub const STAGE: &str = "train";
-pub const VERSION: u32 = 1;
+/// 2: length-bucketed training batches.
+pub const VERSION: u32 = 2;
 pub const MODEL: &str = tagger::WEIGHTS;
 pub const CONFIG: &str = tagger::CONFIG;
 pub const METRICS: &str = "metrics.json";
@@ -118,7 +119,7 @@ pub fn split(examples: Vec<Example>) -> Result<(Vec<Example>, Vec<Example>, Vec<
         .into_iter()
         .map(|e| (Digest::of_strings(&e.words), e))
         .collect();
-    keyed.sort_by(|a, b| a.0.hex().cmp(&b.0.hex()));
+    keyed.sort_by_key(|(digest, _)| digest.hex());
     let n_dev = (keyed.len() / 10).max(1);
     let train = keyed.split_off(n_dev).into_iter().map(|(_, e)| e).collect();
     let dev = keyed.into_iter().map(|(_, e)| e).collect();

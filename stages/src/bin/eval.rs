@@ -1,8 +1,7 @@
 //! `eval`: scores a trained model on the test split of a labelled dataset (another one than it was
 //! trained on for the cross-domain rows) and prints the table.
 use clap::Parser;
-use pipeline::stages::predict::{self, ModelFiles, Which};
-use pipeline::text::encoder::default_files;
+use pipeline::stages::predict::{self, Which};
 
 #[derive(Parser, Debug)]
 #[command(about = "Score a trained model on a labelled test set (umgf)")]
@@ -20,22 +19,14 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     stages::init_logging();
     let cli = Cli::parse();
-    let run = cli.data.start(&cli.common)?;
-    let model = ModelFiles::in_dir(&cli.model.dir(&cli.common));
-    let inputs = stages::model_inputs(&cli.common, &run, &cli.ground, cli.model.precision)?;
-    let outcome = predict::run(
-        &run.artifacts.store,
-        &model,
-        &inputs,
-        &run.dataset.label,
-        &default_files(&cli.common.models),
+    let (run, outcome, dir) = stages::predict_on(
+        &cli.data,
+        &cli.model,
+        &cli.ground,
+        &cli.common,
         Which::Test,
+        "eval",
     )?;
-    let view = format!("{}/eval", run.dataset.label);
-    for (name, entry) in &outcome.manifest.outputs {
-        run.artifacts.link_view(&view, name, &entry.digest)?;
-    }
-    run.report("eval", &outcome);
     let table = outcome.manifest.output(predict::TABLE).map_err(|_| {
         anyhow::anyhow!(
             "dataset {} is not labelled: nothing to score",
@@ -46,6 +37,6 @@ fn main() -> anyhow::Result<()> {
         "{}",
         std::fs::read_to_string(run.artifacts.store.blob_path(&table.digest))?
     );
-    eprintln!("  -> {}", run.artifacts.root().join(view).display());
+    eprintln!("  -> {}", dir.display());
     Ok(())
 }

@@ -34,9 +34,18 @@ struct Cli {
     lr: f64,
     #[arg(long, default_value_t = TrainConfig::default().encoder_lr)]
     encoder_lr: f64,
+    /// Decay the learning rates linearly to 0 at --max-epochs after the warm-up (else hold them).
+    #[arg(long)]
+    linear_decay: bool,
     /// Fusion layers L.
     #[arg(long, default_value_t = UmgfConfig::default().layers)]
     layers: i64,
+    /// Model width d.
+    #[arg(long, default_value_t = UmgfConfig::default().d)]
+    d: i64,
+    /// Width of the fusion layers' FFN.
+    #[arg(long, default_value_t = UmgfConfig::default().ffn)]
+    ffn: i64,
     #[arg(long, default_value_t = UmgfConfig::default().dropout)]
     dropout: f64,
     /// Ablation "w/o VCorr.": objects do not attend to each other.
@@ -65,6 +74,8 @@ fn main() -> anyhow::Result<()> {
         mode: cli.mode,
         model: UmgfConfig {
             layers: cli.layers,
+            d: cli.d,
+            ffn: cli.ffn,
             dropout: cli.dropout,
             no_object_edges: cli.no_object_edges,
             shared_parameters: cli.shared_parameters,
@@ -77,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             batch_size: cli.batch_size,
             lr: cli.lr,
             encoder_lr: cli.encoder_lr,
+            linear_decay: cli.linear_decay,
             ..TrainConfig::default()
         },
     };

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Trains every (model, mode, seed) on Twitter-2015 and Twitter-2017, scores each model on the other
+# dataset's test set too (cross-domain), and prints the table of test F1 (mean and spread over seeds)
+# that README.md shows. Every run is a cached stage: re-running this script only trains what is new.
+#
+#   scripts/results.sh                      # baseline and umgf, frozen, seeds 1 2 3
+#   MODES="fine-tune" SEEDS="1" scripts/results.sh
+#
+# Writes one JSON line per run to $OUT (default results/runs.jsonl; train metrics plus the cross-domain
+# test scores) and prints the table from all lines there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${CARGO_TARGET_DIR:-target}/release
+MODELS=${MODELS:-"baseline umgf"}
+MODES=${MODES:-"frozen"}
+SEEDS=${SEEDS:-"1 2 3"}
+DATASETS=${DATASETS:-"twitter2015 twitter2017"}
+OUT=${OUT:-results/runs.jsonl}
+mkdir -p "$(dirname "$OUT")"
+
+other() { if [ "$1" = twitter2015 ]; then echo twitter2017; else echo twitter2015; fi; }
+
+for mode in $MODES; do
+  for model in $MODELS; do
+    for dataset in $DATASETS; do
+      for seed in $SEEDS; do
+        "$BIN/train" --dataset "$dataset" --model "$model" --mode "$mode" --seed "$seed" ${TRAIN_ARGS:-} \
+          >/dev/null 2>"/tmp/umgf-train-$dataset-$model-$mode-$seed.log" \
+          || { tail -5 "/tmp/umgf-train-$dataset-$model-$mode-$seed.log"; exit 1; }
+        cross=$(other "$dataset")
+        "$BIN/eval" --dataset "$cross" --model "artifacts/$dataset/model" >/dev/null 2>&1
+        python3 - "$dataset" "$cross" >>"$OUT" <<'PY'
+import json, sys
+dataset, cross = sys.argv[1], sys.argv[2]
+m = json.load(open(f"artifacts/{dataset}/model/metrics.json"))
+c = json.load(open(f"artifacts/{cross}/eval/metrics.json"))
+t = m["training"]
+print(json.dumps({
+    "train_dataset": dataset, "model": m["model"], "mode": m["mode"], "seed": m["seed"],
+    "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "cross_dataset": cross,
+    "cross_test_f1": c["test"]["f1"], "best_epoch": t["best_epoch"], "epochs": len(t["epochs"]),
+    "seconds": t["seconds"], "seconds_per_epoch": sum(e["seconds"] for e in t["epochs"]) / len(t["epochs"]),
+}))
+PY
+        tail -1 "$OUT"
+      done
+    done
+  done
+done
+
+python3 - "$OUT" <<'PY'
+import json, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    runs[(r["train_dataset"], r["model"], r["mode"], r["seed"])] = r  # the latest line of a run wins
+groups = {}
+for (dataset, model, mode, seed), r in sorted(runs.items()):
+    groups.setdefault((model, mode, dataset), []).append(r)
+def spread(values):
+    mean = statistics.mean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {sd:.2f}"
+print("| model | mode | trained on | seeds | dev F1 | test F1 | cross-domain test F1 | epochs (best) | s/epoch |")
+print("|---|---|---|---|---|---|---|---|---|")
+for (model, mode, dataset), rs in sorted(groups.items()):
+    print(f"| {model} | {mode} | {dataset} | {','.join(str(r['seed']) for r in rs)} "
+          f"| {spread([r['dev_f1'] for r in rs])} | {spread([r['test_f1'] for r in rs])} "
+          f"| {spread([r['cross_test_f1'] for r in rs])} on {rs[0]['cross_dataset']} "
+          f"| {'/'.join(str(r['epochs']) + '(' + str(r['best_epoch']) + ')' for r in rs)} "
+          f"| {statistics.mean(r['seconds_per_epoch'] for r in rs):.1f} |")
+PY
