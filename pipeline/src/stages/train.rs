@@ -75,6 +75,20 @@ pub struct TrainParams {
     pub training: TrainConfig,
 }
 
+impl TrainParams {
+    /// What `make train` trains with no options: UMGF on frozen states, the default model and
+    /// training settings (seed 1).
+    pub fn defaults(dataset: &str) -> Self {
+        Self {
+            dataset: dataset.to_owned(),
+            kind: ModelKind::Umgf,
+            mode: TextMode::Frozen,
+            model: UmgfConfig::default(),
+            training: TrainConfig::default(),
+        }
+    }
+}
+
 pub fn spec(inputs: &DatasetArtifacts, encoder: Digest, params: &TrainParams) -> Result<RunSpec> {
     let mut all = inputs.inputs();
     all.insert("encoder".to_owned(), encoder);

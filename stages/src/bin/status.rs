@@ -5,6 +5,7 @@ use clap::Parser;
 use pipeline::Digest;
 use pipeline::stages::chunker::{self, ChunkerInputs};
 use pipeline::stages::ingest::{self, OnError};
+use pipeline::stages::train::{self, DatasetArtifacts, TrainParams};
 use pipeline::stages::{chunk, features, graphs, ground, visual_features};
 use pipeline::store::{Manifest, RunSpec, Store};
 use pipeline::text::chunker::ChunkerTraining;
@@ -47,7 +48,7 @@ fn row(
         Some(m) => println!(
             "{stage:<16} {:<24} {key:<14} {}",
             "up to date",
-            brief(&m.counts)
+            brief(stage, &m.counts)
         ),
         None => println!(
             "{stage:<16} {:<24} {key:<14} inputs, parameters or code changed",
@@ -58,7 +59,7 @@ fn row(
 }
 
 /// The headline numbers of a run's counts.
-fn brief(counts: &serde_json::Value) -> String {
+fn brief(stage: &str, counts: &serde_json::Value) -> String {
     let mut parts = Vec::new();
     for (key, label) in [
         ("tweets", "tweets"),
@@ -69,7 +70,15 @@ fn brief(counts: &serde_json::Value) -> String {
         ("objects", "objects"),
         ("regions", "image regions"),
         ("edges", "edges"),
-        ("test_f1", "CoNLL-2000 test NP F1"),
+        ("dev_f1", "dev F1"),
+        (
+            "test_f1",
+            if stage == "chunker" {
+                "CoNLL-2000 test NP F1"
+            } else {
+                "test F1"
+            },
+        ),
     ] {
         match &counts[key] {
             serde_json::Value::Number(n) if n.is_f64() => {
@@ -157,17 +166,20 @@ fn main() -> anyhow::Result<()> {
             None
         }
     };
-    match &tweets {
+    let text = match &tweets {
         Some(t) => {
             let tweets = output(t, ingest::TWEETS)?;
             let spec = encoder
                 .digest()
                 .map(|e| features::spec(tweets, e, cli.precision));
-            row(store, "features", spec.map_err(Into::into))?;
+            row(store, "features", spec.map_err(Into::into))?
         }
-        None => waiting("features", "ingest"),
-    }
-    match (&tweets, &objects) {
+        None => {
+            waiting("features", "ingest");
+            None
+        }
+    };
+    let visual = match (&tweets, &objects) {
         (Some(t), Some(o)) => {
             let model = efficientnet::default_model(&cli.common.models);
             let spec = (|| -> anyhow::Result<RunSpec> {
@@ -177,16 +189,40 @@ fn main() -> anyhow::Result<()> {
                     Digest::of_file(&model)?,
                 ))
             })();
-            row(store, "visual-features", spec)?;
+            row(store, "visual-features", spec)?
         }
-        _ => waiting("visual-features", "ingest and ground"),
-    }
-    match (&tweets, &objects) {
+        _ => {
+            waiting("visual-features", "ingest and ground");
+            None
+        }
+    };
+    let edges = match (&tweets, &objects) {
         (Some(t), Some(o)) => {
             let spec = graphs::spec(output(t, ingest::TWEETS)?, output(o, ground::OBJECTS)?);
-            row(store, "graphs", Ok(spec))?;
+            row(store, "graphs", Ok(spec))?
         }
-        _ => waiting("graphs", "ingest and ground"),
+        _ => {
+            waiting("graphs", "ingest and ground");
+            None
+        }
+    };
+    // `make train`'s default run (UMGF, frozen, seed 1).
+    match (&tweets, &text, &visual, &edges) {
+        (Some(t), Some(x), Some(v), Some(e)) => {
+            let inputs = DatasetArtifacts {
+                tweets: output(t, ingest::TWEETS)?,
+                text_features: output(x, features::TEXT_FEATURES)?,
+                visual_features: output(v, visual_features::VISUAL_FEATURES)?,
+                graph_edges: output(e, graphs::EDGES)?,
+            };
+            let params = TrainParams::defaults(&dataset.label);
+            let spec = encoder
+                .digest()
+                .map_err(Into::into)
+                .and_then(|d| train::spec(&inputs, d, &params).map_err(Into::into));
+            row(store, "train", spec)?;
+        }
+        _ => waiting("train", "features and graphs"),
     }
 
     if cli.verify {
