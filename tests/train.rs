@@ -100,7 +100,12 @@ fn write_labelled_dump(path: &Path, records: &[(Record<'_>, &str)]) {
 }
 
 /// Runs the stages before `train` on the dump (hand-made noun phrases instead of `chunk`).
-fn model_inputs(store: &Store, dump: &Path, records: &[Record<'_>]) -> DatasetArtifacts {
+fn model_inputs(
+    store: &Store,
+    dump: &Path,
+    records: &[Record<'_>],
+    grounding: &ground::GroundParams,
+) -> DatasetArtifacts {
     let models = repo().join("models");
     let tweets = common::ingest_dump(store, dump);
     let phrases = store_phrases(store, records);
@@ -113,7 +118,7 @@ fn model_inputs(store: &Store, dump: &Path, records: &[Record<'_>]) -> DatasetAr
             detector: &detector_model,
             encoder: &encoder,
         },
-        &ground::GroundParams::default(),
+        grounding,
     )
     .unwrap();
     let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
@@ -182,7 +187,7 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     let records: Vec<Record<'_>> = labelled.iter().map(|(r, _)| r.clone()).collect();
     let dump = dir.path().join("photos.jsonl");
     write_labelled_dump(&dump, &labelled);
-    let inputs = model_inputs(&store, &dump, &records);
+    let inputs = model_inputs(&store, &dump, &records, &ground::GroundParams::default());
     let encoder = default_files(&repo().join("models"));
 
     let frozen = params(TextMode::Frozen, 3);
@@ -277,4 +282,43 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     )
     .unwrap();
     assert!(weights.iter().any(|(name, _)| name.starts_with("encoder.")));
+}
+
+/// The "w/o targeted objects" ablation: a 2 x 2 grid of each image replaces the grounded objects, and
+/// every word links to every cell.
+#[test]
+fn grid_regions_replace_targeted_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let labelled = records();
+    let records: Vec<Record<'_>> = labelled.iter().map(|(r, _)| r.clone()).collect();
+    let dump = dir.path().join("photos.jsonl");
+    write_labelled_dump(&dump, &labelled);
+    let grid = ground::GroundParams {
+        grid: 2,
+        ..Default::default()
+    };
+    let inputs = model_inputs(&store, &dump, &records, &grid);
+    let examples = inputs.examples(&store).unwrap();
+    for e in &examples {
+        let with_image = e.tweet_id != "no-image";
+        assert_eq!(
+            e.objects.len(),
+            if with_image { 4 } else { 0 },
+            "{}",
+            e.tweet_id
+        );
+        assert_eq!(e.links.len(), e.objects.len() * e.len(), "{}", e.tweet_id);
+    }
+    // Different cells of one image have different features.
+    let astronaut = examples.iter().find(|e| e.tweet_id == "astronaut").unwrap();
+    assert_ne!(astronaut.objects[0], astronaut.objects[3]);
+    let run = train::run(
+        &store,
+        &inputs,
+        &default_files(&repo().join("models")),
+        &params(TextMode::Frozen, 1),
+    )
+    .unwrap();
+    assert_eq!(run.manifest.counts["train_tweets"], 6);
 }

@@ -3,7 +3,9 @@
 //!
 //! Modules follow DESIGN.md's stage table: [`schema`] (artifact schemas), [`store`] (the
 //! content-addressed store), [`io`] (readers and writers), [`dataset`] (what `DATASET=` names),
-//! [`labels`] (BIO tags and entity chunks), [`text`], [`stages`] (one module per stage), [`torch`].
+//! [`labels`] (BIO tags and entity chunks), [`text`], [`vision`], [`grounding`], [`model`] (UMGF, the
+//! CRF, batching and training), [`eval`] (entity-level scores), [`stages`] (one module per stage),
+//! [`torch`].
 pub mod dataset;
 pub mod digest;
 mod error;

@@ -94,6 +94,10 @@ pub struct GroundArgs {
     /// Words grounded for every tweet besides its noun phrases (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = GroundParams::default().general_words)]
     pub general_words: Vec<String>,
+    /// Ablation "w/o targeted objects": the cells of a K x K grid of each image are its objects,
+    /// linked to every word (0: targeted objects).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub grid: usize,
 }
 
 impl GroundArgs {
@@ -101,6 +105,7 @@ impl GroundArgs {
         let mut params = GroundParams {
             max_objects: self.max_objects,
             general_words: self.general_words.clone(),
+            grid: self.grid,
             ..Default::default()
         };
         params.detector.min_score = self.min_score;

@@ -42,6 +42,16 @@ pub struct GroundParams {
     pub max_objects: usize,
     /// Words grounded for every tweet besides its phrases; their objects link to all its words.
     pub general_words: Vec<String>,
+    /// The paper's "w/o targeted objects" ablation: when > 0, the objects are the cells of a
+    /// `grid` x `grid` split of the image instead (class "grid", found by the general query "grid",
+    /// so every word links to every cell); no grounding. Left out of the JSON when 0, so the run
+    /// keys from before the option existed stay valid.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub grid: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for GroundParams {
@@ -53,6 +63,7 @@ impl Default for GroundParams {
             // The paper grounds general words such as "person". With a COCO detector "man",
             // "woman" and "people" name the same class, so one word finds the same objects.
             general_words: vec!["person".to_owned()],
+            grid: 0,
         }
     }
 }
@@ -145,6 +156,7 @@ pub fn run(
 
         // Tweets with an image that has detections are the only grounding work.
         let mut work: Vec<WorkItem<'_>> = Vec::new();
+        let mut grid_rows = Vec::new();
         let mut report = Vec::new();
         for tweet in &tweets {
             let Some(image) = tweet.image_digest.and_then(|d| images.get(&d)) else {
@@ -156,6 +168,9 @@ pub fn run(
                     "image": tweet.image_path,
                     "reason": reason,
                 })),
+                ImageResult::Ok { width, height, .. } if params.grid > 0 => {
+                    grid_rows.extend(grid_cells(&tweet.id, *width, *height, params.grid));
+                }
                 ImageResult::Ok {
                     width,
                     height,
@@ -174,7 +189,7 @@ pub fn run(
         let (matches, ground_stats) =
             ground_tweets(store, &work, models.encoder, encoder_digest, params)?;
 
-        let mut rows = Vec::new();
+        let mut rows = grid_rows;
         for (item, matches) in work.iter().zip(&matches) {
             rows.extend(select(item, matches, params.max_objects));
         }
@@ -273,6 +288,35 @@ fn detect_images(
         out.insert(*digest, DetectedImage { key: *key, result });
     }
     Ok((out, stats))
+}
+
+/// The cells of a `k` x `k` grid over a `width` x `height` image, as objects 0..k*k (row by row)
+/// found by the general query "grid".
+fn grid_cells(tweet_id: &str, width: u32, height: u32, k: usize) -> Vec<GroundedObject> {
+    let k = k as u32;
+    let edge = |i: u32, side: u32| (i * side / k) as f32;
+    (0..k * k)
+        .map(|cell| {
+            let (row, col) = (cell / k, cell % k);
+            GroundedObject {
+                tweet_id: tweet_id.to_owned(),
+                object_id: cell,
+                x1: edge(col, width),
+                y1: edge(row, height),
+                x2: edge(col + 1, width),
+                y2: edge(row + 1, height),
+                image_width: width,
+                image_height: height,
+                score: 1.0,
+                class: "grid".to_owned(),
+                query: "grid".to_owned(),
+                query_kind: QueryKind::General,
+                phrase_start: None,
+                phrase_end: None,
+                similarity: 1.0,
+            }
+        })
+        .collect()
 }
 
 /// A tweet's queries: its noun phrases, then the general words.
