@@ -2,8 +2,8 @@
 //! (intra-modal multi-head self-attention per modality, gated cross-modal aggregation over the
 //! graph's word-object links, a position-wise FFN; residuals and layer norm), a CRF on the words.
 //!
-//! The paper's ablations are flags; the grid-region ablation (objects replaced by a grid of image
-//! regions) is not built.
+//! The paper's ablations are flags here (no object-object edges, shared parameters) and in `ground`
+//! (`grid`: a grid of image regions instead of targeted objects).
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 
