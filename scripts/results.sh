@@ -6,6 +6,8 @@
 #   scripts/results.sh                      # baseline and umgf, frozen, seeds 1 2 3
 #   MODES="fine-tune" SEEDS="1" scripts/results.sh
 #
+#   SUMMARY_ONLY=1 scripts/results.sh       # only the table, from the runs recorded so far
+#
 # Writes one JSON line per run to $OUT (default results/runs.jsonl; train metrics plus the cross-domain
 # test scores) and prints the table from all lines there.
 set -euo pipefail
@@ -20,6 +22,7 @@ mkdir -p "$(dirname "$OUT")"
 
 other() { if [ "$1" = twitter2015 ]; then echo twitter2017; else echo twitter2015; fi; }
 
+[ -n "${SUMMARY_ONLY:-}" ] && MODES=""
 for mode in $MODES; do
   for model in $MODELS; do
     for dataset in $DATASETS; do
@@ -59,8 +62,9 @@ for (dataset, model, mode, seed), r in sorted(runs.items()):
     groups.setdefault((model, mode, dataset), []).append(r)
 def spread(values):
     mean = statistics.mean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {sd:.2f}"
+    if len(values) == 1:
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {statistics.stdev(values):.2f}"
 print("| model | mode | trained on | seeds | dev F1 | test F1 | cross-domain test F1 | epochs (best) | s/epoch |")
 print("|---|---|---|---|---|---|---|---|---|")
 for (model, mode, dataset), rs in sorted(groups.items()):
