@@ -147,6 +147,15 @@ fn model_inputs(
     }
 }
 
+/// The labelled photo dump written into `dir` and every stage before `train` run on it.
+fn photo_inputs(store: &Store, dir: &Path, grounding: &ground::GroundParams) -> DatasetArtifacts {
+    let labelled = records();
+    let records: Vec<Record<'_>> = labelled.iter().map(|(r, _)| r.clone()).collect();
+    let dump = dir.join("photos.jsonl");
+    write_labelled_dump(&dump, &labelled);
+    model_inputs(store, &dump, &records, grounding)
+}
+
 fn params(mode: TextMode, max_epochs: usize) -> TrainParams {
     TrainParams {
         dataset: "photos".into(),
@@ -183,11 +192,8 @@ fn load(store: &Store, run: &pipeline::store::RunOutcome) -> Tagger {
 fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
-    let labelled = records();
-    let records: Vec<Record<'_>> = labelled.iter().map(|(r, _)| r.clone()).collect();
-    let dump = dir.path().join("photos.jsonl");
-    write_labelled_dump(&dump, &labelled);
-    let inputs = model_inputs(&store, &dump, &records, &ground::GroundParams::default());
+    let records = records().len();
+    let inputs = photo_inputs(&store, dir.path(), &ground::GroundParams::default());
     let encoder = default_files(&repo().join("models"));
 
     let frozen = params(TextMode::Frozen, 3);
@@ -266,7 +272,7 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
         store.blob_path(&predicted.manifest.output(predict::ENTITIES).unwrap().digest),
     )
     .unwrap();
-    assert_eq!(entities.lines().count(), records.len());
+    assert_eq!(entities.lines().count(), records);
     for line in entities.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert!(v["entities"].is_array() && v["id"].is_string());
@@ -290,15 +296,11 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
 fn grid_regions_replace_targeted_objects() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
-    let labelled = records();
-    let records: Vec<Record<'_>> = labelled.iter().map(|(r, _)| r.clone()).collect();
-    let dump = dir.path().join("photos.jsonl");
-    write_labelled_dump(&dump, &labelled);
     let grid = ground::GroundParams {
         grid: 2,
         ..Default::default()
     };
-    let inputs = model_inputs(&store, &dump, &records, &grid);
+    let inputs = photo_inputs(&store, dir.path(), &grid);
     let examples = inputs.examples(&store).unwrap();
     for e in &examples {
         let with_image = e.tweet_id != "no-image";
