@@ -84,6 +84,9 @@ pub fn train(
     dev: &[Example],
     config: &TrainConfig,
 ) -> Result<TrainReport> {
+    if config.batch_size == 0 || config.max_epochs == 0 {
+        crate::bail!(Config, "batch size and max epochs must be at least 1");
+    }
     let started = Instant::now();
     tch::manual_seed(config.seed as i64);
     let mut rng = Rng::new(config.seed);
