@@ -18,6 +18,9 @@
 #   make test                 the test suite
 #   make bench-text           text features: Rust vs Python transformers, same weights and tweets
 #   make bench-vision         decode + detector + visual features: Rust vs PIL + PyTorch, same weights
+#   make bench                the whole-pipeline benchmark (cold, incremental, no-op, epochs, both above)
+#   make kill-test            every stage SIGKILLed 50 times at random moments; store and outputs checked
+#   make fuzz                 fuzz the CoNLL and JSONL readers and the image loader (FUZZ_SECONDS each)
 
 DATASET   ?= twitter2017
 DATA_DIR  ?=
@@ -41,7 +44,8 @@ SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wild
 COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
-.PHONY: all setup setup-reference build ingest chunker chunk ground graphs features train eval predict status test bench-text bench-vision clean distclean data help
+.PHONY: all setup setup-reference build ingest chunker chunk ground graphs features train eval predict status test \
+	bench bench-text bench-vision kill-test fuzz clean distclean data help
 
 all: setup train
 
@@ -126,6 +130,35 @@ bench-text: build setup-reference
 
 bench-vision: build setup-reference
 	scripts/bench_vision.sh
+
+# The whole-pipeline benchmark: cold, incremental and no-op runs, seconds per epoch, and the text and
+# vision comparisons, as one report (README, "Benchmarks"). BENCH_REPEATS runs per figure (medians).
+BENCH_REPEATS ?= 3
+bench: build setup-reference
+	python3 scripts/bench.py --repeats $(BENCH_REPEATS) --data-dir $(or $(DATA_DIR),$(UMGF_DATA_DIR),../shared/data) \
+		--artifacts $(ARTIFACTS) --out results/bench.md
+
+# --- reliability ----------------------------------------------------------------------------------------
+# Kill-anywhere, full size: every stage SIGKILLed KILLS times at random moments (the test suite runs 2).
+KILLS ?= 50
+kill-test: build
+	UMGF_KILLS=$(KILLS) cargo test --release -p umgf-tests --test tests kill::stages -- --nocapture
+
+# Fuzzing (cargo-fuzz, libFuzzer) of the CoNLL reader, the JSONL reader and the image loader, each for
+# FUZZ_SECONDS, from the seeds fuzz/make_seeds.py writes. RUSTC_BOOTSTRAP: cargo-fuzz passes unstable
+# flags, and the machine has only the stable toolchain. Sanitizer none: the readers are safe Rust.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := conll_reader jsonl_reader image_loader
+CARGO_FUZZ   := $(CARGO_TARGET_DIR)/tools/bin/cargo-fuzz
+$(CARGO_FUZZ):
+	cargo install cargo-fuzz --locked --root $(CARGO_TARGET_DIR)/tools
+fuzz: $(CARGO_FUZZ) setup-reference
+	.venv-ref/bin/python fuzz/make_seeds.py fuzz/seeds
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t && \
+		RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) run --release -s none $$t corpus/$$t seeds/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=2048 || exit 1; \
+	done
 
 clean:
 	rm -rf $(ARTIFACTS)

@@ -8,8 +8,9 @@
 #
 #   SUMMARY_ONLY=1 scripts/results.sh       # only the table, from the runs recorded so far
 #
-# Writes one JSON line per run to $OUT (default results/runs.jsonl; train metrics plus the cross-domain
-# test scores) and prints the table from all lines there.
+# Writes one JSON line per run to $OUT (default results/runs.jsonl; train metrics, the cross-domain test
+# scores and TRAIN_ARGS) and prints the table from all lines there: one row per model, mode, TRAIN_ARGS
+# and dataset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CARGO_TARGET_DIR:-target}/release
@@ -35,14 +36,23 @@ for mode in $MODES; do
         python3 - "$dataset" "$cross" >>"$OUT" <<'PY'
 import json, sys
 dataset, cross = sys.argv[1], sys.argv[2]
-m = json.load(open(f"artifacts/{dataset}/model/metrics.json"))
+import glob, os
+metrics = f"artifacts/{dataset}/model/metrics.json"
+m = json.load(open(metrics))
 c = json.load(open(f"artifacts/{cross}/eval/metrics.json"))
 t = m["training"]
+# Timings are in the run's manifest (artifacts stay byte-reproducible): the train run whose
+# metrics.json is the one linked.
+digest = os.path.basename(os.readlink(metrics))
+run = next(r for r in map(lambda p: json.load(open(p)), glob.glob("artifacts/store/runs/*.json"))
+           if r["stage"] == "train" and r["outputs"]["metrics.json"]["digest"] == digest)
+epoch_seconds = run["counts"]["epoch_seconds"]
 print(json.dumps({
     "train_dataset": dataset, "model": m["model"], "mode": m["mode"], "seed": m["seed"],
     "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "cross_dataset": cross,
     "cross_test_f1": c["test"]["f1"], "best_epoch": t["best_epoch"], "epochs": len(t["epochs"]),
-    "seconds": t["seconds"], "seconds_per_epoch": sum(e["seconds"] for e in t["epochs"]) / len(t["epochs"]),
+    "seconds": run["seconds"], "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
+    "args": os.environ.get("TRAIN_ARGS", "").strip(),
 }))
 PY
         tail -1 "$OUT"
@@ -56,19 +66,20 @@ import json, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    runs[(r["train_dataset"], r["model"], r["mode"], r["seed"])] = r  # the latest line of a run wins
+    args = r.get("args", "")
+    runs[(r["train_dataset"], r["model"], r["mode"], args, r["seed"])] = r  # the latest line of a run wins
 groups = {}
-for (dataset, model, mode, seed), r in sorted(runs.items()):
-    groups.setdefault((model, mode, dataset), []).append(r)
+for (dataset, model, mode, args, seed), r in sorted(runs.items()):
+    groups.setdefault((model, mode, args, dataset), []).append(r)
 def spread(values):
     mean = statistics.mean(values)
     if len(values) == 1:
         return f"{mean:.2f}"
     return f"{mean:.2f} ± {statistics.stdev(values):.2f}"
-print("| model | mode | trained on | seeds | dev F1 | test F1 | cross-domain test F1 | epochs (best) | s/epoch |")
-print("|---|---|---|---|---|---|---|---|---|")
-for (model, mode, dataset), rs in sorted(groups.items()):
-    print(f"| {model} | {mode} | {dataset} | {','.join(str(r['seed']) for r in rs)} "
+print("| model | mode | TRAIN_ARGS | trained on | seeds | dev F1 | test F1 | cross-domain test F1 | epochs (best) | s/epoch |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for (model, mode, args, dataset), rs in sorted(groups.items()):
+    print(f"| {model} | {mode} | {'`' + args + '`' if args else ''} | {dataset} | {','.join(str(r['seed']) for r in rs)} "
           f"| {spread([r['dev_f1'] for r in rs])} | {spread([r['test_f1'] for r in rs])} "
           f"| {spread([r['cross_test_f1'] for r in rs])} on {rs[0]['cross_dataset']} "
           f"| {'/'.join(str(r['epochs']) + '(' + str(r['best_epoch']) + ')' for r in rs)} "

@@ -8,6 +8,7 @@ mod bad_inputs;
 mod eval;
 mod ground;
 mod ingest_real_data;
+mod kill;
 mod store;
 mod text;
 mod train;

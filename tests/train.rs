@@ -19,7 +19,7 @@ use crate::common::{self, repo};
 use crate::ground::{Record, photo, store_phrases};
 
 /// (record, BIO labels).
-fn records() -> Vec<(Record<'static>, &'static str)> {
+pub(crate) fn records() -> Vec<(Record<'static>, &'static str)> {
     vec![
         (
             (

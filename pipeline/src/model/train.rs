@@ -51,11 +51,15 @@ impl Default for TrainConfig {
 }
 
 /// One epoch of the training curve.
+///
+/// Wall-clock times are left out of the serialised form: they go into artifacts (metrics.json),
+/// which must be byte-identical for the same seed and inputs. The run's manifest records them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
     pub train_loss: f64,
     pub dev_f1: f64,
+    #[serde(skip_serializing, default)]
     pub seconds: f64,
 }
 
@@ -68,6 +72,8 @@ pub struct TrainReport {
     pub stopped_early: bool,
     pub train_tweets: usize,
     pub dev_tweets: usize,
+    /// Wall-clock seconds in all (left out of artifacts, see [`EpochLog`]).
+    #[serde(skip_serializing, default)]
     pub seconds: f64,
 }
 

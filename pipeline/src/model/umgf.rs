@@ -30,6 +30,22 @@ pub struct UmgfConfig {
     pub no_object_edges: bool,
     /// Ablation: one set of attention and FFN parameters for both modalities.
     pub shared_parameters: bool,
+    /// Score tags from the fused word states concatenated with the encoder states and word shapes
+    /// they started from, as the public UMGF code does. Off (and then left out of the config, so
+    /// earlier models keep their cache keys) unless asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub concat_text: bool,
+}
+
+impl UmgfConfig {
+    /// Width the tag scorer reads beside the fused states.
+    fn emit_extra(&self) -> i64 {
+        if self.concat_text {
+            self.text_dim + self.shape_dim
+        } else {
+            0
+        }
+    }
 }
 
 impl Default for UmgfConfig {
@@ -50,6 +66,7 @@ impl Default for UmgfConfig {
             tags: 9,
             no_object_edges: false,
             shared_parameters: false,
+            concat_text: false,
         }
     }
 }
@@ -266,7 +283,7 @@ impl Umgf {
             layers: (0..c.layers)
                 .map(|l| FusionLayer::new(p / "layers" / l, c))
                 .collect(),
-            emit: nn::linear(p / "emit", c.d, c.tags, Default::default()),
+            emit: nn::linear(p / "emit", c.d + c.emit_extra(), c.tags, Default::default()),
             crf: Crf::new(&(p / "crf"), c.tags),
             config,
         }
@@ -292,19 +309,26 @@ impl Umgf {
         }
     }
 
-    /// Word states after the fusion layers, [batch, words, d].
-    pub fn word_states(&self, batch: &GraphBatch, train: bool) -> Tensor {
-        let c = &self.config;
-        let n = batch.words.size()[1];
-        let text = Tensor::cat(
+    /// Encoder states and word-shape embeddings side by side, [batch, words, text_dim + shape_dim].
+    fn text_input(&self, batch: &GraphBatch) -> Tensor {
+        Tensor::cat(
             &[&batch.words, &self.shape_embedding.forward(&batch.shapes)],
             2,
-        );
+        )
+    }
+
+    /// Word states after the fusion layers, [batch, words, d].
+    pub fn word_states(&self, batch: &GraphBatch, train: bool) -> Tensor {
+        self.fuse(batch, &self.text_input(batch), train)
+    }
+
+    fn fuse(&self, batch: &GraphBatch, text: &Tensor, train: bool) -> Tensor {
+        let c = &self.config;
+        let n = batch.words.size()[1];
         let position = positions(n, c.text_dim + c.shape_dim, text.device()).unsqueeze(0);
-        let text = text + position;
         let mut hx = self
             .text_mlp
-            .forward(&text)
+            .forward(&(text + position))
             .relu()
             .dropout(c.dropout, train);
         let mut ho = self
@@ -321,7 +345,14 @@ impl Umgf {
 
     /// Per-word tag scores, [batch, words, tags].
     pub fn emissions(&self, batch: &GraphBatch, train: bool) -> Tensor {
-        self.emit.forward_t(&self.word_states(batch, train), train)
+        let text = self.text_input(batch);
+        let fused = self.fuse(batch, &text, train);
+        let states = if self.config.concat_text {
+            Tensor::cat(&[fused, text.dropout(self.config.dropout, train)], 2)
+        } else {
+            fused
+        };
+        self.emit.forward_t(&states, train)
     }
 
     /// Mean CRF negative log-likelihood of gold `tags` [batch, words].
@@ -381,11 +412,17 @@ mod tests {
     #[test]
     fn shapes_loss_and_decoding() {
         tch::manual_seed(1);
-        for (no_object_edges, shared_parameters) in [(false, false), (true, false), (false, true)] {
+        for (no_object_edges, shared_parameters, concat_text) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (false, false, true),
+        ] {
             let vs = nn::VarStore::new(Device::Cpu);
             let config = UmgfConfig {
                 no_object_edges,
                 shared_parameters,
+                concat_text,
                 ..small()
             };
             let model = Umgf::new(&vs.root(), config);

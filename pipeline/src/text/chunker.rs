@@ -27,7 +27,7 @@ pub struct ChunkerTraining {
     /// Probability of each tweet-style edit of a training sentence.
     pub tweetify: f64,
     pub seed: u64,
-    /// Use only the first N training sentences (tests); 0 = all.
+    /// Use only the first N training sentences, and the first N test sentences (tests); 0 = all.
     pub limit: usize,
 }
 
@@ -206,6 +206,10 @@ impl NpChunker {
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map_or(0, |(i, _)| i + 1);
+        let test = match config.limit {
+            0 => test,
+            n => &test[..n.min(test.len())],
+        };
         let (p, r, f1) = self.evaluate(test)?;
         Ok(ChunkerReport {
             train_sentences: train.len(),

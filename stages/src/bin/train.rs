@@ -54,6 +54,10 @@ struct Cli {
     /// Ablation: one set of attention and FFN parameters for words and objects.
     #[arg(long)]
     shared_parameters: bool,
+    /// Score tags from the fused states concatenated with the encoder states (the public code's
+    /// variant; the paper's CRF reads the fused states alone).
+    #[arg(long)]
+    concat_text: bool,
     /// Precision of the cached encoder states (see `features`).
     #[arg(long, default_value = "f32")]
     precision: Precision,
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             dropout: cli.dropout,
             no_object_edges: cli.no_object_edges,
             shared_parameters: cli.shared_parameters,
+            concat_text: cli.concat_text,
             ..UmgfConfig::default()
         },
         training: TrainConfig {
@@ -109,6 +114,15 @@ fn main() -> anyhow::Result<()> {
         "{}",
         std::fs::read_to_string(run.artifacts.store.blob_path(&table))?
     );
+    let epochs = &outcome.manifest.counts["epoch_seconds"];
+    if let Some(seconds) = epochs.as_array().filter(|s| !s.is_empty()) {
+        let total: f64 = seconds.iter().filter_map(serde_json::Value::as_f64).sum();
+        eprintln!(
+            "  trained in {:.0} s ({:.1} s per epoch)",
+            outcome.manifest.seconds,
+            total / seconds.len() as f64
+        );
+    }
     eprintln!(
         "  model, metrics, curve and predictions -> {}",
         run.artifacts.root().join(view).display()

@@ -1,0 +1,10 @@
+//! The JSONL dump reader on arbitrary bytes: tweets plus diagnostics, never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use pipeline::io::jsonl;
+
+fuzz_target!(|data: &[u8]| {
+    let path = umgf_fuzz::input_file("jsonl", data);
+    let parsed = jsonl::read(&path).expect("reading a local file only fails on I/O");
+    umgf_fuzz::check_tweets(&parsed);
+});

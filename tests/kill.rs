@@ -1,0 +1,356 @@
+//! Kill-anywhere: every stage is SIGKILLed at random moments; after each kill the store must verify,
+//! and every run that then goes to completion must publish outputs byte-identical to an uninterrupted
+//! run's (same digests). `UMGF_KILLS` kills per stage (default 2 in the test suite; `make kill-test`
+//! runs 50), `UMGF_KILL_SEED` picks the moments.
+//!
+//! The slice: skimage's photos with hand-labelled tweets plus real labelled Twitter-2017 dev tweets,
+//! through ingest, a small chunker (so that the suite does not train the full one), chunk, ground,
+//! text and visual features, graphs, train (2 epochs, frozen) and predict. The child process is this
+//! test binary (the ignored test `kill::child_runs_stage`) calling the same library entry points the
+//! stage binaries call: the store publication under test is the library's.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use pipeline::Digest;
+use pipeline::model::tagger::{ModelKind, TextMode};
+use pipeline::model::train::TrainConfig;
+use pipeline::rng::Rng;
+use pipeline::stages::train::{DatasetArtifacts, TrainParams};
+use pipeline::stages::{chunk, chunker, features, graphs, ground, predict, train, visual_features};
+use pipeline::store::{RunOutcome, Store};
+use pipeline::text::chunker::ChunkerTraining;
+use pipeline::text::encoder::{Precision, default_files};
+use pipeline::vision::{detector, efficientnet};
+
+use crate::common::{self, repo};
+
+const STAGES: [&str; 9] = [
+    "ingest",
+    "chunker",
+    "chunk",
+    "ground",
+    "features",
+    "visual_features",
+    "graphs",
+    "train",
+    "predict",
+];
+const CHILD_TEST: &str = "kill::child_runs_stage";
+const ENV_STAGE: &str = "UMGF_KILL_CHILD_STAGE";
+const ENV_STORE: &str = "UMGF_KILL_CHILD_STORE";
+const ENV_DUMP: &str = "UMGF_KILL_CHILD_DUMP";
+
+/// Each stage's published outputs: output name -> content digest.
+type Outputs = BTreeMap<String, Digest>;
+
+fn outputs(outcome: &RunOutcome) -> Outputs {
+    outcome
+        .manifest
+        .outputs
+        .iter()
+        .map(|(name, entry)| (name.clone(), entry.digest))
+        .collect()
+}
+
+/// Runs the pipeline on `dump` through `last` (earlier stages are cache hits once done) and returns
+/// the outputs of `last`.
+fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
+    let models = repo().join("models");
+    let encoder = default_files(&models);
+    let mut done = BTreeMap::new();
+    let mut step = |name: &str, outcome: RunOutcome| -> bool {
+        done.insert(name.to_owned(), outputs(&outcome));
+        name == last
+    };
+    let ingested = pipeline::stages::ingest::ensure(
+        store,
+        &pipeline::dataset::Dataset::resolve(dump.to_str().unwrap(), None, None).unwrap(),
+        pipeline::stages::ingest::OnError::Fail,
+    )
+    .unwrap();
+    let tweets = ingested
+        .manifest
+        .output(pipeline::stages::ingest::TWEETS)
+        .unwrap()
+        .digest;
+    if step("ingest", ingested) {
+        return done.remove(last).unwrap();
+    }
+    let small_chunker = ChunkerTraining {
+        epochs: 1,
+        limit: 200,
+        ..ChunkerTraining::default()
+    };
+    let inputs = chunker::ChunkerInputs::new(&common::data_dir(), encoder.clone());
+    let trained = chunker::run(store, &inputs, &small_chunker).unwrap();
+    let model = trained.manifest.output(chunker::MODEL).unwrap().digest;
+    if step("chunker", trained) {
+        return done.remove(last).unwrap();
+    }
+    let chunked = chunk::run(store, tweets, model, &encoder).unwrap();
+    let phrases = chunked.manifest.output(chunk::NOUN_PHRASES).unwrap().digest;
+    if step("chunk", chunked) {
+        return done.remove(last).unwrap();
+    }
+    let detector_model = detector::default_model(&models);
+    let grounded = ground::run(
+        store,
+        tweets,
+        phrases,
+        &ground::GroundModels {
+            detector: &detector_model,
+            encoder: &encoder,
+        },
+        &ground::GroundParams::default(),
+    )
+    .unwrap();
+    let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
+    if step("ground", grounded) {
+        return done.remove(last).unwrap();
+    }
+    let text = features::run(store, tweets, &encoder, Precision::F32).unwrap();
+    let text_features = text
+        .manifest
+        .output(features::TEXT_FEATURES)
+        .unwrap()
+        .digest;
+    if step("features", text) {
+        return done.remove(last).unwrap();
+    }
+    let visual = visual_features::run(
+        store,
+        tweets,
+        objects,
+        &efficientnet::default_model(&models),
+    )
+    .unwrap();
+    let visual_features = visual
+        .manifest
+        .output(visual_features::VISUAL_FEATURES)
+        .unwrap()
+        .digest;
+    if step("visual_features", visual) {
+        return done.remove(last).unwrap();
+    }
+    let edges = graphs::run(store, tweets, objects).unwrap();
+    let graph_edges = edges.manifest.output(graphs::EDGES).unwrap().digest;
+    if step("graphs", edges) {
+        return done.remove(last).unwrap();
+    }
+    let inputs = DatasetArtifacts {
+        tweets,
+        text_features,
+        visual_features,
+        graph_edges,
+    };
+    let params = TrainParams {
+        dataset: "kill".into(),
+        kind: ModelKind::Umgf,
+        mode: TextMode::Frozen,
+        model: Default::default(),
+        training: TrainConfig {
+            max_epochs: 2,
+            batch_size: 8,
+            ..TrainConfig::default()
+        },
+    };
+    let trained = train::run(store, &inputs, &encoder, &params).unwrap();
+    let model = predict::ModelFiles {
+        config: store.blob_path(&trained.manifest.output(train::CONFIG).unwrap().digest),
+        weights: store.blob_path(&trained.manifest.output(train::MODEL).unwrap().digest),
+    };
+    if step("train", trained) {
+        return done.remove(last).unwrap();
+    }
+    let predicted = predict::run(
+        store,
+        &model,
+        &inputs,
+        "kill",
+        &encoder,
+        predict::Which::All,
+    )
+    .unwrap();
+    step("predict", predicted);
+    done.remove(last).expect("a known stage")
+}
+
+/// Not a test: the child process the harness kills. Runs the pipeline through one stage.
+#[test]
+#[ignore = "child process of kill::stages_survive_being_killed_anywhere"]
+fn child_runs_stage() {
+    let var = |name: &str| std::env::var(name).expect("run by the kill harness");
+    let store = Store::open(var(ENV_STORE)).unwrap();
+    run_through(&store, Path::new(&var(ENV_DUMP)), &var(ENV_STAGE));
+}
+
+fn spawn(stage: &str, store: &Path, dump: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([CHILD_TEST, "--exact", "--ignored", "--quiet"])
+        .env(ENV_STAGE, stage)
+        .env(ENV_STORE, store)
+        .env(ENV_DUMP, dump)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `stage` in a child process to completion; returns its wall time.
+fn complete(stage: &str, store: &Path, dump: &Path) -> Duration {
+    let started = Instant::now();
+    let status = spawn(stage, store, dump).wait().unwrap();
+    assert!(status.success(), "{stage}: child failed ({status})");
+    started.elapsed()
+}
+
+/// The labelled slice: the photo tweets of `train.rs` plus `n` real Twitter-2017 dev tweets.
+fn write_slice(path: &Path, n: usize) {
+    let mut lines: Vec<String> = crate::train::records()
+        .iter()
+        .map(|((id, text, image, _), labels)| {
+            let labels: Vec<&str> = labels.split_whitespace().collect();
+            serde_json::json!({"id": id, "text": text, "image": image, "labels": labels})
+                .to_string()
+        })
+        .collect();
+    let dev = common::data_dir().join("twitter2017/valid.txt");
+    let parsed = pipeline::io::conll::read(&dev).unwrap();
+    for tweet in parsed.tweets.iter().take(n) {
+        let labels: Vec<String> = tweet
+            .labels
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        lines.push(
+            serde_json::json!({"id": tweet.id, "tokens": tweet.tokens, "image": null, "labels": labels})
+                .to_string(),
+        );
+    }
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// A copy of a store in which every file is a hard link: blobs, manifests and memo entries are
+/// immutable once published, so the copy costs no data.
+fn link_copy(from: &Path, to: &Path) {
+    for entry in walk(from) {
+        let rel = entry.strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::hard_link(&entry, &dest).unwrap();
+    }
+    for dir in ["tmp", "locks", "runs", "blobs", "memo"] {
+        std::fs::create_dir_all(to.join(dir)).unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if !path.starts_with(dir.join("tmp")) && !path.starts_with(dir.join("locks")) {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+fn verify(store: &Path, what: &str) {
+    let report = Store::open(store).unwrap().verify().unwrap();
+    assert!(report.is_valid(), "{what}: {:?}", report.problems);
+}
+
+#[test]
+fn stages_survive_being_killed_anywhere() {
+    let kills: usize = std::env::var("UMGF_KILLS").map_or(2, |v| v.parse().unwrap());
+    let seed: u64 = std::env::var("UMGF_KILL_SEED").map_or(1, |v| v.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("slice.jsonl");
+    write_slice(&dump, 40);
+
+    // The uninterrupted run: each stage's outputs and how long a child takes to run it.
+    let reference = dir.path().join("reference");
+    let mut expected = BTreeMap::new();
+    let mut took = BTreeMap::new();
+    for stage in STAGES {
+        took.insert(stage, complete(stage, &reference, &dump));
+        let store = Store::open(&reference).unwrap();
+        expected.insert(stage, run_through(&store, &dump, stage));
+    }
+
+    // Killed runs: each stage starts from a store where every earlier stage is done (a hard-link
+    // copy of `before`); kills accumulate in it until a run finishes on its own, then a fresh copy
+    // is taken. After the kills, one run to completion.
+    let mut rng = Rng::new(seed);
+    let before = dir.path().join("before");
+    Store::open(&before).unwrap();
+    let (mut total_kills, mut finished_alone, mut completions) = (0, 0, 0);
+    for stage in STAGES {
+        let mut attempt = 0;
+        let mut store = None::<PathBuf>;
+        for kill in 0..kills {
+            let current = store.get_or_insert_with(|| {
+                attempt += 1;
+                let path = dir.path().join(format!("{stage}-{attempt}"));
+                link_copy(&before, &path);
+                path
+            });
+            let limit = took[stage].mul_f64(rng.unit());
+            let mut child = spawn(stage, current, &dump);
+            let started = Instant::now();
+            let mut exited = None;
+            while started.elapsed() < limit {
+                if let Some(status) = child.try_wait().unwrap() {
+                    exited = Some(status);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if exited.is_none() {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                total_kills += 1;
+            }
+            verify(current, &format!("{stage} after kill {}", kill + 1));
+            if let Some(status) = exited {
+                assert!(status.success(), "{stage}: child failed ({status})");
+                finished_alone += 1;
+                let done = run_through(&Store::open(&*current).unwrap(), &dump, stage);
+                assert_eq!(done, expected[stage], "{stage}: outputs differ");
+                completions += 1;
+                store = None;
+            }
+        }
+        if let Some(current) = store {
+            complete(stage, &current, &dump);
+            verify(&current, &format!("{stage} completed"));
+            let done = run_through(&Store::open(&current).unwrap(), &dump, stage);
+            assert_eq!(done, expected[stage], "{stage}: outputs differ");
+            completions += 1;
+        }
+        // The next stage starts where this one is done. `before` is a second uninterrupted run, in
+        // its own store and processes: determinism means its outputs equal the reference's too.
+        complete(stage, &before, &dump);
+        let again = run_through(&Store::open(&before).unwrap(), &dump, stage);
+        assert_eq!(again, expected[stage], "{stage}: a second run differs");
+        eprintln!(
+            "{stage}: uninterrupted {:.1} s; {attempt} fresh copies",
+            took[stage].as_secs_f64()
+        );
+    }
+    eprintln!(
+        "kill-anywhere (seed {seed}): {total_kills} kills, {finished_alone} runs finished before \
+         their kill, {completions} completions, all byte-identical to the uninterrupted run; \
+         store valid after every kill"
+    );
+}
