@@ -144,7 +144,8 @@ def epochs(work):
     runs = {
         "baseline frozen": ["--model", "baseline", "--mode", "frozen", "--max-epochs", "3"],
         "umgf frozen": ["--model", "umgf", "--mode", "frozen", "--max-epochs", "3"],
-        "umgf fine-tune": ["--model", "umgf", "--mode", "fine-tune", "--max-epochs", "2", "--concat-text"],
+        "umgf fine-tune": ["--model", "umgf", "--mode", "fine-tune", "--max-epochs", "2", "--concat-text",
+                           "--encoder-lr", "5e-5", "--linear-decay"],
     }
     results = {}
     for label, args in runs.items():

@@ -22,7 +22,6 @@ use pipeline::stages::{chunk, chunker, features, graphs, ground, predict, train,
 use pipeline::store::{RunOutcome, Store};
 use pipeline::text::chunker::ChunkerTraining;
 use pipeline::text::encoder::{Precision, default_files};
-use pipeline::vision::{detector, efficientnet};
 
 use crate::common::{self, repo};
 
@@ -57,8 +56,7 @@ fn outputs(outcome: &RunOutcome) -> Outputs {
 /// Runs the pipeline on `dump` through `last` (earlier stages are cache hits once done) and returns
 /// the outputs of `last`.
 fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
-    let models = repo().join("models");
-    let encoder = default_files(&models);
+    let encoder = default_files(&repo().join("models"));
     let mut done = BTreeMap::new();
     let mut step = |name: &str, outcome: RunOutcome| -> bool {
         done.insert(name.to_owned(), outputs(&outcome));
@@ -94,18 +92,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
     if step("chunk", chunked) {
         return done.remove(last).unwrap();
     }
-    let detector_model = detector::default_model(&models);
-    let grounded = ground::run(
-        store,
-        tweets,
-        phrases,
-        &ground::GroundModels {
-            detector: &detector_model,
-            encoder: &encoder,
-        },
-        &ground::GroundParams::default(),
-    )
-    .unwrap();
+    let grounded = common::ground(store, tweets, phrases, &ground::GroundParams::default());
     let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
     if step("ground", grounded) {
         return done.remove(last).unwrap();
@@ -119,13 +106,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
     if step("features", text) {
         return done.remove(last).unwrap();
     }
-    let visual = visual_features::run(
-        store,
-        tweets,
-        objects,
-        &efficientnet::default_model(&models),
-    )
-    .unwrap();
+    let visual = common::visual_features(store, tweets, objects);
     let visual_features = visual
         .manifest
         .output(visual_features::VISUAL_FEATURES)
@@ -308,19 +289,20 @@ fn stages_survive_being_killed_anywhere() {
             let limit = took[stage].mul_f64(rng.unit());
             let mut child = spawn(stage, current, &dump);
             let started = Instant::now();
-            let mut exited = None;
-            while started.elapsed() < limit {
+            let exited = loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    exited = Some(status);
-                    break;
+                    break Some(status);
+                }
+                if started.elapsed() >= limit {
+                    break None;
                 }
                 std::thread::sleep(Duration::from_millis(5));
-            }
+            };
             if exited.is_none() {
                 child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
                 total_kills += 1;
             }
+            child.wait().unwrap();
             verify(current, &format!("{stage} after kill {}", kill + 1));
             if let Some(status) = exited {
                 assert!(status.success(), "{stage}: child failed ({status})");

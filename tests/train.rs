@@ -13,7 +13,6 @@ use pipeline::stages::train::{self, DatasetArtifacts, TrainParams};
 use pipeline::stages::{features, graphs, ground, visual_features};
 use pipeline::store::Store;
 use pipeline::text::encoder::{Precision, default_files};
-use pipeline::vision::{detector, efficientnet};
 
 use crate::common::{self, repo};
 use crate::ground::{Record, photo, store_phrases};
@@ -106,30 +105,13 @@ fn model_inputs(
     records: &[Record<'_>],
     grounding: &ground::GroundParams,
 ) -> DatasetArtifacts {
-    let models = repo().join("models");
     let tweets = common::ingest_dump(store, dump);
     let phrases = store_phrases(store, records);
-    let (detector_model, encoder) = (detector::default_model(&models), default_files(&models));
-    let grounded = ground::run(
-        store,
-        tweets,
-        phrases,
-        &ground::GroundModels {
-            detector: &detector_model,
-            encoder: &encoder,
-        },
-        grounding,
-    )
-    .unwrap();
+    let encoder = default_files(&repo().join("models"));
+    let grounded = common::ground(store, tweets, phrases, grounding);
     let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
     let text = features::run(store, tweets, &encoder, Precision::F32).unwrap();
-    let visual = visual_features::run(
-        store,
-        tweets,
-        objects,
-        &efficientnet::default_model(&models),
-    )
-    .unwrap();
+    let visual = common::visual_features(store, tweets, objects);
     let edges = graphs::run(store, tweets, objects).unwrap();
     DatasetArtifacts {
         tweets,

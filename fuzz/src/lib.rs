@@ -15,7 +15,10 @@ pub fn input_file(kind: &str, data: &[u8]) -> PathBuf {
 pub fn check_tweets(parsed: &ParsedFile) {
     for tweet in &parsed.tweets {
         assert!(!tweet.id.is_empty(), "a tweet without id: {tweet:?}");
-        assert!(!tweet.tokens.is_empty(), "a tweet without tokens: {tweet:?}");
+        assert!(
+            !tweet.tokens.is_empty(),
+            "a tweet without tokens: {tweet:?}"
+        );
         assert!(
             tweet.tokens.iter().all(|t| !t.trim().is_empty()),
             "an empty token: {tweet:?}"

@@ -120,3 +120,30 @@ pub fn node_reference(script: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `ground` with the installed detector and text encoder.
+pub fn ground(
+    store: &pipeline::store::Store,
+    tweets: pipeline::Digest,
+    phrases: pipeline::Digest,
+    params: &pipeline::stages::ground::GroundParams,
+) -> pipeline::store::RunOutcome {
+    let models = repo().join("models");
+    let detector = pipeline::vision::detector::default_model(&models);
+    let encoder = pipeline::text::encoder::default_files(&models);
+    let models = pipeline::stages::ground::GroundModels {
+        detector: &detector,
+        encoder: &encoder,
+    };
+    pipeline::stages::ground::run(store, tweets, phrases, &models, params).unwrap()
+}
+
+/// `visual_features` with the installed EfficientNet-Lite0.
+pub fn visual_features(
+    store: &pipeline::store::Store,
+    tweets: pipeline::Digest,
+    objects: pipeline::Digest,
+) -> pipeline::store::RunOutcome {
+    let model = pipeline::vision::efficientnet::default_model(&repo().join("models"));
+    pipeline::stages::visual_features::run(store, tweets, objects, &model).unwrap()
+}
