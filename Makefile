@@ -92,10 +92,13 @@ features: build
 	$(BIN)/features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(COMMON)
 
 # Training: MODEL=umgf|baseline, MODE=frozen|fine-tune, SEED=; TRAIN_ARGS= passes any other option of
-# `target/release/train --help` (e.g. TRAIN_ARGS="--layers 1 --no-object-edges").
+# `target/release/train --help` (e.g. TRAIN_ARGS="--layers 1 --no-object-edges"); a value given there
+# wins over the same option earlier on the line. MODE=fine-tune adds the fine-tune recipe chosen on dev
+# (README, "Choices"); FINE_TUNE_ARGS= drops it.
+FINE_TUNE_ARGS ?= --max-epochs 8 --patience 3 --linear-decay --concat-text --encoder-lr 5e-5
 train: build
 	$(BIN)/train $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) --model $(MODEL) --mode $(MODE) \
-		--seed $(SEED) $(TRAIN_ARGS) $(COMMON)
+		--seed $(SEED) $(if $(filter fine-tune,$(MODE)),$(FINE_TUNE_ARGS)) $(TRAIN_ARGS) $(COMMON)
 
 # MODEL_DIR: a trained model's folder (default: artifacts/twitter2017/model, the latest `make train`).
 eval: build

@@ -79,7 +79,9 @@ def spread(values):
 print("| model | mode | TRAIN_ARGS | trained on | seeds | dev F1 | test F1 | cross-domain test F1 | epochs (best) | s/epoch |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for (model, mode, args, dataset), rs in sorted(groups.items()):
-    print(f"| {model} | {mode} | {'`' + args + '`' if args else ''} | {dataset} | {','.join(str(r['seed']) for r in rs)} "
+    # "*": a run from before the initial weights were seeded (its seed fixed batch order and dropout only).
+    seeds = ','.join(str(r['seed']) + ('*' if r.get('init_seeded') is False else '') for r in rs)
+    print(f"| {model} | {mode} | {'`' + args + '`' if args else ''} | {dataset} | {seeds} "
           f"| {spread([r['dev_f1'] for r in rs])} | {spread([r['test_f1'] for r in rs])} "
           f"| {spread([r['cross_test_f1'] for r in rs])} on {rs[0]['cross_dataset']} "
           f"| {'/'.join(str(r['epochs']) + '(' + str(r['best_epoch']) + ')' for r in rs)} "

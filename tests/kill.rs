@@ -190,30 +190,21 @@ fn complete(stage: &str, store: &Path, dump: &Path) -> Duration {
 
 /// The labelled slice: the photo tweets of `train.rs` plus `n` real Twitter-2017 dev tweets.
 fn write_slice(path: &Path, n: usize) {
-    let mut lines: Vec<String> = crate::train::records()
-        .iter()
-        .map(|((id, text, image, _), labels)| {
-            let labels: Vec<&str> = labels.split_whitespace().collect();
-            serde_json::json!({"id": id, "text": text, "image": image, "labels": labels})
-                .to_string()
-        })
-        .collect();
+    crate::train::write_labelled_dump(path, &crate::train::records());
     let dev = common::data_dir().join("twitter2017/valid.txt");
     let parsed = pipeline::io::conll::read(&dev).unwrap();
+    let mut lines = std::fs::read_to_string(path).unwrap();
     for tweet in parsed.tweets.iter().take(n) {
         let labels: Vec<String> = tweet
             .labels
-            .as_ref()
-            .unwrap()
             .iter()
+            .flatten()
             .map(ToString::to_string)
             .collect();
-        lines.push(
-            serde_json::json!({"id": tweet.id, "tokens": tweet.tokens, "image": null, "labels": labels})
-                .to_string(),
-        );
+        let record = serde_json::json!({"id": tweet.id, "tokens": tweet.tokens, "image": null, "labels": labels});
+        lines += &(record.to_string() + "\n");
     }
-    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    std::fs::write(path, lines).unwrap();
 }
 
 /// A copy of a store in which every file is a hard link: blobs, manifests and memo entries are

@@ -86,7 +86,7 @@ pub(crate) fn records() -> Vec<(Record<'static>, &'static str)> {
     ]
 }
 
-fn write_labelled_dump(path: &Path, records: &[(Record<'_>, &str)]) {
+pub(crate) fn write_labelled_dump(path: &Path, records: &[(Record<'_>, &str)]) {
     let lines: Vec<String> = records
         .iter()
         .map(|((id, text, image, _), labels)| {

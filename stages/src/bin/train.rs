@@ -10,7 +10,9 @@ use pipeline::text::encoder::{Precision, default_files};
 
 #[derive(Parser, Debug)]
 #[command(
-    about = "Train the UMGF tagger (or the text-only baseline) on cached artifacts (stage 6 of umgf)"
+    about = "Train the UMGF tagger (or the text-only baseline) on cached artifacts (stage 6 of umgf)",
+    // A later value of an option wins: `make train` puts the fine-tune recipe before TRAIN_ARGS.
+    args_override_self = true
 )]
 struct Cli {
     #[command(flatten)]
