@@ -163,6 +163,16 @@ mod tests {
         assert_eq!(parsed.tweets[0].tokens, vec!["\u{a0}", "x"]);
     }
 
+    /// Found by `make fuzz` (conll_reader): a token of plain spaces is kept like the no-break space
+    /// above (the fuzz target's check was wrong, not the reader), and an IMGID line's id is trimmed.
+    #[test]
+    fn fuzz_regression_blank_token_and_padded_id() {
+        let parsed = parse("IMGID:      O\n                   \tO\n\n".as_bytes());
+        assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+        assert_eq!(parsed.tweets[0].id, "O");
+        assert_eq!(parsed.tweets[0].tokens, vec!["                   "]);
+    }
+
     #[test]
     fn crlf_and_missing_final_newline_are_fine() {
         let parsed = parse(b"IMGID:1\r\nA\tO\r\nB\tO");
