@@ -57,7 +57,6 @@ pub struct ChunkerReport {
     pub test_precision: f64,
     pub test_recall: f64,
     pub test_f1: f64,
-    pub seconds: f64,
 }
 
 pub struct NpChunker {
@@ -138,7 +137,6 @@ impl NpChunker {
         test: &[ChunkedSentence],
         config: &ChunkerTraining,
     ) -> Result<ChunkerReport> {
-        let started = std::time::Instant::now();
         tch::manual_seed(config.seed as i64);
         let mut rng = Rng::new(config.seed);
         let mut sentences = sentences.to_vec();
@@ -220,7 +218,6 @@ impl NpChunker {
             test_precision: p,
             test_recall: r,
             test_f1: f1,
-            seconds: started.elapsed().as_secs_f64(),
         })
     }
 
