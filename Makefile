@@ -9,6 +9,7 @@
 #   make ground DATASET=dump.jsonl   objects in each tweet's image that its noun phrases point at
 #   make graphs               each tweet's multimodal graph as edge lists
 #   make features             text and visual features (PRECISION=bf16: faster text features)
+#   make features SLURM=1     the same as Slurm array jobs (chunk, ground, features; SHARDS=8 tasks each)
 #   make train                train UMGF (frozen encoder states) on DATASET, print the dev/test table
 #   make train MODEL=baseline MODE=fine-tune SEED=2
 #   make eval DATASET=twitter2015   score the latest twitter2017 model on another test set (cross-domain)
@@ -79,17 +80,41 @@ ingest: build
 chunker: build
 	$(BIN)/chunker $(COMMON)
 
+# Per-record stages (chunk, ground, features) in shards: SLURM=1 submits each as one Slurm array job
+# (SHARDS tasks, default 8), SHARDS=N alone runs N local processes; either way the plain run then
+# merges, and a re-run redoes only shards that did not finish. Upstream per-record stages are sharded
+# first. scripts/shards.sh documents the Slurm settings (README, "Running on a cluster").
+SLURM     ?= 0
+SHARDS    ?= $(if $(filter 1,$(SLURM)),8,1)
+SLURM_PARTITION ?=
+SLURM_TIME ?= 02:00:00
+SLURM_MEM  ?= 8G
+SLURM_CPUS ?= 2
+SLURM_ARGS ?=
+SHARDED   := $(filter 1,$(SLURM))$(filter-out 0 1,$(SHARDS))
+SHARD_RUN := SHARDS=$(SHARDS) SLURM=$(SLURM) BIN=$(BIN) SHARD_LOGS=$(ARTIFACTS)/logs \
+	SLURM_PARTITION="$(SLURM_PARTITION)" SLURM_TIME=$(SLURM_TIME) SLURM_MEM=$(SLURM_MEM) \
+	SLURM_CPUS=$(SLURM_CPUS) SLURM_ARGS="$(SLURM_ARGS)" scripts/shards.sh
+# How a per-record stage runs: `$(RUN)chunk ARGS` is the binary, or the shard driver.
+RUN       := $(if $(SHARDED),$(SHARD_RUN) ,$(BIN)/)
+CHUNK     := chunk $(DATA) --on-error $(ON_ERROR) $(COMMON)
+GROUND    := ground $(DATA) --on-error $(ON_ERROR) $(COMMON)
+FEATURES  := features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(COMMON)
+
 chunk: build
-	$(BIN)/chunk $(DATA) --on-error $(ON_ERROR) $(COMMON)
+	$(RUN)$(CHUNK)
 
 ground: build
-	$(BIN)/ground $(DATA) --on-error $(ON_ERROR) $(COMMON)
+	$(if $(SHARDED),$(RUN)$(CHUNK))
+	$(RUN)$(GROUND)
 
 graphs: build
 	$(BIN)/graphs $(DATA) --on-error $(ON_ERROR) $(COMMON)
 
 features: build
-	$(BIN)/features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(COMMON)
+	$(if $(SHARDED),$(RUN)$(CHUNK))
+	$(if $(SHARDED),$(RUN)$(GROUND))
+	$(RUN)$(FEATURES)
 
 # Training: MODEL=umgf|baseline, MODE=frozen|fine-tune, SEED=; TRAIN_ARGS= passes any other option of
 # `target/release/train --help` (e.g. TRAIN_ARGS="--layers 1 --no-object-edges"); a value given there
@@ -142,10 +167,12 @@ bench: build setup-reference
 		--artifacts $(ARTIFACTS) --out results/bench.md
 
 # --- reliability ----------------------------------------------------------------------------------------
-# Kill-anywhere, full size: every stage SIGKILLed KILLS times at random moments (the test suite runs 2).
+# Kill-anywhere, full size: every stage SIGKILLed KILLS times at random moments in its work, on
+# KILL_TWEETS labelled dev tweets plus the photo tweets (the test suite runs 2 kills on 40 tweets).
 KILLS ?= 50
+KILL_TWEETS ?= 200
 kill-test: build
-	UMGF_KILLS=$(KILLS) cargo test --release -p umgf-tests --test tests kill::stages -- --nocapture
+	UMGF_KILLS=$(KILLS) UMGF_KILL_TWEETS=$(KILL_TWEETS) cargo test --release -p umgf-tests --test tests kill::stages -- --nocapture
 
 # Fuzzing (cargo-fuzz, libFuzzer) of the CoNLL reader, the JSONL reader and the image loader, each for
 # FUZZ_SECONDS, from the seeds fuzz/make_seeds.py writes. RUSTC_BOOTSTRAP: cargo-fuzz passes unstable

@@ -102,10 +102,23 @@ def conll_records(path):
     return records
 
 
+def new_runs(store, before):
+    """{stage: work seconds} of the run manifests in `store` that are not in `before` (a set of names)."""
+    out = {}
+    for path in (store / "runs").glob("*.json"):
+        if path.name not in before:
+            run = json.loads(path.read_text())
+            out[run["stage"]] = out.get(run["stage"], 0.0) + run["seconds"]
+    return out
+
+
 def incremental(work, main_store, data_dir, repeats):
-    """({stage: [cold seconds]}, {stage: [incremental seconds]}, new tweets) over repeats."""
+    """A dump as a user runs it, `make features` then `make graphs` (two processes: every stage from
+    ingest to graphs): cold on Twitter-2017 train in a fresh store, then on the same tweets plus 10%
+    new ones. Returns ({"cold"|"grown": [wall seconds]}, {"cold"|"grown": {stage: [work seconds]}},
+    new tweets); a stage's work seconds are its run manifest's (model loading included)."""
     train = conll_records(data_dir / "twitter2017" / "train.txt")
-    dev = conll_records(data_dir / "twitter2017" / "dev.txt")
+    dev = conll_records(data_dir / "twitter2017" / "valid.txt")
     new = dev[: len(train) // 10]
     dumps = work / "dumps"
     dumps.mkdir(parents=True, exist_ok=True)
@@ -113,16 +126,19 @@ def incremental(work, main_store, data_dir, repeats):
     base.write_text("".join("".join(r) for r in train), encoding="utf-8")
     grown.write_text("".join("".join(r) for r in train + new), encoding="utf-8")
     images = ["--image-dir", str(data_dir / "twitter2017_images")]
-    cold_s, grown_s = {}, {}
+    walls, stages = {}, {}
     for r in range(repeats):
         artifacts = work / "incremental"
         fresh_store(artifacts, main_store)
-        for dump, out in ((base, cold_s), (grown, grown_s)):
-            for name in STAGES:
-                out.setdefault(name, []).append(stage(name, str(dump), artifacts, *images)[0])
-        log(f"incremental {r + 1}/{repeats}: cold {sum(v[-1] for v in cold_s.values()):.1f} s, "
-            f"+{len(new)} tweets {sum(v[-1] for v in grown_s.values()):.1f} s")
-    return cold_s, grown_s, len(new)
+        store = artifacts / "store"
+        for label, dump in (("cold", base), ("grown", grown)):
+            before = {p.name for p in (store / "runs").glob("*.json")}
+            wall = sum(stage(target, str(dump), artifacts, *images)[0] for target in ("features", "graphs"))
+            walls.setdefault(label, []).append(wall)
+            for name, seconds in new_runs(store, before).items():
+                stages.setdefault(label, {}).setdefault(name, []).append(seconds)
+        log(f"incremental {r + 1}/{repeats}: cold {walls['cold'][-1]:.1f} s, +{len(new)} tweets {walls['grown'][-1]:.1f} s")
+    return walls, stages, len(new)
 
 
 def no_op(repeats):
@@ -175,6 +191,8 @@ def main():
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: cold,incremental,noop,epochs,text,vision")
     ap.add_argument("--out", type=Path, help="also write the report here")
     args = ap.parse_args()
+    # Absolute: the stages and the no-op `make` runs see it through UMGF_DATA_DIR.
+    args.data_dir = args.data_dir.resolve()
     skip = set(filter(None, args.skip.split(",")))
     work = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "umgf-bench"
     main_store = args.artifacts / "store"
@@ -195,15 +213,21 @@ def main():
             report.append(f"| {dataset} | {name} | {s:.1f} | {rss:.0f} |")
         report += [f"| both | all | {total:.1f} | |", ""]
     if "incremental" not in skip:
-        cold_s, grown_s, added = incremental(work, main_store, args.data_dir, args.repeats)
-        report += [f"Incremental dump: Twitter-2017 train (cold, fresh store), then the same tweets plus {added} "
-                   "new ones (10%) in the same store:", "",
+        walls, stages, added = incremental(work, main_store, args.data_dir, args.repeats)
+        report += [f"Incremental dump: `features` then `graphs` (what `make features` and `make graphs` run: every "
+                   f"stage, ingest to graphs, in two processes) on Twitter-2017 train in a fresh store, then on the "
+                   f"same tweets plus {added} new ones (10%) in the same store. Per stage, the seconds its run "
+                   "took inside the process (model loading included):", "",
                    "| stage | cold seconds | incremental seconds | fraction |", "|---|---|---|---|"]
-        for name in STAGES:
-            c, i = median(cold_s[name]), median(grown_s[name])
-            report.append(f"| {name} | {c:.1f} | {i:.1f} | {i / c:.2f} |")
-        c, i = (sum(median(v) for v in d.values()) for d in (cold_s, grown_s))
-        report += [f"| all | {c:.1f} | {i:.1f} | {i / c:.2f} (goal <= 0.15) |", ""]
+        order = ["ingest", "chunk", "ground", "features", "visual-features", "graphs"]
+        for name in sorted(stages["cold"], key=lambda n: order.index(n) if n in order else len(order)):
+            c, i = median(stages["cold"][name]), median(stages["grown"].get(name, [0.0]))
+            report.append(f"| {name} | {c:.2f} | {i:.2f} | {i / c:.2f} |")
+        c, i = median(walls["cold"]), median(walls["grown"])
+        overhead = [i - sum(median(v) for v in stages["grown"].values()),
+                    c - sum(median(v) for v in stages["cold"].values())]
+        report += [f"| process start, cache checks, exit | {overhead[1]:.2f} | {overhead[0]:.2f} | |",
+                   f"| **all (wall, both processes)** | {c:.1f} | {i:.1f} | **{i / c:.2f}** (goal <= 0.15) |", ""]
     if "noop" not in skip:
         results = no_op(args.repeats)
         report += ["No-op re-runs on the user's artifacts:", "", "| command | seconds (goal < 1) |", "|---|---|"]

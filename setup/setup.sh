@@ -76,13 +76,18 @@ ref_ok() {
   [[ -f $REF_VENV/umgf-ref.stamp && $(cat "$REF_VENV/umgf-ref.stamp") == "$ref_key" ]] &&
     "$REF_VENV/bin/python" -c '' 2>/dev/null
 }
+slurm_ok() {  # the one-node Slurm cluster tests/shards.rs starts on loopback
+  local tool; for tool in slurmctld slurmd sbatch squeue scancel munged mungekey; do
+    command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || return 1
+  done
+}
 node_ref_ok() {  # cheap: the stamp (package.json + lock) and a node on PATH; no process is started
   [[ -f $NODE_REF/umgf-node.stamp && $(cat "$NODE_REF/umgf-node.stamp") == "$node_key" ]] &&
     [[ -f $NODE_REF/node_modules/@tensorflow/tfjs-core/package.json ]] && command -v node >/dev/null
 }
 
 if [[ -f $VENV/umgf-setup.stamp && $(cat "$VENV/umgf-setup.stamp") == "$all_key" ]] && venv_ok && models_ok &&
-  { [[ $REFERENCE == 0 ]] || { ref_ok && photos_ok && node_ref_ok; }; }; then
+  { [[ $REFERENCE == 0 ]] || { ref_ok && photos_ok && node_ref_ok && slurm_ok; }; }; then
   if [[ $REFERENCE == 1 ]]; then
     say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/, .venv-ref, .node-ref)"
   else
@@ -307,6 +312,31 @@ console.log(`setup: .node-ref: tfjs-core ${tf.version_core}, converter ${conv.ve
     echo "$node_key" > "$tmp/umgf-node.stamp"
     chmod 755 "$tmp"
     rm -rf "$NODE_REF"; mv "$tmp" "$NODE_REF"
+  fi
+fi
+
+# ---- 6. Slurm (REFERENCE=1) ---------------------------------------------------------------------
+# Debian's slurmctld, slurmd, slurm-client and munge, for the test that runs stages as Slurm array
+# jobs on a one-node cluster it starts on loopback (tests/shards.rs, config in tests/slurm/). Only
+# the packages are installed: no daemon is started or enabled here.
+if [[ $REFERENCE == 1 ]]; then
+  if slurm_ok; then
+    say "slurm and munge present"
+  elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing slurmctld slurmd slurm-client munge with apt-get (for tests/shards.rs)"
+    export DEBIAN_FRONTEND=noninteractive
+    pkgs=(slurmctld slurmd slurm-client munge)
+    apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null; } ||
+      die "apt-get install ${pkgs[*]} failed"
+    # Debian starts the services it installs where an init system runs; the test starts its own.
+    for service in slurmctld slurmd munge; do
+      command -v systemctl >/dev/null && systemctl disable --now "$service" >/dev/null 2>&1 || true
+    done
+    slurm_ok || die "slurm tools still missing after apt-get install"
+  else
+    die "REFERENCE=1 needs Slurm and munge for tests/shards.rs (Debian/Ubuntu as root: apt-get install \
+--no-install-recommends slurmctld slurmd slurm-client munge) and re-run."
   fi
 fi
 

@@ -9,6 +9,7 @@
 //! test binary (the ignored test `kill::child_runs_stage`) calling the same library entry points the
 //! stage binaries call: the store publication under test is the library's.
 use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ const STAGES: [&str; 9] = [
     "train",
     "predict",
 ];
+/// The signal `Child::kill` sends (POSIX fixes its number).
+const SIGKILL: i32 = 9;
 const CHILD_TEST: &str = "kill::child_runs_stage";
 const ENV_STAGE: &str = "UMGF_KILL_CHILD_STAGE";
 const ENV_STORE: &str = "UMGF_KILL_CHILD_STORE";
@@ -60,8 +63,17 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
     let mut done = BTreeMap::new();
     let mut step = |name: &str, outcome: RunOutcome| -> bool {
         done.insert(name.to_owned(), outputs(&outcome));
+        if name == last {
+            announce(DONE_MARK);
+        }
         name == last
     };
+    let begin = |name: &str| {
+        if name == last {
+            announce(START_MARK);
+        }
+    };
+    begin("ingest");
     let ingested = pipeline::stages::ingest::ensure(
         store,
         &pipeline::dataset::Dataset::resolve(dump.to_str().unwrap(), None, None).unwrap(),
@@ -82,21 +94,25 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         ..ChunkerTraining::default()
     };
     let inputs = chunker::ChunkerInputs::new(&common::data_dir(), encoder.clone());
+    begin("chunker");
     let trained = chunker::run(store, &inputs, &small_chunker).unwrap();
     let model = trained.manifest.output(chunker::MODEL).unwrap().digest;
     if step("chunker", trained) {
         return done.remove(last).unwrap();
     }
+    begin("chunk");
     let chunked = chunk::run(store, tweets, model, &encoder).unwrap();
     let phrases = chunked.manifest.output(chunk::NOUN_PHRASES).unwrap().digest;
     if step("chunk", chunked) {
         return done.remove(last).unwrap();
     }
+    begin("ground");
     let grounded = common::ground(store, tweets, phrases, &ground::GroundParams::default());
     let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
     if step("ground", grounded) {
         return done.remove(last).unwrap();
     }
+    begin("features");
     let text = features::run(store, tweets, &encoder, Precision::F32).unwrap();
     let text_features = text
         .manifest
@@ -106,6 +122,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
     if step("features", text) {
         return done.remove(last).unwrap();
     }
+    begin("visual_features");
     let visual = common::visual_features(store, tweets, objects);
     let visual_features = visual
         .manifest
@@ -115,6 +132,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
     if step("visual_features", visual) {
         return done.remove(last).unwrap();
     }
+    begin("graphs");
     let edges = graphs::run(store, tweets, objects).unwrap();
     let graph_edges = edges.manifest.output(graphs::EDGES).unwrap().digest;
     if step("graphs", edges) {
@@ -137,6 +155,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
             ..TrainConfig::default()
         },
     };
+    begin("train");
     let trained = train::run(store, &inputs, &encoder, &params).unwrap();
     let model = predict::ModelFiles {
         config: store.blob_path(&trained.manifest.output(train::CONFIG).unwrap().digest),
@@ -145,6 +164,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
     if step("train", trained) {
         return done.remove(last).unwrap();
     }
+    begin("predict");
     let predicted = predict::run(
         store,
         &model,
@@ -158,6 +178,31 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
     done.remove(last).expect("a known stage")
 }
 
+/// Written by the child to its stdout when the stage under test starts its own work (every earlier
+/// stage is a cache hit by then) and when that work returns, so that kill moments fall in the stage's
+/// work, not in process start, model loading or exit.
+const START_MARK: &str = "umgf-kill: stage starts";
+const DONE_MARK: &str = "umgf-kill: stage done";
+
+/// Writes `mark` to stdout in a child (past libtest's output capture, which only takes `print!`).
+/// After the start mark the child waits for the harness's go (a line on stdin): the harness's clock
+/// then starts no later than the work does, whatever the pipe's latency, so that a moment within the
+/// work's duration is never past its end.
+fn announce(mark: &str) {
+    use std::io::{BufRead, Write};
+    if std::env::var_os(ENV_STAGE).is_some() {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{mark}").unwrap();
+        out.flush().unwrap();
+        if mark == START_MARK {
+            std::io::stdin()
+                .lock()
+                .read_line(&mut String::new())
+                .unwrap();
+        }
+    }
+}
+
 /// Not a test: the child process the harness kills. Runs the pipeline through one stage.
 #[test]
 #[ignore = "child process of kill::stages_survive_being_killed_anywhere"]
@@ -167,44 +212,70 @@ fn child_runs_stage() {
     run_through(&store, Path::new(&var(ENV_DUMP)), &var(ENV_STAGE));
 }
 
-fn spawn(stage: &str, store: &Path, dump: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+/// A child running one stage: the moment its stage started work (None: it exited first), and the
+/// moment that work returns, once it has.
+struct Running {
+    child: Child,
+    started: Option<Instant>,
+    done: std::sync::mpsc::Receiver<Instant>,
+}
+
+fn spawn(stage: &str, store: &Path, dump: &Path) -> Running {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args([CHILD_TEST, "--exact", "--ignored", "--quiet"])
         .env(ENV_STAGE, stage)
         .env(ENV_STORE, store)
         .env(ENV_DUMP, dump)
         .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap()
-}
-
-/// Runs `stage` in a child process to completion; returns its wall time.
-fn complete(stage: &str, store: &Path, dump: &Path) -> Duration {
-    let started = Instant::now();
-    let status = spawn(stage, store, dump).wait().unwrap();
-    assert!(status.success(), "{stage}: child failed ({status})");
-    started.elapsed()
-}
-
-/// The labelled slice: the photo tweets of `train.rs` plus `n` real Twitter-2017 dev tweets.
-fn write_slice(path: &Path, n: usize) {
-    crate::train::write_labelled_dump(path, &crate::train::records());
-    let dev = common::data_dir().join("twitter2017/valid.txt");
-    let parsed = pipeline::io::conll::read(&dev).unwrap();
-    let mut lines = std::fs::read_to_string(path).unwrap();
-    for tweet in parsed.tweets.iter().take(n) {
-        let labels: Vec<String> = tweet
-            .labels
-            .iter()
-            .flatten()
-            .map(ToString::to_string)
-            .collect();
-        let record = serde_json::json!({"id": tweet.id, "tokens": tweet.tokens, "image": null, "labels": labels});
-        lines += &(record.to_string() + "\n");
+        .unwrap();
+    // Reads the child's stdout to its end (so that it never blocks on a full pipe) and reports each
+    // mark as soon as it arrives.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let tx = if line.contains(START_MARK) {
+                &started_tx
+            } else if line.contains(DONE_MARK) {
+                &done_tx
+            } else {
+                continue;
+            };
+            let _ = tx.send(Instant::now());
+        }
+    });
+    let mut go = child.stdin.take().unwrap();
+    let started = started_rx.recv().ok().map(|_| {
+        use std::io::Write;
+        let started = Instant::now();
+        go.write_all(b"go\n").unwrap();
+        started
+    });
+    Running {
+        child,
+        started,
+        done,
     }
-    std::fs::write(path, lines).unwrap();
+}
+
+/// Runs `stage` in a child process to completion; returns how long its own work took (between the
+/// marks).
+fn complete(stage: &str, store: &Path, dump: &Path) -> Duration {
+    let mut running = spawn(stage, store, dump);
+    let status = running.child.wait().unwrap();
+    assert!(status.success(), "{stage}: child failed ({status})");
+    let started = running.started.expect("the child announces its stage");
+    let done = running.done.recv().expect("the child announces its end");
+    done - started
 }
 
 /// A copy of a store in which every file is a hard link: blobs, manifests and memo entries are
@@ -246,11 +317,12 @@ fn verify(store: &Path, what: &str) {
 fn stages_survive_being_killed_anywhere() {
     let kills: usize = std::env::var("UMGF_KILLS").map_or(2, |v| v.parse().unwrap());
     let seed: u64 = std::env::var("UMGF_KILL_SEED").map_or(1, |v| v.parse().unwrap());
+    let tweets: usize = std::env::var("UMGF_KILL_TWEETS").map_or(40, |v| v.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("slice.jsonl");
-    write_slice(&dump, 40);
+    common::write_labelled_slice(&dump, tweets);
 
-    // The uninterrupted run: each stage's outputs and how long a child takes to run it.
+    // The uninterrupted run: each stage's outputs and how long its own work takes.
     let reference = dir.path().join("reference");
     let mut expected = BTreeMap::new();
     let mut took = BTreeMap::new();
@@ -266,37 +338,43 @@ fn stages_survive_being_killed_anywhere() {
     let mut rng = Rng::new(seed);
     let before = dir.path().join("before");
     Store::open(&before).unwrap();
-    let (mut total_kills, mut finished_alone, mut completions) = (0, 0, 0);
+    let (mut total_kills, mut total_finished_alone, mut completions) = (0, 0, 0);
     for stage in STAGES {
         let mut attempt = 0;
         let mut store = None::<PathBuf>;
-        for kill in 0..kills {
+        // Runs that finish before their moment do not count: tries go on until `kills` SIGKILLs
+        // (bounded, in case a stage is too quick to catch).
+        let (mut stage_kills, mut finished_alone) = (0, 0);
+        for kill in 0..kills * 4 {
+            if stage_kills == kills {
+                break;
+            }
             let current = store.get_or_insert_with(|| {
                 attempt += 1;
                 let path = dir.path().join(format!("{stage}-{attempt}"));
                 link_copy(&before, &path);
                 path
             });
-            let limit = took[stage].mul_f64(rng.unit());
-            let mut child = spawn(stage, current, &dump);
-            let started = Instant::now();
-            let exited = loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    break Some(status);
-                }
-                if started.elapsed() >= limit {
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            };
-            if exited.is_none() {
-                child.kill().unwrap(); // SIGKILL
-                total_kills += 1;
+            // A moment uniform over the stage's own work in the uninterrupted run.
+            let after = took[stage].mul_f64(rng.unit());
+            let mut running = spawn(stage, current, &dump);
+            if let Some(started) = running.started {
+                std::thread::sleep((started + after).saturating_duration_since(Instant::now()));
             }
-            child.wait().unwrap();
-            verify(current, &format!("{stage} after kill {}", kill + 1));
-            if let Some(status) = exited {
-                assert!(status.success(), "{stage}: child failed ({status})");
+            // A kill after the work returned lands in process exit: it counts as a finished run.
+            let work_done = running.done.try_recv().is_ok();
+            running.child.kill().unwrap(); // SIGKILL; harmless if it has already exited
+            let status = running.child.wait().unwrap();
+            let killed = !work_done && status.signal() == Some(SIGKILL);
+            if killed {
+                stage_kills += 1;
+            }
+            verify(current, &format!("{stage} after try {}", kill + 1));
+            if !killed {
+                assert!(
+                    work_done || status.success(),
+                    "{stage}: child failed ({status})"
+                );
                 finished_alone += 1;
                 let done = run_through(&Store::open(&*current).unwrap(), &dump, stage);
                 assert_eq!(done, expected[stage], "{stage}: outputs differ");
@@ -317,13 +395,17 @@ fn stages_survive_being_killed_anywhere() {
         let again = run_through(&Store::open(&before).unwrap(), &dump, stage);
         assert_eq!(again, expected[stage], "{stage}: a second run differs");
         eprintln!(
-            "{stage}: uninterrupted {:.1} s; {attempt} fresh copies",
+            "{stage}: work {:.3} s uninterrupted; {stage_kills} kills, {finished_alone} runs \
+             finished first; {attempt} fresh copies",
             took[stage].as_secs_f64()
         );
+        assert_eq!(stage_kills, kills, "{stage}: too quick to kill");
+        total_kills += stage_kills;
+        total_finished_alone += finished_alone;
     }
     eprintln!(
-        "kill-anywhere (seed {seed}): {total_kills} kills, {finished_alone} runs finished before \
-         their kill, {completions} completions, all byte-identical to the uninterrupted run; \
-         store valid after every kill"
+        "kill-anywhere (seed {seed}, {tweets} dev tweets + the photo tweets): {total_kills} kills, \
+         {total_finished_alone} runs finished before their kill, {completions} completions, all \
+         byte-identical to the uninterrupted run; store valid after every kill"
     );
 }

@@ -2,7 +2,7 @@
 //! one CoNLL file or JSONL dump.
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::io::Format;
 use crate::schema::Split;
 
@@ -54,6 +54,10 @@ impl Dataset {
                     dir.display()
                 )));
             }
+            // Tweets record their image paths: spelled canonically, the same data directory always
+            // gives the same `tweets` artifact (`../shared/data` and `/work/shared/data` alike).
+            let data_dir = data_dir.canonicalize().at(data_dir)?;
+            let dir = data_dir.join(name);
             let sources = BENCHMARK_SPLITS
                 .iter()
                 .map(|(split, file)| Source {

@@ -49,6 +49,10 @@ impl Digest {
         Self::of_bytes(canonical_json(value).as_bytes())
     }
 
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     pub fn hex(&self) -> String {
         self.to_string()
     }

@@ -11,10 +11,10 @@ use pipeline::stages::ground::{self, GroundParams};
 use pipeline::stages::ingest::{self, OnError};
 use pipeline::stages::train::DatasetArtifacts;
 use pipeline::stages::{features, graphs, predict, visual_features};
-use pipeline::store::RunOutcome;
+use pipeline::store::{RunOutcome, Shard};
 use pipeline::text::chunker::ChunkerTraining;
 use pipeline::text::encoder::Precision;
-use pipeline::text::encoder::default_files;
+use pipeline::text::encoder::{EncoderFiles, default_files};
 
 /// Arguments every stage takes.
 #[derive(Args, Debug)]
@@ -28,6 +28,32 @@ pub struct Common {
     /// The folder `make setup` fills with weights.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
+    #[command(flatten)]
+    pub chunker: ChunkerArgs,
+}
+
+/// Which noun-phrase chunker the stages use: it is trained on CoNLL-2000 on first use (about 10
+/// minutes on 2 cores), then cached. Every stage takes these, so that all agree on the chunker.
+#[derive(Args, Debug)]
+pub struct ChunkerArgs {
+    #[arg(long, default_value_t = ChunkerTraining::default().epochs)]
+    pub chunker_epochs: usize,
+    #[arg(long, default_value_t = ChunkerTraining::default().seed)]
+    pub chunker_seed: u64,
+    /// Train the chunker on the first N CoNLL-2000 sentences only (quick checks and tests; 0 = all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub chunker_limit: usize,
+}
+
+impl ChunkerArgs {
+    pub fn training(&self) -> ChunkerTraining {
+        ChunkerTraining {
+            epochs: self.chunker_epochs,
+            seed: self.chunker_seed,
+            limit: self.chunker_limit,
+            ..ChunkerTraining::default()
+        }
+    }
 }
 
 /// Which tweets a stage works on; every stage after ingest runs ingest first (a cache hit normally).
@@ -125,8 +151,7 @@ pub fn objects(
         .manifest
         .output(chunk::NOUN_PHRASES)?
         .digest;
-    let detector = pipeline::vision::detector::default_model(&common.models);
-    let encoder = default_files(&common.models);
+    let (detector, encoder) = ground_models(common);
     let models = ground::GroundModels {
         detector: &detector,
         encoder: &encoder,
@@ -140,6 +165,14 @@ pub fn objects(
     )?)
 }
 
+/// The files of the models `ground` uses: the detector's and the text encoder's.
+pub fn ground_models(common: &Common) -> (PathBuf, EncoderFiles) {
+    (
+        pipeline::vision::detector::default_model(&common.models),
+        default_files(&common.models),
+    )
+}
+
 /// Runs `chunk` on the tweets (training the chunker first if it never was; both cached) and returns
 /// the outcome: the `noun_phrases` artifact and its counts.
 pub fn noun_phrases(
@@ -147,14 +180,64 @@ pub fn noun_phrases(
     artifacts: &Artifacts,
     tweets: Digest,
 ) -> anyhow::Result<RunOutcome> {
+    let (model, encoder) = chunker_model(common, artifacts)?;
+    Ok(chunk::run(&artifacts.store, tweets, model, &encoder)?)
+}
+
+/// The trained chunker's digest (training it first if it never was; cached) and the encoder files it
+/// runs on.
+pub fn chunker_model(
+    common: &Common,
+    artifacts: &Artifacts,
+) -> anyhow::Result<(Digest, EncoderFiles)> {
     let encoder = default_files(&common.models);
     let trained = chunker::run(
         &artifacts.store,
         &ChunkerInputs::new(&common.require_data_dir()?, encoder.clone()),
-        &ChunkerTraining::default(),
+        &common.chunker.training(),
     )?;
-    let model = trained.manifest.output(chunker::MODEL)?.digest;
-    Ok(chunk::run(&artifacts.store, tweets, model, &encoder)?)
+    Ok((trained.manifest.output(chunker::MODEL)?.digest, encoder))
+}
+
+/// Sharded runs of a per-record stage (`chunk`, `ground`, `features`; README, "Running on a
+/// cluster"): `scripts/shards.sh` asks which shards are missing, runs them (Slurm array tasks or
+/// local processes), then runs the stage plainly, which merges.
+#[derive(Args, Debug)]
+pub struct ShardArgs {
+    /// Do only shard K of N of the stage's records (0 <= K < N), into the store, for the plain run
+    /// to merge. A Slurm array task passes --shard $SLURM_ARRAY_TASK_ID/N.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Print which of N shards have not run, as "K,K,..." (nothing once the stage has merged), and
+    /// exit.
+    #[arg(long, value_name = "N", conflicts_with = "shard")]
+    pub missing_shards: Option<u32>,
+}
+
+/// What a per-record stage binary is asked to do.
+pub enum ShardMode {
+    /// The plain run: everything (a merge, when shards ran before).
+    Whole,
+    Shard(Shard),
+    /// List the shards of N that have not run.
+    Missing(u32),
+}
+
+impl ShardArgs {
+    pub fn mode(&self) -> ShardMode {
+        match (self.shard, self.missing_shards) {
+            (Some(shard), _) if !shard.is_whole() => ShardMode::Shard(shard),
+            (_, Some(count)) => ShardMode::Missing(count),
+            _ => ShardMode::Whole,
+        }
+    }
+}
+
+/// Prints `--missing-shards`' answer on stdout: the indices, comma-separated.
+pub fn print_missing_shards(missing: impl IntoIterator<Item = Shard>) {
+    let indices: std::collections::BTreeSet<u32> = missing.into_iter().map(|s| s.index).collect();
+    let list: Vec<String> = indices.iter().map(u32::to_string).collect();
+    println!("{}", list.join(","));
 }
 
 /// Runs every stage the model reads on the dataset (text features, chunk, ground, visual features,
@@ -277,6 +360,12 @@ impl DatasetRun {
     /// Prints the run's report line (see [`describe`]).
     pub fn report(&self, stage: &str, outcome: &RunOutcome) {
         report(stage, &self.dataset.label, outcome, self.started);
+    }
+
+    /// Prints a shard run's report line and what it did with its records.
+    pub fn report_shard(&self, stage: &str, shard: Shard, outcome: &RunOutcome) {
+        self.report(&format!("{stage} shard {shard}"), outcome);
+        eprintln!("  {}", outcome.manifest.counts);
     }
 }
 

@@ -147,3 +147,22 @@ pub fn visual_features(
     let model = pipeline::vision::efficientnet::default_model(&repo().join("models"));
     pipeline::stages::visual_features::run(store, tweets, objects, &model).unwrap()
 }
+
+/// The labelled slice: the photo tweets of `train.rs` plus `n` real Twitter-2017 dev tweets.
+pub fn write_labelled_slice(path: &Path, n: usize) {
+    crate::train::write_labelled_dump(path, &crate::train::records());
+    let dev = data_dir().join("twitter2017/valid.txt");
+    let parsed = pipeline::io::conll::read(&dev).unwrap();
+    let mut lines = std::fs::read_to_string(path).unwrap();
+    for tweet in parsed.tweets.iter().take(n) {
+        let labels: Vec<String> = tweet
+            .labels
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        let record = serde_json::json!({"id": tweet.id, "tokens": tweet.tokens, "image": null, "labels": labels});
+        lines += &(record.to_string() + "\n");
+    }
+    std::fs::write(path, lines).unwrap();
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::schema::{NounPhrase, Tweet, noun_phrases};
-use crate::store::{MemoStats, RunOutcome, RunSpec, Store};
+use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::chunker::NpChunker;
 use crate::text::encoder::EncoderFiles;
 use crate::text::np::np_spans;
@@ -60,6 +60,33 @@ pub fn run(
             "memo_computed": stats.computed,
         }))
     })
+}
+
+/// Shard `shard` of the run (see [`Shard`]): chunks the tweets it owns, by text digest, into the memo;
+/// the whole run then merges.
+pub fn run_shard(
+    store: &Store,
+    tweets: Digest,
+    chunker: Digest,
+    encoder: &EncoderFiles,
+    shard: Shard,
+) -> Result<RunOutcome> {
+    store.run(&shard.spec(&spec(tweets, chunker)), |_| {
+        let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        tweets.retain(|t| shard.owns(&t.text_digest));
+        let (_, stats) = phrases_of(store, &tweets, chunker, encoder)?;
+        Ok(stats.shard_counts(tweets.len()))
+    })
+}
+
+/// The shards of `count` that have not run (see [`Store::missing_shards`]).
+pub fn missing_shards(
+    store: &Store,
+    tweets: Digest,
+    chunker: Digest,
+    count: u32,
+) -> Result<Vec<Shard>> {
+    store.missing_shards(&spec(tweets, chunker), count)
 }
 
 /// Word ranges `start..end` of each noun phrase of one tweet.

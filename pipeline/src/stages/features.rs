@@ -1,7 +1,7 @@
 //! `features`, text part: per tweet its word pieces, each word's first piece, word shapes, and (for the
 //! frozen training mode) the encoder's last hidden state at each word's first piece. The encoder work is
 //! memoised per tweet by (text digest, encoder digest): a dump that repeats old tweets computes only the
-//! new ones. The visual part (object crops) is not built yet.
+//! new ones. The visual part is `visual_features`.
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::schema::{TextFeatures, Tweet, text_features};
-use crate::store::{RunOutcome, RunSpec, Store};
+use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, Precision, TextEncoder};
 use crate::text::shape::word_shape;
 use crate::text::tokenizer::Pieces;
@@ -43,36 +43,10 @@ pub fn run(
     precision: Precision,
 ) -> Result<RunOutcome> {
     let encoder_digest = encoder.digest()?;
-    let precision_name = format!("{precision:?}");
     store.run(&spec(tweets, encoder_digest, precision), |outputs| {
         let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
-        let keys: Vec<Digest> = tweets
-            .iter()
-            .map(|t| {
-                Digest::of_strings([
-                    t.text_digest.hex(),
-                    encoder_digest.hex(),
-                    precision_name.clone(),
-                ])
-            })
-            .collect();
-        let mut model = None;
-        let bar = crate::progress::bar(tweets.len() as u64, "features");
-        let (payloads, stats) = store
-            .memo(MEMO)?
-            .get_or_compute(&keys, MEMO_CHUNK, |missing| {
-                let model = match &mut model {
-                    Some(model) => model,
-                    None => {
-                        model.insert(TextEncoder::load(encoder, crate::torch::default_device())?)
-                    }
-                };
-                let out = encode(model, missing.iter().map(|&i| &tweets[i]))?;
-                bar.inc(missing.len() as u64);
-                Ok(out)
-            })?;
-        bar.finish_and_clear();
-        stats.log("encoded", "tweets");
+        let (payloads, stats) =
+            encode_memoised(store, &tweets, encoder, encoder_digest, precision)?;
         let rows = tweets
             .iter()
             .zip(&payloads)
@@ -96,6 +70,76 @@ pub fn run(
             "memo_computed": stats.computed,
         }))
     })
+}
+
+/// Shard `shard` of the run (see [`Shard`]): encodes the tweets it owns, by text digest, into the
+/// memo; the whole run then merges.
+pub fn run_shard(
+    store: &Store,
+    tweets: Digest,
+    encoder: &EncoderFiles,
+    precision: Precision,
+    shard: Shard,
+) -> Result<RunOutcome> {
+    let encoder_digest = encoder.digest()?;
+    store.run(
+        &shard.spec(&spec(tweets, encoder_digest, precision)),
+        |_| {
+            let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+            tweets.retain(|t| shard.owns(&t.text_digest));
+            let (_, stats) = encode_memoised(store, &tweets, encoder, encoder_digest, precision)?;
+            Ok(stats.shard_counts(tweets.len()))
+        },
+    )
+}
+
+/// The shards of `count` that have not run (see [`Store::missing_shards`]).
+pub fn missing_shards(
+    store: &Store,
+    tweets: Digest,
+    encoder: &EncoderFiles,
+    precision: Precision,
+    count: u32,
+) -> Result<Vec<Shard>> {
+    store.missing_shards(&spec(tweets, encoder.digest()?, precision), count)
+}
+
+/// The memo payload of each tweet, encoding (and storing) those not memoised yet; the encoder is
+/// loaded only if needed.
+fn encode_memoised(
+    store: &Store,
+    tweets: &[Tweet],
+    encoder: &EncoderFiles,
+    encoder_digest: Digest,
+    precision: Precision,
+) -> Result<(Vec<Vec<u8>>, MemoStats)> {
+    let precision_name = format!("{precision:?}");
+    let keys: Vec<Digest> = tweets
+        .iter()
+        .map(|t| {
+            Digest::of_strings([
+                t.text_digest.hex(),
+                encoder_digest.hex(),
+                precision_name.clone(),
+            ])
+        })
+        .collect();
+    let mut model = None;
+    let bar = crate::progress::bar(tweets.len() as u64, "features");
+    let (payloads, stats) = store
+        .memo(MEMO)?
+        .get_or_compute(&keys, MEMO_CHUNK, |missing| {
+            let model = match &mut model {
+                Some(model) => model,
+                None => model.insert(TextEncoder::load_for_inference(encoder, crate::torch::default_device())?),
+            };
+            let out = encode(model, missing.iter().map(|&i| &tweets[i]))?;
+            bar.inc(missing.len() as u64);
+            Ok(out)
+        })?;
+    bar.finish_and_clear();
+    stats.log("encoded", "tweets");
+    Ok((payloads, stats))
 }
 
 /// Memo payload of each tweet: piece count, pieces, word count, word starts (u32 LE), states (f32 LE).

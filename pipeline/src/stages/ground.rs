@@ -16,7 +16,7 @@ use crate::grounding::{
     class_match_identity,
 };
 use crate::schema::{GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet, objects};
-use crate::store::{MemoStats, RunOutcome, RunSpec, Store};
+use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, TextEncoder};
 use crate::vision::detector::{CenterNet, Detection, DetectorConfig};
 use crate::vision::image::load_rgb;
@@ -136,70 +136,20 @@ pub fn run(
     models: &GroundModels<'_>,
     params: &GroundParams,
 ) -> Result<RunOutcome> {
-    let detector_digest = CenterNet::digest(models.detector)?;
-    let encoder_digest = models.encoder.digest()?;
-    let spec = spec(tweets, phrases, detector_digest, encoder_digest, params);
+    let digests = ModelDigests::of(models)?;
+    let spec = spec(tweets, phrases, digests.detector, digests.encoder, params);
     store.run(&spec, |outputs| {
         let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
         let phrases = crate::stages::chunk::read_noun_phrases(&store.blob_path(&phrases))?;
-        let (images, image_stats) = detect_images(
-            store,
-            &tweets,
-            models.detector,
-            detector_digest,
-            &params.detector,
-        )?;
-        let mut by_tweet: HashMap<&str, Vec<&NounPhrase>> = HashMap::new();
-        for p in &phrases {
-            by_tweet.entry(p.tweet_id.as_str()).or_default().push(p);
-        }
-
-        // Tweets with an image that has detections are the only grounding work.
-        let mut work: Vec<WorkItem<'_>> = Vec::new();
-        let mut grid_rows = Vec::new();
-        let mut report = Vec::new();
-        for tweet in &tweets {
-            let Some(image) = tweet.image_digest.and_then(|d| images.get(&d)) else {
-                continue;
-            };
-            match &image.result {
-                ImageResult::Bad { reason } => report.push(json!({
-                    "tweet_id": tweet.id,
-                    "image": tweet.image_path,
-                    "reason": reason,
-                })),
-                ImageResult::Ok { width, height, .. } if params.grid > 0 => {
-                    grid_rows.extend(grid_cells(&tweet.id, *width, *height, params.grid));
-                }
-                ImageResult::Ok {
-                    width,
-                    height,
-                    detections,
-                } if !detections.is_empty() => work.push(WorkItem {
-                    tweet,
-                    image_key: image.key,
-                    width: *width,
-                    height: *height,
-                    detections,
-                    queries: queries_of(by_tweet.get(tweet.id.as_str()), &params.general_words),
-                }),
-                ImageResult::Ok { .. } => {}
-            }
-        }
-        let (matches, ground_stats) =
-            ground_tweets(store, &work, models.encoder, encoder_digest, params)?;
-
-        let mut rows = grid_rows;
-        for (item, matches) in work.iter().zip(&matches) {
-            rows.extend(select(item, matches, params.max_objects));
-        }
+        let grounded = ground_all(store, &tweets, &phrases, models, digests, params)?;
+        let rows = grounded.rows;
         crate::io::parquet::write(
             &outputs.path(OBJECTS),
             &objects::to_batch(&rows)?,
             objects::NAME,
             objects::VERSION,
         )?;
-        write_report(&outputs.path(REPORT), &report)?;
+        write_report(&outputs.path(REPORT), &grounded.report)?;
         let with_image = tweets
             .iter()
             .filter(|t| t.image_status == ImageStatus::Ok)
@@ -213,15 +163,151 @@ pub fn run(
         Ok(json!({
             "tweets": tweets.len(),
             "tweets_with_image": with_image,
-            "bad_images": report.len(),
+            "bad_images": grounded.report.len(),
             "tweets_with_objects": tweets_with_objects.len(),
             "objects": objects.len(),
             "groundings": rows.len(),
-            "images_detected": image_stats.computed,
-            "images_memoised": image_stats.reused,
-            "tweets_grounded": ground_stats.computed,
-            "tweets_grounding_memoised": ground_stats.reused,
+            "images_detected": grounded.image_stats.computed,
+            "images_memoised": grounded.image_stats.reused,
+            "tweets_grounded": grounded.ground_stats.computed,
+            "tweets_grounding_memoised": grounded.ground_stats.reused,
         }))
+    })
+}
+
+/// Shard `shard` of the run (see [`Shard`]): detects and grounds the tweets whose image it owns, by
+/// image digest (so an image shared by several tweets is detected in one shard only), into the
+/// memos; the whole run then merges. Tweets without an image have no work here.
+pub fn run_shard(
+    store: &Store,
+    tweets: Digest,
+    phrases: Digest,
+    models: &GroundModels<'_>,
+    params: &GroundParams,
+    shard: Shard,
+) -> Result<RunOutcome> {
+    let digests = ModelDigests::of(models)?;
+    let whole = spec(tweets, phrases, digests.detector, digests.encoder, params);
+    store.run(&shard.spec(&whole), |_| {
+        let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        tweets.retain(|t| t.image_digest.is_some_and(|d| shard.owns(&d)));
+        let phrases = crate::stages::chunk::read_noun_phrases(&store.blob_path(&phrases))?;
+        let grounded = ground_all(store, &tweets, &phrases, models, digests, params)?;
+        Ok(json!({
+            "tweets": tweets.len(),
+            "images_detected": grounded.image_stats.computed,
+            "images_memoised": grounded.image_stats.reused,
+            "tweets_grounded": grounded.ground_stats.computed,
+            "tweets_grounding_memoised": grounded.ground_stats.reused,
+        }))
+    })
+}
+
+/// The shards of `count` that have not run (see [`Store::missing_shards`]).
+pub fn missing_shards(
+    store: &Store,
+    tweets: Digest,
+    phrases: Digest,
+    models: &GroundModels<'_>,
+    params: &GroundParams,
+    count: u32,
+) -> Result<Vec<Shard>> {
+    let digests = ModelDigests::of(models)?;
+    let whole = spec(tweets, phrases, digests.detector, digests.encoder, params);
+    store.missing_shards(&whole, count)
+}
+
+/// The digests of the models `ground` uses (hashing the weights once per run).
+#[derive(Clone, Copy)]
+struct ModelDigests {
+    detector: Digest,
+    encoder: Digest,
+}
+
+impl ModelDigests {
+    fn of(models: &GroundModels<'_>) -> Result<Self> {
+        Ok(Self {
+            detector: CenterNet::digest(models.detector)?,
+            encoder: models.encoder.digest()?,
+        })
+    }
+}
+
+/// What grounding some tweets gives.
+struct Grounded {
+    /// The objects rows, tweet by tweet.
+    rows: Vec<GroundedObject>,
+    /// One line per tweet whose image could not be read.
+    report: Vec<serde_json::Value>,
+    image_stats: MemoStats,
+    ground_stats: MemoStats,
+}
+
+/// Detects objects in the tweets' images and grounds their queries (both memoised).
+fn ground_all(
+    store: &Store,
+    tweets: &[Tweet],
+    phrases: &[NounPhrase],
+    models: &GroundModels<'_>,
+    digests: ModelDigests,
+    params: &GroundParams,
+) -> Result<Grounded> {
+    let (images, image_stats) = detect_images(
+        store,
+        tweets,
+        models.detector,
+        digests.detector,
+        &params.detector,
+    )?;
+    let mut by_tweet: HashMap<&str, Vec<&NounPhrase>> = HashMap::new();
+    for p in phrases {
+        by_tweet.entry(p.tweet_id.as_str()).or_default().push(p);
+    }
+
+    // Tweets with an image that has detections are the only grounding work.
+    let mut work: Vec<WorkItem<'_>> = Vec::new();
+    let mut grid_rows = Vec::new();
+    let mut report = Vec::new();
+    for tweet in tweets {
+        let Some(image) = tweet.image_digest.and_then(|d| images.get(&d)) else {
+            continue;
+        };
+        match &image.result {
+            ImageResult::Bad { reason } => report.push(json!({
+                "tweet_id": tweet.id,
+                "image": tweet.image_path,
+                "reason": reason,
+            })),
+            ImageResult::Ok { width, height, .. } if params.grid > 0 => {
+                grid_rows.extend(grid_cells(&tweet.id, *width, *height, params.grid));
+            }
+            ImageResult::Ok {
+                width,
+                height,
+                detections,
+            } if !detections.is_empty() => work.push(WorkItem {
+                tweet,
+                image_key: image.key,
+                width: *width,
+                height: *height,
+                detections,
+                queries: queries_of(by_tweet.get(tweet.id.as_str()), &params.general_words),
+            }),
+            ImageResult::Ok { .. } => {}
+        }
+    }
+    let (matches, ground_stats) =
+        ground_tweets(store, &work, models.encoder, digests.encoder, params)?;
+
+    let mut rows = grid_rows;
+    for (item, matches) in work.iter().zip(&matches) {
+        rows.extend(select(item, matches, params.max_objects));
+    }
+    Ok(Grounded {
+        rows,
+        report,
+        image_stats,
+        ground_stats,
     })
 }
 
@@ -366,7 +452,7 @@ fn ground_tweets(
                 let grounder = match &mut grounder {
                     Some(g) => g,
                     None => {
-                        let encoder = TextEncoder::load(encoder, crate::torch::default_device())?;
+                        let encoder = TextEncoder::load_for_inference(encoder, crate::torch::default_device())?;
                         grounder.insert(ClassMatchGrounder::new(
                             encoder,
                             encoder_digest.hex(),

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::schema::{GroundedObject, ImageStatus, VisualFeatures, visual_features};
-use crate::store::{RunOutcome, RunSpec, Store};
+use crate::schema::{GroundedObject, ImageStatus, Tweet, VisualFeatures, visual_features};
+use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::vision::detector::BBox;
 use crate::vision::efficientnet::ImageEncoder;
 use crate::vision::image::load_rgb;
@@ -60,62 +60,8 @@ pub fn run(
     store.run(&spec(tweets, objects, model_digest), |outputs| {
         let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
         let objects = crate::stages::ground::read_objects(&store.blob_path(&objects))?;
-        let mut by_tweet: HashMap<&str, Vec<&GroundedObject>> = HashMap::new();
-        for o in &objects {
-            let mine = by_tweet.entry(o.tweet_id.as_str()).or_default();
-            // One region per object, however many queries found it.
-            if !mine.iter().any(|m| m.object_id == o.object_id) {
-                mine.push(o);
-            }
-        }
-        let mut regions = Vec::new();
-        let mut keys = Vec::new();
-        for tweet in &tweets {
-            let (ImageStatus::Ok, Some(digest), Some(path)) =
-                (tweet.image_status, tweet.image_digest, &tweet.image_path)
-            else {
-                continue;
-            };
-            let whole = std::iter::once((None, None));
-            let boxes = by_tweet
-                .get(tweet.id.as_str())
-                .into_iter()
-                .flatten()
-                .map(|o| {
-                    let bbox = BBox {
-                        x1: o.x1,
-                        y1: o.y1,
-                        x2: o.x2,
-                        y2: o.y2,
-                    };
-                    (Some(o.object_id), Some(bbox))
-                });
-            for (object_id, bbox) in whole.chain(boxes) {
-                keys.push(region_key(digest, bbox, model_digest));
-                regions.push(Region {
-                    tweet_id: &tweet.id,
-                    object_id,
-                    image: Path::new(path),
-                    bbox,
-                });
-            }
-        }
-
-        let model_path = model_path.to_owned();
-        let device = crate::torch::default_device();
-        let encoders = ModelPool::new(default_workers(device), move || {
-            ImageEncoder::load(&model_path, device)
-        });
-        let bar = crate::progress::bar(regions.len() as u64, "visual features");
-        let (payloads, stats) = store
-            .memo(MEMO)?
-            .get_or_compute(&keys, MEMO_CHUNK, |missing| {
-                let out = encode_regions(&encoders, missing.iter().map(|&i| &regions[i]))?;
-                bar.inc(missing.len() as u64);
-                Ok(out)
-            })?;
-        bar.finish_and_clear();
-        stats.log("encoded", "image regions");
+        let (regions, payloads, stats) =
+            encode_memoised(store, &tweets, &objects, model_path, model_digest)?;
 
         // An empty payload marks a region of an unreadable image: it has no row.
         let rows: Vec<VisualFeatures> = regions
@@ -146,6 +92,105 @@ pub fn run(
             "memo_computed": stats.computed,
         }))
     })
+}
+
+/// Shard `shard` of the run (see [`Shard`]): encodes the regions of the tweets whose image it owns,
+/// by image digest, into the memo; the whole run then merges.
+pub fn run_shard(
+    store: &Store,
+    tweets: Digest,
+    objects: Digest,
+    model_path: &Path,
+    shard: Shard,
+) -> Result<RunOutcome> {
+    let model_digest = Digest::of_file(model_path)?;
+    store.run(&shard.spec(&spec(tweets, objects, model_digest)), |_| {
+        let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        tweets.retain(|t| t.image_digest.is_some_and(|d| shard.owns(&d)));
+        let objects = crate::stages::ground::read_objects(&store.blob_path(&objects))?;
+        let (regions, _, stats) =
+            encode_memoised(store, &tweets, &objects, model_path, model_digest)?;
+        Ok(stats.shard_counts(regions.len()))
+    })
+}
+
+/// The shards of `count` that have not run (see [`Store::missing_shards`]).
+pub fn missing_shards(
+    store: &Store,
+    tweets: Digest,
+    objects: Digest,
+    model_path: &Path,
+    count: u32,
+) -> Result<Vec<Shard>> {
+    store.missing_shards(&spec(tweets, objects, Digest::of_file(model_path)?), count)
+}
+
+/// The regions of the tweets' images (whole image, then each object) and each one's memo payload,
+/// encoding (and storing) those not memoised yet.
+fn encode_memoised<'a>(
+    store: &Store,
+    tweets: &'a [Tweet],
+    objects: &'a [GroundedObject],
+    model_path: &Path,
+    model_digest: Digest,
+) -> Result<(Vec<Region<'a>>, Vec<Vec<u8>>, MemoStats)> {
+    let mut by_tweet: HashMap<&str, Vec<&GroundedObject>> = HashMap::new();
+    for o in objects {
+        let mine = by_tweet.entry(o.tweet_id.as_str()).or_default();
+        // One region per object, however many queries found it.
+        if !mine.iter().any(|m| m.object_id == o.object_id) {
+            mine.push(o);
+        }
+    }
+    let mut regions = Vec::new();
+    let mut keys = Vec::new();
+    for tweet in tweets {
+        let (ImageStatus::Ok, Some(digest), Some(path)) =
+            (tweet.image_status, tweet.image_digest, &tweet.image_path)
+        else {
+            continue;
+        };
+        let whole = std::iter::once((None, None));
+        let boxes = by_tweet
+            .get(tweet.id.as_str())
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                let bbox = BBox {
+                    x1: o.x1,
+                    y1: o.y1,
+                    x2: o.x2,
+                    y2: o.y2,
+                };
+                (Some(o.object_id), Some(bbox))
+            });
+        for (object_id, bbox) in whole.chain(boxes) {
+            keys.push(region_key(digest, bbox, model_digest));
+            regions.push(Region {
+                tweet_id: &tweet.id,
+                object_id,
+                image: Path::new(path),
+                bbox,
+            });
+        }
+    }
+
+    let model_path = model_path.to_owned();
+    let device = crate::torch::default_device();
+    let encoders = ModelPool::new(default_workers(device), move || {
+        ImageEncoder::load(&model_path, device)
+    });
+    let bar = crate::progress::bar(regions.len() as u64, "visual features");
+    let (payloads, stats) = store
+        .memo(MEMO)?
+        .get_or_compute(&keys, MEMO_CHUNK, |missing| {
+            let out = encode_regions(&encoders, missing.iter().map(|&i| &regions[i]))?;
+            bar.inc(missing.len() as u64);
+            Ok(out)
+        })?;
+    bar.finish_and_clear();
+    stats.log("encoded", "image regions");
+    Ok((regions, payloads, stats))
 }
 
 /// The memo key of a region: image content, box (exact float bits), model and stage version.

@@ -94,6 +94,11 @@ pub struct MemoStats {
 }
 
 impl MemoStats {
+    /// What a shard run records: how many records it owns, and what it did with them.
+    pub fn shard_counts(&self, records: usize) -> serde_json::Value {
+        serde_json::json!({"records": records, "memo_reused": self.reused, "memo_computed": self.computed})
+    }
+
     /// Logs "<done> <computed> <what> (<reused> were memoised)" when anything was computed.
     pub fn log(&self, done: &str, what: &str) {
         if self.computed > 0 {

@@ -4,7 +4,8 @@
 //! - `blobs/ab/<digest>`: immutable artifact files, named by the BLAKE3 digest of their content.
 //! - `runs/<key>.json`: the manifest of a finished stage run, named by the run's key (stage, code version,
 //!   canonical parameters and input digests). A manifest exists only once all its blobs are published.
-//! - `memo/<namespace>/ab/<key>`: per-record results (one tweet, one image), see [`Memo`].
+//! - `memo/<namespace>/ab/<key>`: per-record results (one tweet, one image), see [`Memo`]; shards of a
+//!   stage fill them from several processes at once, see [`Shard`].
 //! - `locks/<key>.lock`: advisory locks, so two processes never compute the same run at once.
 //! - `tmp/`: files being written; a run killed mid-write leaves only these, removed at the next open.
 //!
@@ -14,6 +15,7 @@
 //! so a re-run that reproduces its outputs byte for byte leaves every downstream key unchanged.
 mod fsutil;
 mod memo;
+mod shard;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -27,6 +29,7 @@ use crate::error::{Error, IoContext, Result};
 
 pub use fsutil::{Durability, TempNamer, write_atomic};
 pub use memo::{Memo, MemoStats};
+pub use shard::Shard;
 
 /// What determines a stage run's result. Its canonical JSON digest is the run's key.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -308,6 +311,21 @@ impl Store {
             fsutil::sync_dir(dir)?;
         }
         Ok((OutputEntry { digest, bytes }, existed))
+    }
+
+    /// The shards of `count` whose run of the stage `whole` is not stored: none once the whole run is
+    /// (the merge happened, so no shard is needed any more).
+    pub fn missing_shards(&self, whole: &RunSpec, count: u32) -> Result<Vec<Shard>> {
+        if self.lookup(whole)?.is_some() {
+            return Ok(Vec::new());
+        }
+        let mut missing = Vec::new();
+        for shard in Shard::all(count) {
+            if self.lookup(&shard.spec(whole))?.is_none() {
+                missing.push(shard);
+            }
+        }
+        Ok(missing)
     }
 
     /// The per-record memo table `namespace` (e.g. "text-features"), see [`Memo`].

@@ -74,6 +74,23 @@ fn layer_norm(p: nn::Path, config: &BertConfig) -> nn::LayerNorm {
     nn::layer_norm(p, vec![config.hidden_size], ln)
 }
 
+/// How a [`Bert`]'s weights start, before pretrained ones are copied over them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// tch's random initialisation. Paths that train keep it: their seeded results depend on the
+    /// random numbers drawn here (the tagging head's come after).
+    Random,
+    /// Zeros: for inference, where nothing random follows and drawing 22M random numbers that the
+    /// pretrained weights overwrite anyway costs a tenth of a second per load.
+    Zeros,
+}
+
+impl Init {
+    fn weights(self) -> Option<nn::Init> {
+        (self == Self::Zeros).then_some(nn::Init::Const(0.0))
+    }
+}
+
 #[derive(Debug)]
 struct Embeddings {
     word: nn::Embedding,
@@ -84,8 +101,12 @@ struct Embeddings {
 }
 
 impl Embeddings {
-    fn new(p: nn::Path, c: &BertConfig) -> Self {
-        let emb = |name: &str, n| nn::embedding(&p / name, n, c.hidden_size, Default::default());
+    fn new(p: nn::Path, c: &BertConfig, init: Init) -> Self {
+        let config = nn::EmbeddingConfig {
+            ws_init: init.weights().unwrap_or(nn::EmbeddingConfig::default().ws_init),
+            ..Default::default()
+        };
+        let emb = |name: &str, n| nn::embedding(&p / name, n, c.hidden_size, config);
         Self {
             word: emb("word_embeddings", c.vocab_size),
             position: emb("position_embeddings", c.max_position_embeddings),
@@ -123,8 +144,16 @@ struct Layer {
 }
 
 impl Layer {
-    fn new(p: nn::Path, c: &BertConfig) -> Self {
-        let linear = |p: nn::Path, i, o| nn::linear(p, i, o, Default::default());
+    fn new(p: nn::Path, c: &BertConfig, init: Init) -> Self {
+        let config = match init.weights() {
+            Some(zeros) => nn::LinearConfig {
+                ws_init: zeros,
+                bs_init: Some(zeros),
+                bias: true,
+            },
+            None => nn::LinearConfig::default(),
+        };
+        let linear = |p: nn::Path, i, o| nn::linear(p, i, o, config);
         let h = c.hidden_size;
         let attn = &p / "attention";
         Self {
@@ -194,10 +223,10 @@ pub struct Bert {
 
 impl Bert {
     /// Creates the modules under `p` (HF names: `embeddings.*`, `encoder.layer.<i>.*`).
-    pub fn new(p: &nn::Path, config: BertConfig) -> Self {
-        let embeddings = Embeddings::new(p / "embeddings", &config);
+    pub fn new(p: &nn::Path, config: BertConfig, init: Init) -> Self {
+        let embeddings = Embeddings::new(p / "embeddings", &config, init);
         let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::new(p / "encoder" / "layer" / i, &config))
+            .map(|i| Layer::new(p / "encoder" / "layer" / i, &config, init))
             .collect();
         Self {
             config,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
+use super::bert::Init;
 use super::encoder::{EncoderFiles, TextEncoder, pad_batch};
 use super::np::{NpTag, decode, np_spans, span_f1};
 use super::tokenizer::{MAX_PIECES, Pieces};
@@ -70,19 +71,23 @@ const PREDICT_BATCH: usize = 64;
 impl NpChunker {
     /// The pretrained encoder with a fresh head (to be trained).
     pub fn new(files: &EncoderFiles, device: Device) -> Result<Self> {
-        let encoder = TextEncoder::load(files, device)?;
+        Ok(Self::with_head(TextEncoder::load(files, device)?))
+    }
+
+    fn with_head(encoder: TextEncoder) -> Self {
         let head = nn::linear(
             encoder.vs.root().set_group(1) / "head",
             encoder.hidden_size(),
             NpTag::COUNT as i64,
             Default::default(),
         );
-        Ok(Self { encoder, head })
+        Self { encoder, head }
     }
 
-    /// A trained chunker: the encoder's structure, then every weight from `weights` (our safetensors).
+    /// A trained chunker: the encoder's structure, then every weight from `weights` (our safetensors;
+    /// the pretrained encoder's are not read, since these replace them).
     pub fn load(files: &EncoderFiles, weights: &Path, device: Device) -> Result<Self> {
-        let chunker = Self::new(files, device)?;
+        let chunker = Self::with_head(TextEncoder::structure(files, device, Init::Zeros)?);
         crate::torch::load_safetensors(&chunker.encoder.vs, "", weights)?;
         Ok(chunker)
     }

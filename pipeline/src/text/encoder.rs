@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use super::bert::{Bert, BertConfig};
+use super::bert::{Bert, BertConfig, Init};
 use super::tokenizer::{MAX_PIECES, Pieces, WordPieces};
 use crate::digest::Digest;
 use crate::error::Result;
@@ -77,12 +77,28 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
-    /// Loads the encoder's modules under the var-store path `encoder` (a tagging head can sit beside).
+    /// Loads the pretrained encoder's modules under the var-store path `encoder` (a tagging head can
+    /// sit beside), for training: see [`Init::Random`].
     pub fn load(files: &EncoderFiles, device: Device) -> Result<Self> {
+        Self::load_with(files, device, Init::Random)
+    }
+
+    /// [`Self::load`] for inference: the same weights, without drawing random ones first.
+    pub fn load_for_inference(files: &EncoderFiles, device: Device) -> Result<Self> {
+        Self::load_with(files, device, Init::Zeros)
+    }
+
+    fn load_with(files: &EncoderFiles, device: Device, init: Init) -> Result<Self> {
+        let encoder = Self::structure(files, device, init)?;
+        crate::torch::load_safetensors(&encoder.vs, "encoder.", &files.weights())?;
+        Ok(encoder)
+    }
+
+    /// The encoder's modules with `init` weights, for a caller that loads its own weights.
+    pub fn structure(files: &EncoderFiles, device: Device, init: Init) -> Result<Self> {
         let config = BertConfig::from_file(&files.config())?;
         let vs = VarStore::new(device);
-        let bert = Bert::new(&(vs.root() / "encoder"), config);
-        crate::torch::load_safetensors(&vs, "encoder.", &files.weights())?;
+        let bert = Bert::new(&(vs.root() / "encoder"), config, init);
         Ok(Self {
             pieces: WordPieces::from_file(&files.tokenizer())?,
             bert,

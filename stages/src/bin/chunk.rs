@@ -3,6 +3,7 @@ use clap::Parser;
 use pipeline::schema::Split;
 use pipeline::stages::chunk;
 use pipeline::stages::ingest;
+use stages::{ShardMode, print_missing_shards};
 
 #[derive(Parser, Debug)]
 #[command(about = "Noun phrases of every tweet (stage 2 of umgf)")]
@@ -15,6 +16,8 @@ struct Cli {
     #[arg(long, default_value = "test")]
     show_split: String,
     #[command(flatten)]
+    shards: stages::ShardArgs,
+    #[command(flatten)]
     common: stages::Common,
 }
 
@@ -23,7 +26,20 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
-    let outcome = stages::noun_phrases(&cli.common, artifacts, tweets)?;
+    let (chunker, encoder) = stages::chunker_model(&cli.common, artifacts)?;
+    let store = &artifacts.store;
+    let outcome = match cli.shards.mode() {
+        ShardMode::Missing(count) => {
+            print_missing_shards(chunk::missing_shards(store, tweets, chunker, count)?);
+            return Ok(());
+        }
+        ShardMode::Shard(shard) => {
+            let outcome = chunk::run_shard(store, tweets, chunker, &encoder, shard)?;
+            run.report_shard("chunk", shard, &outcome);
+            return Ok(());
+        }
+        ShardMode::Whole => chunk::run(store, tweets, chunker, &encoder)?,
+    };
     let phrases = outcome.manifest.output(chunk::NOUN_PHRASES)?.digest;
     let link = run.publish("chunk", &outcome, chunk::NOUN_PHRASES)?;
     let c = &outcome.manifest.counts;

@@ -3,19 +3,13 @@ use std::time::Instant;
 
 use clap::Parser;
 use pipeline::stages::chunker::{self, ChunkerInputs};
-use pipeline::text::chunker::ChunkerTraining;
 use pipeline::text::encoder::default_files;
 
 #[derive(Parser, Debug)]
 #[command(about = "Train the noun-phrase chunker on CoNLL-2000 NP chunks")]
 struct Cli {
-    #[arg(long, default_value_t = ChunkerTraining::default().epochs)]
-    epochs: usize,
-    #[arg(long, default_value_t = ChunkerTraining::default().seed)]
-    seed: u64,
-    /// Train on the first N sentences only (quick checks); 0 = all.
-    #[arg(long, default_value_t = 0)]
-    limit: usize,
+    // The training settings are `--chunker-epochs`, `--chunker-seed` and `--chunker-limit`, which
+    // every stage takes (stages::ChunkerArgs).
     #[command(flatten)]
     common: stages::Common,
 }
@@ -27,12 +21,7 @@ fn main() -> anyhow::Result<()> {
     let data_dir = cli.common.require_data_dir()?;
     let artifacts = cli.common.open_artifacts()?;
     let inputs = ChunkerInputs::new(&data_dir, default_files(&cli.common.models));
-    let config = ChunkerTraining {
-        epochs: cli.epochs,
-        seed: cli.seed,
-        limit: cli.limit,
-        ..ChunkerTraining::default()
-    };
+    let config = cli.common.chunker.training();
     let outcome = chunker::run(&artifacts.store, &inputs, &config)?;
     for name in [chunker::MODEL, chunker::METRICS] {
         artifacts.link_view("chunker", name, &outcome.manifest.output(name)?.digest)?;

@@ -5,6 +5,7 @@ use clap::Parser;
 use pipeline::stages::{features, ground, visual_features};
 use pipeline::text::encoder::{Precision, default_files};
 use pipeline::vision::efficientnet;
+use stages::{ShardMode, print_missing_shards};
 
 #[derive(Parser, Debug)]
 #[command(about = "Cache text features of every tweet to Parquet (stage 4 of umgf)")]
@@ -17,6 +18,8 @@ struct Cli {
     #[command(flatten)]
     ground: stages::GroundArgs,
     #[command(flatten)]
+    shards: stages::ShardArgs,
+    #[command(flatten)]
     common: stages::Common,
 }
 
@@ -25,12 +28,32 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
-    let outcome = features::run(
-        &artifacts.store,
-        tweets,
-        &default_files(&cli.common.models),
-        cli.precision,
-    )?;
+    let (store, encoder) = (&artifacts.store, default_files(&cli.common.models));
+    let image_model = efficientnet::default_model(&cli.common.models);
+    // A shard does its part of both halves; the visual half needs `ground` merged (a cache hit).
+    let objects = || -> anyhow::Result<_> {
+        let ground = stages::objects(&cli.common, artifacts, tweets, &cli.ground)?;
+        Ok(ground.manifest.output(ground::OBJECTS)?.digest)
+    };
+    match cli.shards.mode() {
+        ShardMode::Missing(count) => {
+            let text = features::missing_shards(store, tweets, &encoder, cli.precision, count)?;
+            let visual =
+                visual_features::missing_shards(store, tweets, objects()?, &image_model, count)?;
+            print_missing_shards(text.into_iter().chain(visual));
+            return Ok(());
+        }
+        ShardMode::Shard(shard) => {
+            let outcome = features::run_shard(store, tweets, &encoder, cli.precision, shard)?;
+            run.report_shard("features", shard, &outcome);
+            let outcome =
+                visual_features::run_shard(store, tweets, objects()?, &image_model, shard)?;
+            run.report_shard("visual features", shard, &outcome);
+            return Ok(());
+        }
+        ShardMode::Whole => {}
+    }
+    let outcome = features::run(store, tweets, &encoder, cli.precision)?;
     let link = run.publish("features", &outcome, features::TEXT_FEATURES)?;
     let c = &outcome.manifest.counts;
     eprintln!(
@@ -47,16 +70,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    let objects = stages::objects(&cli.common, artifacts, tweets, &cli.ground)?
-        .manifest
-        .output(ground::OBJECTS)?
-        .digest;
-    let outcome = visual_features::run(
-        &artifacts.store,
-        tweets,
-        objects,
-        &efficientnet::default_model(&cli.common.models),
-    )?;
+    let outcome = visual_features::run(store, tweets, objects()?, &image_model)?;
     let link = run.publish(
         "visual features",
         &outcome,

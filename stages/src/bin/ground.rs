@@ -1,7 +1,8 @@
 //! `ground`: the targeted visual objects of every tweet (detector + grounding of its noun phrases and
 //! the general words), memoised per image and per tweet. Runs ingest and chunk first (cached).
 use clap::Parser;
-use pipeline::stages::{ground, ingest};
+use pipeline::stages::{chunk, ground, ingest};
+use stages::{ShardMode, print_missing_shards};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -16,6 +17,8 @@ struct Cli {
     #[arg(long, default_value_t = 0)]
     show: usize,
     #[command(flatten)]
+    shards: stages::ShardArgs,
+    #[command(flatten)]
     common: stages::Common,
 }
 
@@ -24,7 +27,30 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
-    let outcome = stages::objects(&cli.common, artifacts, tweets, &cli.ground)?;
+    let outcome = match cli.shards.mode() {
+        ShardMode::Whole => stages::objects(&cli.common, artifacts, tweets, &cli.ground)?,
+        mode => {
+            let phrases = stages::noun_phrases(&cli.common, artifacts, tweets)?
+                .manifest
+                .output(chunk::NOUN_PHRASES)?
+                .digest;
+            let (detector, encoder) = stages::ground_models(&cli.common);
+            let models = ground::GroundModels {
+                detector: &detector,
+                encoder: &encoder,
+            };
+            let (store, params) = (&artifacts.store, cli.ground.params());
+            if let ShardMode::Shard(shard) = mode {
+                let outcome = ground::run_shard(store, tweets, phrases, &models, &params, shard)?;
+                run.report_shard("ground", shard, &outcome);
+            } else if let ShardMode::Missing(count) = mode {
+                let missing =
+                    ground::missing_shards(store, tweets, phrases, &models, &params, count)?;
+                print_missing_shards(missing);
+            }
+            return Ok(());
+        }
+    };
     let objects = outcome.manifest.output(ground::OBJECTS)?.digest;
     let link = run.publish("ground", &outcome, ground::OBJECTS)?;
     let c = &outcome.manifest.counts;

@@ -8,7 +8,6 @@ use pipeline::stages::ingest::{self, OnError};
 use pipeline::stages::train::{self, DatasetArtifacts, TrainParams};
 use pipeline::stages::{chunk, features, graphs, ground, visual_features};
 use pipeline::store::{Manifest, RunSpec, Store};
-use pipeline::text::chunker::ChunkerTraining;
 use pipeline::text::encoder::{Precision, default_files};
 use pipeline::vision::detector::CenterNet;
 use pipeline::vision::efficientnet;
@@ -127,7 +126,7 @@ fn main() -> anyhow::Result<()> {
     let chunker_spec = match &data_dir {
         Some(dir) => chunker::spec(
             &ChunkerInputs::new(dir, encoder.clone()),
-            &ChunkerTraining::default(),
+            &cli.common.chunker.training(),
         )
         .map_err(Into::into),
         None => Err(anyhow::anyhow!("no data directory for CoNLL-2000")),
