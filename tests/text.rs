@@ -96,6 +96,28 @@ fn encoder_matches_pytorch_on_real_tweets() {
     assert!(worst < 1e-4, "max abs difference {worst}");
 }
 
+/// A tweet's states are the same bits whichever tweets share its batches: what lets shards, an
+/// incremental dump and a single process store identical features (see `run_batched`).
+#[test]
+fn encoder_states_do_not_depend_on_the_batch() {
+    let encoder = TextEncoder::load_for_inference(&encoder_files(), Device::Cpu).unwrap();
+    let tweets = real_tweets(pipeline::schema::Split::Dev, 150);
+    let sequences: Vec<Vec<u32>> = tweets
+        .iter()
+        .map(|t| encoder.pieces.tweet(t).unwrap().ids)
+        .collect();
+    let all = encoder.piece_states(&sequences, 32);
+    // Every third tweet, last first: other batch peers, other rows, other partial batches.
+    let picked: Vec<usize> = (0..sequences.len()).step_by(3).rev().collect();
+    let subset: Vec<Vec<u32>> = picked.iter().map(|&i| sequences[i].clone()).collect();
+    for (states, &i) in encoder.piece_states(&subset, 32).iter().zip(&picked) {
+        assert!(
+            states.equal(&all[i]),
+            "tweet {i}: states differ with other batch peers"
+        );
+    }
+}
+
 #[test]
 fn word_pieces_match_hf_tokenizer() {
     let encoder = TextEncoder::load(&encoder_files(), Device::Cpu).unwrap();

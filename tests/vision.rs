@@ -453,3 +453,37 @@ fn detector_graph_matches_tfjs() {
         assert!(boxes < 1e-2, "{name}: candidates differ by {boxes}");
     }
 }
+
+/// A region's features are the same bits whichever regions share its batch, and with the thread
+/// count the pipeline's workers use: shards, incremental dumps and one process store the same bytes.
+#[test]
+fn region_features_do_not_depend_on_the_batch() {
+    use pipeline::vision::detector::BBox;
+    use pipeline::vision::efficientnet::ImageEncoder;
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/efficientnet-lite0/model.safetensors");
+    let encoder = ImageEncoder::load(&weights, Device::Cpu).unwrap();
+    // The pipeline's workers run one thread each.
+    tch::set_num_threads(1);
+    let image = pipeline::vision::image::load_rgb(&photo("motorcycle_left.png")).unwrap();
+    let boxes: Vec<Option<BBox>> = [
+        (10.0, 20.0, 300.0, 280.0),
+        (100.0, 50.0, 500.0, 400.0),
+        (0.0, 0.0, 64.0, 64.0),
+    ]
+    .into_iter()
+    .map(|(x1, y1, x2, y2)| Some(BBox { x1, y1, x2, y2 }))
+    .chain([None])
+    .collect();
+    let all = encoder.features(&image, &boxes).unwrap();
+    for picked in [vec![2], vec![3, 1], vec![0, 2, 3]] {
+        let some: Vec<Option<BBox>> = picked.iter().map(|&i| boxes[i]).collect();
+        let features = encoder.features(&image, &some).unwrap();
+        for (row, &i) in picked.iter().enumerate() {
+            assert!(
+                features.get(row as i64).equal(&all.get(i as i64)),
+                "region {i} in batch {picked:?}"
+            );
+        }
+    }
+}

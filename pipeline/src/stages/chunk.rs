@@ -14,7 +14,9 @@ use crate::text::encoder::EncoderFiles;
 use crate::text::np::np_spans;
 
 pub const STAGE: &str = "chunk";
-pub const VERSION: u32 = 1;
+/// 2: the encoder's batches no longer change a tweet's logits (fixed shapes); the memo key has
+/// the version.
+pub const VERSION: u32 = 2;
 pub const NOUN_PHRASES: &str = "noun_phrases.parquet";
 const MEMO: &str = "noun-phrases";
 /// Tweets per model call and per memo write.
@@ -102,7 +104,7 @@ fn phrases_of(
     let memo = store.memo(MEMO)?;
     let keys: Vec<Digest> = tweets
         .iter()
-        .map(|t| Digest::of_strings([t.text_digest.hex(), chunker.hex()]))
+        .map(|t| Digest::of_strings([t.text_digest.hex(), chunker.hex(), VERSION.to_string()]))
         .collect();
     let mut model = None;
     let bar = crate::progress::bar(tweets.len() as u64, "chunk");

@@ -16,7 +16,9 @@ use crate::text::shape::word_shape;
 use crate::text::tokenizer::Pieces;
 
 pub const STAGE: &str = "features";
-pub const VERSION: u32 = 1;
+/// 2: a tweet's states no longer depend on its batch peers (fixed shapes); the memo key has the
+/// version.
+pub const VERSION: u32 = 2;
 pub const TEXT_FEATURES: &str = "text_features.parquet";
 const MEMO: &str = "text-features";
 /// Tweets per encoder call and per memo write (a killed run keeps what it finished).
@@ -121,6 +123,7 @@ fn encode_memoised(
                 t.text_digest.hex(),
                 encoder_digest.hex(),
                 precision_name.clone(),
+                VERSION.to_string(),
             ])
         })
         .collect();
@@ -131,7 +134,10 @@ fn encode_memoised(
         .get_or_compute(&keys, MEMO_CHUNK, |missing| {
             let model = match &mut model {
                 Some(model) => model,
-                None => model.insert(TextEncoder::load_for_inference(encoder, crate::torch::default_device())?),
+                None => model.insert(TextEncoder::load_for_inference(
+                    encoder,
+                    crate::torch::default_device(),
+                )?),
             };
             let out = encode(model, missing.iter().map(|&i| &tweets[i]))?;
             bar.inc(missing.len() as u64);

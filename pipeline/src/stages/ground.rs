@@ -23,7 +23,8 @@ use crate::vision::image::load_rgb;
 use crate::vision::workers::{ModelPool, default_workers};
 
 pub const STAGE: &str = "ground";
-pub const VERSION: u32 = 1;
+/// 2: query embeddings independent of their batch, detector threads fixed per worker.
+pub const VERSION: u32 = 2;
 pub const OBJECTS: &str = "objects.parquet";
 pub const REPORT: &str = "report.jsonl";
 const DETECTIONS_MEMO: &str = "detections";
@@ -452,7 +453,10 @@ fn ground_tweets(
                 let grounder = match &mut grounder {
                     Some(g) => g,
                     None => {
-                        let encoder = TextEncoder::load_for_inference(encoder, crate::torch::default_device())?;
+                        let encoder = TextEncoder::load_for_inference(
+                            encoder,
+                            crate::torch::default_device(),
+                        )?;
                         grounder.insert(ClassMatchGrounder::new(
                             encoder,
                             encoder_digest.hex(),

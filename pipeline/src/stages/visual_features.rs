@@ -19,7 +19,8 @@ use crate::vision::image::load_rgb;
 use crate::vision::workers::{ModelPool, default_workers};
 
 pub const STAGE: &str = "visual-features";
-pub const VERSION: u32 = 1;
+/// 2: one forward pass per region, one thread per worker (features independent of the batch).
+pub const VERSION: u32 = 2;
 pub const VISUAL_FEATURES: &str = "visual_features.parquet";
 const MEMO: &str = "visual-features";
 /// Regions per memo write.

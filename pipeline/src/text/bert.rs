@@ -103,7 +103,9 @@ struct Embeddings {
 impl Embeddings {
     fn new(p: nn::Path, c: &BertConfig, init: Init) -> Self {
         let config = nn::EmbeddingConfig {
-            ws_init: init.weights().unwrap_or(nn::EmbeddingConfig::default().ws_init),
+            ws_init: init
+                .weights()
+                .unwrap_or(nn::EmbeddingConfig::default().ws_init),
             ..Default::default()
         };
         let emb = |name: &str, n| nn::embedding(&p / name, n, c.hidden_size, config);

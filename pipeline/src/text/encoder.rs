@@ -182,24 +182,39 @@ impl TextEncoder {
 
     /// Runs sequences through BERT in batches of similar length (little padding), returning each
     /// sequence's states in the original order.
+    ///
+    /// A sequence's states must not depend on which others share its batch: shards of a stage, a
+    /// dump that adds tweets to one already encoded, and a single process must all store the same
+    /// bytes for it. Matrix kernels give the same bits for a row only when the shapes are the same,
+    /// so every forward pass has the same shape given a sequence's own length: the length rounded up
+    /// to a multiple of [`LENGTH_STEP`], and exactly `batch_size` rows (a bucket's last batch is
+    /// filled with one-piece dummy rows). `tests/text.rs` checks it.
     fn run_batched(&self, sequences: &[&[u32]], batch_size: usize) -> Vec<Tensor> {
+        let batch_size = batch_size.max(1);
+        let padded_len = |len: usize| len.div_ceil(LENGTH_STEP) * LENGTH_STEP;
         let mut order: Vec<usize> = (0..sequences.len()).collect();
-        order.sort_by_key(|&i| sequences[i].len());
+        order.sort_by_key(|&i| padded_len(sequences[i].len()));
+        let dummy = [self.pieces.pad_id()];
         let mut out: Vec<Option<Tensor>> = (0..sequences.len()).map(|_| None).collect();
-        for chunk in order.chunks(batch_size.max(1)) {
-            let (ids, mask) = pad_batch(
-                chunk.iter().map(|&i| sequences[i]),
-                self.pieces.pad_id(),
-                self.device,
-            );
-            let states = self
-                .bert
-                .forward_t(&ids, &mask, false)
-                .to_device(Device::Cpu)
-                .to_kind(Kind::Float);
-            for (row, &i) in chunk.iter().enumerate() {
-                let len = sequences[i].len() as i64;
-                out[i] = Some(states.get(row as i64).narrow(0, 0, len));
+        for bucket in order
+            .chunk_by(|&a, &b| padded_len(sequences[a].len()) == padded_len(sequences[b].len()))
+        {
+            let len = padded_len(sequences[bucket[0]].len());
+            for chunk in bucket.chunks(batch_size) {
+                let rows = chunk
+                    .iter()
+                    .map(|&i| sequences[i])
+                    .chain(std::iter::repeat_n(&dummy[..], batch_size - chunk.len()));
+                let (ids, mask) = pad_batch_to(rows, len, self.pieces.pad_id(), self.device);
+                let states = self
+                    .bert
+                    .forward_t(&ids, &mask, false)
+                    .to_device(Device::Cpu)
+                    .to_kind(Kind::Float);
+                for (row, &i) in chunk.iter().enumerate() {
+                    let len = sequences[i].len() as i64;
+                    out[i] = Some(states.get(row as i64).narrow(0, 0, len));
+                }
             }
         }
         out.into_iter()
@@ -207,6 +222,10 @@ impl TextEncoder {
             .collect()
     }
 }
+
+/// Inference pads each sequence to its length rounded up to a multiple of this (see `run_batched`):
+/// small enough that little is wasted on padding, large enough that buckets fill their batches.
+const LENGTH_STEP: usize = 8;
 
 /// Pads sequences to the longest: (ids, mask), both [batch, len] int64 on `device`.
 pub fn pad_batch<'a>(
@@ -216,15 +235,27 @@ pub fn pad_batch<'a>(
 ) -> (Tensor, Tensor) {
     let sequences: Vec<&[u32]> = sequences.collect();
     let len = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
-    let mut ids = Vec::with_capacity(sequences.len() * len);
-    let mut mask = Vec::with_capacity(sequences.len() * len);
-    for seq in &sequences {
+    pad_batch_to(sequences.into_iter(), len, pad, device)
+}
+
+/// Pads sequences (none longer than `len`) to `len`: (ids, mask), both [batch, len] int64.
+fn pad_batch_to<'a>(
+    sequences: impl Iterator<Item = &'a [u32]>,
+    len: usize,
+    pad: u32,
+    device: Device,
+) -> (Tensor, Tensor) {
+    let mut ids = Vec::new();
+    let mut mask = Vec::new();
+    let mut rows = 0;
+    for seq in sequences {
         ids.extend(seq.iter().map(|&i| i64::from(i)));
         ids.extend(std::iter::repeat_n(i64::from(pad), len - seq.len()));
         mask.extend(std::iter::repeat_n(1i64, seq.len()));
         mask.extend(std::iter::repeat_n(0i64, len - seq.len()));
+        rows += 1;
     }
-    let shape = [sequences.len() as i64, len as i64];
+    let shape = [rows, len as i64];
     (
         Tensor::from_slice(&ids).view(shape).to_device(device),
         Tensor::from_slice(&mask).view(shape).to_device(device),

@@ -244,8 +244,16 @@ impl ImageEncoder {
     }
 
     /// Pooled features [regions, 1280] of regions of one image (`None`: the whole image).
+    ///
+    /// One forward pass per region: batched convolutions give a crop different bits depending on
+    /// the other crops of its batch, and a region's features must be the same bytes whichever run
+    /// computes it (a shard, a dump adding tweets, one process). `tests/vision.rs` checks it.
     pub fn features(&self, image: &RgbImage, regions: &[Option<BBox>]) -> Result<Tensor> {
-        self.encode(&crops(image, regions)?)
+        let crops = crops(image, regions)?;
+        let each = (0..crops.size()[0])
+            .map(|i| self.encode(&crops.narrow(0, i, 1)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::f_cat(&each, 0)?)
     }
 
     /// Pooled features [n, 1280] of [n, 3, 224, 224] crops (RGB values 0..=255).

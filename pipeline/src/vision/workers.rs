@@ -57,7 +57,10 @@ impl<M: Send> ModelPool<M> {
                 let (next, failed, results, errors, work) =
                     (&next, &failed, &results, &errors, &work);
                 scope.spawn(move || {
-                    if workers > 1 {
+                    // One thread per worker whenever the pool has several, even if this call has a
+                    // single item: kernels split work by thread count, and a region or an image
+                    // must get the same bits whichever call computes it.
+                    if self.slots.len() > 1 {
                         tch::set_num_threads(1);
                     }
                     let outcome = (|| -> Result<()> {

@@ -32,7 +32,8 @@ fn main() -> anyhow::Result<()> {
     let tweets = conll::read(&cli.conll)?.tweets;
 
     let loading = Instant::now();
-    let mut encoder = TextEncoder::load_for_inference(&default_files(&cli.models), tch::Device::Cpu)?;
+    let mut encoder =
+        TextEncoder::load_for_inference(&default_files(&cli.models), tch::Device::Cpu)?;
     encoder.set_precision(cli.precision);
     let load_seconds = loading.elapsed().as_secs_f64();
 
