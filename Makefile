@@ -177,6 +177,7 @@ kill-test: build
 # Fuzzing (cargo-fuzz, libFuzzer) of the CoNLL reader, the JSONL reader and the image loader, each for
 # FUZZ_SECONDS, from the seeds fuzz/make_seeds.py writes. RUSTC_BOOTSTRAP: cargo-fuzz passes unstable
 # flags, and the machine has only the stable toolchain. Sanitizer none: the readers are safe Rust.
+# Instrumented builds go to fuzz/target, apart from the pipeline's.
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := conll_reader jsonl_reader image_loader
 CARGO_FUZZ   := $(CARGO_TARGET_DIR)/tools/bin/cargo-fuzz
@@ -186,7 +187,7 @@ fuzz: $(CARGO_FUZZ) setup-reference
 	.venv-ref/bin/python fuzz/make_seeds.py fuzz/seeds
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 		mkdir -p corpus/$$t && \
-		RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) run --release -s none $$t corpus/$$t seeds/$$t -- \
+		CARGO_TARGET_DIR=$(CURDIR)/fuzz/target RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) run --release -s none $$t corpus/$$t seeds/$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=2048 || exit 1; \
 	done
 

@@ -8,7 +8,9 @@ Prints one Markdown report, each figure a median over --repeats runs:
      tweets of Twitter-2017 dev); its cost as a fraction of the cold run;
   3. no-op re-runs of `make graphs` and `make train` on the user's artifacts (goal: under 1 s each);
   4. seconds per training epoch: baseline and UMGF frozen, UMGF fine-tune (Twitter-2017);
-  5. the text and vision comparisons against Python (scripts/bench_text.sh, scripts/bench_vision.sh).
+  5. the text and vision comparisons against Python (scripts/bench_text.sh, scripts/bench_vision.sh);
+  6. with a Slurm cluster running (SLURM_CONF set), chunk, ground and features as 4 array tasks each
+     against one process each.
 
 Fresh stores live under target/umgf-bench/ (disposable). The noun-phrase chunker is trained once per
 machine (about 10 minutes), not per dump, so each fresh store gets the trained chunker copied in from the
@@ -141,6 +143,31 @@ def incremental(work, main_store, data_dir, repeats):
     return walls, stages, len(new)
 
 
+def shards(work, main_store, data_dir):
+    """Twitter-2017 (all splits) through chunk, ground and features in a fresh store: one process per
+    stage, then 4 Slurm array tasks per stage (scripts/shards.sh, merge included) in another fresh
+    store. Needs a running Slurm (SLURM_CONF); `tests/slurm/cluster.sh start DIR` starts one here.
+    Returns ({stage: (single seconds, sharded seconds)}, whether the merged artifacts are identical)."""
+    out = {}
+    env = dict(os.environ, SHARDS="4", SLURM="1", SLURM_CPUS="1", SLURM_MEM="4G", POLL_SECONDS="0.5",
+               BIN=str(BIN), RUST_LOG="warn")
+    for mode in ("single", "sharded"):
+        artifacts = work / f"shards-{mode}"
+        fresh_store(artifacts, main_store)
+        env["SHARD_LOGS"] = str(artifacts / "logs")
+        for name in ("chunk", "ground", "features"):
+            argv = [BIN / name] if mode == "single" else [ROOT / "scripts" / "shards.sh", name]
+            start = time.perf_counter()
+            subprocess.run([*argv, "--dataset", "twitter2017", "--artifacts", artifacts], cwd=ROOT, env=env,
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out.setdefault(name, []).append(time.perf_counter() - start)
+            log(f"shards {mode} {name}: {out[name][-1]:.1f} s")
+    single, sharded = (work / f"shards-{mode}" / "twitter2017" for mode in ("single", "sharded"))
+    same = all(os.path.basename(os.readlink(single / f)) == os.path.basename(os.readlink(sharded / f)) for f in
+               ("noun_phrases.parquet", "objects.parquet", "text_features.parquet", "visual_features.parquet"))
+    return {name: tuple(v) for name, v in out.items()}, same
+
+
 def no_op(repeats):
     """{target: [seconds]} for no-op re-runs of make targets on the user's artifacts."""
     results = {}
@@ -188,7 +215,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--data-dir", type=Path, required=True)
     ap.add_argument("--artifacts", type=Path, default=ROOT / "artifacts", help="the main artifacts folder")
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: cold,incremental,noop,epochs,text,vision")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: cold,incremental,shards,noop,epochs,text,vision")
     ap.add_argument("--out", type=Path, help="also write the report here")
     args = ap.parse_args()
     # Absolute: the stages and the no-op `make` runs see it through UMGF_DATA_DIR.
@@ -228,6 +255,16 @@ def main():
                     c - sum(median(v) for v in stages["cold"].values())]
         report += [f"| process start, cache checks, exit | {overhead[1]:.2f} | {overhead[0]:.2f} | |",
                    f"| **all (wall, both processes)** | {c:.1f} | {i:.1f} | **{i / c:.2f}** (goal <= 0.15) |", ""]
+    if "shards" not in skip and os.environ.get("SLURM_CONF"):
+        results, same = shards(work, main_store, args.data_dir)
+        report += ["Sharded on Slurm: Twitter-2017 (all 4739 tweets) through chunk, ground and features, one "
+                   "process per stage against 4 array tasks per stage on the one-node loopback cluster "
+                   "(`tests/slurm/cluster.sh`; merge included), each in a fresh store; merged artifacts "
+                   f"{'identical' if same else '**not identical**'} to the single process's:", "",
+                   "| stage | one process s | 4 Slurm tasks s | ratio |", "|---|---|---|---|"]
+        report += [f"| {n} | {a:.1f} | {b:.1f} | {b / a:.2f}x |" for n, (a, b) in results.items()] + [""]
+    elif "shards" not in skip:
+        report += ["Sharded on Slurm: skipped (no SLURM_CONF; `eval $(tests/slurm/cluster.sh start DIR)` first).", ""]
     if "noop" not in skip:
         results = no_op(args.repeats)
         report += ["No-op re-runs on the user's artifacts:", "", "| command | seconds (goal < 1) |", "|---|---|"]

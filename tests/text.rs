@@ -116,6 +116,14 @@ fn encoder_states_do_not_depend_on_the_batch() {
             "tweet {i}: states differ with other batch peers"
         );
     }
+    // Alone: a batch of one.
+    for i in [0, 7, 77] {
+        let alone = encoder.piece_states(&sequences[i..=i], 32);
+        assert!(
+            alone[0].equal(&all[i]),
+            "tweet {i}: states differ in a batch of one"
+        );
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::text::encoder::EncoderFiles;
 use crate::text::np::np_spans;
 
 pub const STAGE: &str = "chunk";
-/// 2: the encoder's batches no longer change a tweet's logits (fixed shapes); the memo key has
+/// 2: the encoder's batches no longer change a tweet's logits (padded lengths fixed per tweet); the memo key has
 /// the version.
 pub const VERSION: u32 = 2;
 pub const NOUN_PHRASES: &str = "noun_phrases.parquet";

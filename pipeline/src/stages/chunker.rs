@@ -15,7 +15,7 @@ use crate::text::encoder::EncoderFiles;
 pub const STAGE: &str = "chunker";
 /// 2: training also splits handles, hashtags and possessives the way Twitter-2017 does. 3: the head's
 /// initialisation is seeded and metrics.json holds no wall-clock time (byte-reproducible runs). 4: dev
-/// and test scoring run the encoder in fixed-shape batches (scores, and so the epoch kept, can move
+/// and test scoring run the encoder in batches of fixed padded lengths (scores, and so the epoch kept, can move
 /// by float noise).
 pub const VERSION: u32 = 4;
 pub const MODEL: &str = "chunker.safetensors";

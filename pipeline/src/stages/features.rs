@@ -16,7 +16,7 @@ use crate::text::shape::word_shape;
 use crate::text::tokenizer::Pieces;
 
 pub const STAGE: &str = "features";
-/// 2: a tweet's states no longer depend on its batch peers (fixed shapes); the memo key has the
+/// 2: a tweet's states no longer depend on its batch peers (padded lengths fixed per tweet); the memo key has the
 /// version.
 pub const VERSION: u32 = 2;
 pub const TEXT_FEATURES: &str = "text_features.parquet";

@@ -185,26 +185,22 @@ impl TextEncoder {
     ///
     /// A sequence's states must not depend on which others share its batch: shards of a stage, a
     /// dump that adds tweets to one already encoded, and a single process must all store the same
-    /// bytes for it. Matrix kernels give the same bits for a row only when the shapes are the same,
-    /// so every forward pass has the same shape given a sequence's own length: the length rounded up
-    /// to a multiple of [`LENGTH_STEP`], and exactly `batch_size` rows (a bucket's last batch is
-    /// filled with one-piece dummy rows). `tests/text.rs` checks it.
+    /// bytes for it. The padded length changes the bits (attention and matrix kernels block over
+    /// it), the number of rows does not, so a sequence is always padded to its own length rounded up
+    /// to a multiple of [`LENGTH_STEP`], whatever else is in the batch. `tests/text.rs` checks it,
+    /// down to a batch of one.
     fn run_batched(&self, sequences: &[&[u32]], batch_size: usize) -> Vec<Tensor> {
         let batch_size = batch_size.max(1);
         let padded_len = |len: usize| len.div_ceil(LENGTH_STEP) * LENGTH_STEP;
         let mut order: Vec<usize> = (0..sequences.len()).collect();
         order.sort_by_key(|&i| padded_len(sequences[i].len()));
-        let dummy = [self.pieces.pad_id()];
         let mut out: Vec<Option<Tensor>> = (0..sequences.len()).map(|_| None).collect();
         for bucket in order
             .chunk_by(|&a, &b| padded_len(sequences[a].len()) == padded_len(sequences[b].len()))
         {
             let len = padded_len(sequences[bucket[0]].len());
             for chunk in bucket.chunks(batch_size) {
-                let rows = chunk
-                    .iter()
-                    .map(|&i| sequences[i])
-                    .chain(std::iter::repeat_n(&dummy[..], batch_size - chunk.len()));
+                let rows = chunk.iter().map(|&i| sequences[i]);
                 let (ids, mask) = pad_batch_to(rows, len, self.pieces.pad_id(), self.device);
                 let states = self
                     .bert
