@@ -186,9 +186,10 @@ impl TextEncoder {
     /// A sequence's states must not depend on which others share its batch: shards of a stage, a
     /// dump that adds tweets to one already encoded, and a single process must all store the same
     /// bytes for it. The padded length changes the bits (attention and matrix kernels block over
-    /// it), the number of rows does not, so a sequence is always padded to its own length rounded up
-    /// to a multiple of [`LENGTH_STEP`], whatever else is in the batch. `tests/text.rs` checks it,
-    /// down to a batch of one.
+    /// it), so a sequence is always padded to its own length rounded up to a multiple of
+    /// [`LENGTH_STEP`], whatever else is in the batch; with that, the number of rows does not change
+    /// them (with exact lengths it does: the kernels' row tiles then fall differently).
+    /// `tests/text.rs` checks it, down to a batch of one.
     fn run_batched(&self, sequences: &[&[u32]], batch_size: usize) -> Vec<Tensor> {
         let batch_size = batch_size.max(1);
         let padded_len = |len: usize| len.div_ceil(LENGTH_STEP) * LENGTH_STEP;
