@@ -59,8 +59,16 @@ if [ -n "$todo" ]; then
     job=$(sbatch "${sbatch_args[@]}" --wrap "exec $command --shard \$SLURM_ARRAY_TASK_ID/$shards")
     job=${job%%;*} # --parsable prints "id" or "id;cluster"
     echo "shards: $stage: submitted shards $todo of $shards as Slurm array job $job (logs: $logs/$stage-${job}_K.out)" >&2
-    # sbatch --wait polls coarsely; squeue lists the job until every task has ended.
-    while [ -n "$(squeue -h -j "$job" -o %i 2>/dev/null)" ]; do sleep "${POLL_SECONDS:-2}"; done
+    # sbatch --wait polls coarsely; squeue lists the job until every task has ended, then nothing,
+    # then (once the controller forgets it) "Invalid job id". Any other error: ask again.
+    while :; do
+      if queue=$(squeue -h -j "$job" -o %i 2>&1); then
+        [ -z "$queue" ] && break
+      elif [[ $queue == *"Invalid job id"* ]]; then
+        break
+      fi
+      sleep "${POLL_SECONDS:-2}"
+    done
     log_of() { echo "$logs/$stage-${job}_$1.out"; }
   else
     echo "shards: $stage: running shards $todo of $shards as local processes (logs: $logs/$stage-local_K.out)" >&2

@@ -13,6 +13,25 @@ pub fn default_device() -> Device {
     Device::cuda_if_available()
 }
 
+/// The CPUs this process may use: what Slurm gave the task (`SLURM_CPUS_PER_TASK`, which without a
+/// cgroup or affinity plugin nothing else enforces), else what the OS lets it run on.
+pub fn cpu_budget() -> usize {
+    slurm_cpus().unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+fn slurm_cpus() -> Option<usize> {
+    let cpus = std::env::var("SLURM_CPUS_PER_TASK").ok()?;
+    cpus.trim().parse().ok().filter(|&n| n > 0)
+}
+
+/// In a Slurm task, libtorch's threads follow the task's CPUs: by default it starts one per core of
+/// the node, and tasks sharing a node would each take all of them.
+pub fn use_task_cpus() {
+    if let Some(cpus) = slurm_cpus() {
+        tch::set_num_threads(i32::try_from(cpus).unwrap_or(i32::MAX));
+    }
+}
+
 /// What libtorch reports about itself, for `doctor` and run manifests.
 #[derive(Debug, serde::Serialize)]
 pub struct TorchInfo {

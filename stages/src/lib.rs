@@ -395,8 +395,14 @@ impl Common {
     }
 }
 
+/// What every stage binary does first: logging, and libtorch's threads in a Slurm task.
+pub fn init() {
+    init_logging();
+    pipeline::torch::use_task_cpus();
+}
+
 /// Logs to stderr; `RUST_LOG` overrides the default level (info).
-pub fn init_logging() {
+fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// One worker per core on the CPU; one on a GPU (it parallelises inside each call).
 pub fn default_workers(device: Device) -> usize {
     match device {
-        Device::Cpu => std::thread::available_parallelism().map_or(1, usize::from),
+        Device::Cpu => crate::torch::cpu_budget(),
         _ => 1,
     }
 }

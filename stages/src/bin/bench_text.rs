@@ -26,7 +26,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init_logging();
+    stages::init();
     let cli = Cli::parse();
     tch::set_num_threads(cli.threads);
     let tweets = conll::read(&cli.conll)?.tweets;

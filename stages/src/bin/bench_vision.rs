@@ -32,7 +32,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init_logging();
+    stages::init();
     let cli = Cli::parse();
     tch::set_num_threads(cli.threads);
     let device = tch::Device::Cpu;

@@ -22,7 +22,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init_logging();
+    stages::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);

@@ -15,7 +15,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init_logging();
+    stages::init();
     let cli = Cli::parse();
     let started = Instant::now();
     let data_dir = cli.common.require_data_dir()?;

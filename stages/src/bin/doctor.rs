@@ -14,7 +14,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init_logging();
+    stages::init();
     let cli = Cli::parse();
     let info = pipeline::torch::info();
     println!(

@@ -17,7 +17,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init_logging();
+    stages::init();
     let cli = Cli::parse();
     let (run, outcome, dir) = stages::predict_on(
         &cli.data,

@@ -15,7 +15,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init_logging();
+    stages::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let objects = stages::objects(&cli.common, &run.artifacts, run.tweets, &cli.ground)?

@@ -102,7 +102,7 @@ fn output(manifest: &Manifest, name: &str) -> anyhow::Result<Digest> {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init_logging();
+    stages::init();
     let cli = Cli::parse();
     let data_dir = cli.common.data_dir()?;
     let dataset = cli.data.resolve(&cli.common)?;

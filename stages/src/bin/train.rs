@@ -70,7 +70,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init_logging();
+    stages::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let inputs = stages::model_inputs(&cli.common, &run, &cli.ground, cli.precision)?;
