@@ -143,7 +143,7 @@ def incremental(work, main_store, data_dir, repeats):
     return walls, stages, len(new)
 
 
-def shards(work, main_store, data_dir):
+def shards(work, main_store):
     """Twitter-2017 (all splits) through chunk, ground and features in a fresh store: one process per
     stage, then 4 Slurm array tasks per stage (scripts/shards.sh, merge included) in another fresh
     store. Needs a running Slurm (SLURM_CONF); `tests/slurm/cluster.sh start DIR` starts one here.
@@ -256,7 +256,7 @@ def main():
         report += [f"| process start, cache checks, exit | {overhead[1]:.2f} | {overhead[0]:.2f} | |",
                    f"| **all (wall, both processes)** | {c:.1f} | {i:.1f} | **{i / c:.2f}** (goal <= 0.15) |", ""]
     if "shards" not in skip and os.environ.get("SLURM_CONF"):
-        results, same = shards(work, main_store, args.data_dir)
+        results, same = shards(work, main_store)
         report += ["Sharded on Slurm: Twitter-2017 (all 4739 tweets) through chunk, ground and features, one "
                    "process per stage against 4 array tasks per stage on the one-node loopback cluster "
                    "(`tests/slurm/cluster.sh`; merge included), each in a fresh store; merged artifacts "
