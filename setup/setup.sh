@@ -104,34 +104,57 @@ rm -rf "$CACHE"/tmp.* "$ROOT"/models.tmp.* "$ROOT"/models.old.* "$ROOT"/.node-re
 # pip's and npm's own temp files too, so that a killed run leaves nothing behind in /tmp
 TMPDIR=$(mktemp -d "$CACHE/tmp.XXXXXX"); TMPS+=("$TMPDIR"); export TMPDIR
 
-# ---- 1. venv with libtorch ----------------------------------------------------------------------
-pip_offline() {  # install the pinned set from the wheel cache only
-  local nodeps=(); [[ $VARIANT == cpu ]] && nodeps=(--no-deps)
-  "$VENV/bin/python" -m pip install -q --no-index --find-links "$WHEELS" "${nodeps[@]}" -r "$REQS"
+# ---- helpers shared by the sections below --------------------------------------------------------
+pip_offline() {  # venv reqs [pip args]: install the pinned set from the wheel cache only
+  local venv=$1 reqs=$2; shift 2
+  "$venv/bin/python" -m pip install -q --no-index --find-links "$WHEELS" "$@" -r "$reqs"
 }
-fetch_wheels() {  # pip download into a temp dir, then move the finished files into the cache
-  local tmp nodeps=(); [[ $VARIANT == cpu ]] && nodeps=(--no-deps)
+fetch_wheels() {  # venv reqs what sdists [pip args]: download into a temp dir, then move the wheels
+  # into the cache. `sdists`: pins published only as source (comma-separated, or ""), built here once.
+  local venv=$1 reqs=$2 what=$3 sdists=$4 tmp sd; shift 4
   tmp=$(mktemp -d "$CACHE/tmp.XXXXXX"); TMPS+=("$tmp")
-  say "downloading wheels ($VARIANT) from PyPI into $WHEELS"
-  "$VENV/bin/python" -m pip download -q --no-cache-dir --only-binary=:all: "${nodeps[@]}" \
-    --find-links "$WHEELS" -d "$tmp" -r "$REQS"
+  say "downloading wheels ($what) from PyPI into $WHEELS"
+  "$venv/bin/python" -m pip download -q --no-cache-dir --only-binary=:all: ${sdists:+"--no-binary=$sdists"} \
+    "$@" --find-links "$WHEELS" -d "$tmp" -r "$reqs"
+  for sd in "$tmp"/*.tar.gz; do
+    [[ -f $sd ]] || continue
+    say "building a wheel for $(basename "$sd")"
+    "$venv/bin/python" -m pip wheel -q --no-cache-dir --no-deps -w "$tmp" "$sd"
+    rm -f "$sd"
+  done
   find "$tmp" -maxdepth 1 -name '*.whl' -exec mv -f {} "$WHEELS"/ \;
   rm -rf "$tmp"
 }
+make_venv() {  # venv reqs what sdists [pip args]: a new venv with the pinned set, offline when the
+  # wheel cache has it
+  local venv=$1 reqs=$2 what=$3 sdists=$4; shift 4
+  say "creating $(basename "$venv") ($what) with $("$PYTHON" --version 2>&1)"
+  rm -rf "$venv"
+  "$PYTHON" -m venv "$venv"
+  echo '*' > "$venv/.gitignore"
+  if pip_offline "$venv" "$reqs" "$@" 2>"$CACHE/pip-offline-$(basename "$venv").log"; then
+    say "installed from the wheel cache (offline)"
+  else
+    fetch_wheels "$venv" "$reqs" "$what" "$sdists" "$@"
+    pip_offline "$venv" "$reqs" "$@"
+  fi
+}
+can_apt() { [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; }
+apt_install() {  # why pkg...: as root; refreshes the package index only when the install needs it
+  local why=$1; shift
+  say "installing $* with apt-get ($why)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$@" >/dev/null; } ||
+    die "apt-get install $* failed"
+}
 
+# ---- 1. venv with libtorch ----------------------------------------------------------------------
 if venv_ok; then
   say "venv up to date"
 else
-  say "creating .venv ($VARIANT) with $("$PYTHON" --version 2>&1)"
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-  echo '*' > "$VENV/.gitignore"
-  if pip_offline 2>"$CACHE/pip-offline.log"; then
-    say "installed from the wheel cache (offline)"
-  else
-    fetch_wheels
-    pip_offline
-  fi
+  nodeps=(); [[ $VARIANT == cpu ]] && nodeps=(--no-deps)
+  make_venv "$VENV" "$REQS" "$VARIANT" "" "${nodeps[@]}"
   site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   ln -sfn "${site#"$VENV"/}/torch" "$VENV/libtorch"
   [[ -f $VENV/libtorch/lib/libtorch_cpu.so ]] || die ".venv/libtorch/lib/libtorch_cpu.so missing"
@@ -198,40 +221,13 @@ fi
 
 # ---- 3. reference venv (REFERENCE=1) -------------------------------------------------------------
 # torch 2.13.0 with its NVIDIA set (so `import torch` works on a CPU too), transformers, seqeval: for
-# scripts/reference/. Same wheel cache; --no-deps from the full pin list, then `pip check`.
-ref_pip_offline() {
-  "$REF_VENV/bin/python" -m pip install -q --no-index --find-links "$WHEELS" --no-deps -r "$REF_REQS"
-}
-ref_fetch_wheels() {  # as fetch_wheels; an sdist-only pin (seqeval) is built into a wheel here, once
-  local tmp sd
-  tmp=$(mktemp -d "$CACHE/tmp.XXXXXX"); TMPS+=("$tmp")
-  say "downloading wheels (reference) from PyPI into $WHEELS"
-  "$REF_VENV/bin/python" -m pip download -q --no-cache-dir --no-deps --only-binary=:all: --no-binary=seqeval \
-    --find-links "$WHEELS" -d "$tmp" -r "$REF_REQS"
-  for sd in "$tmp"/*.tar.gz; do
-    [[ -f $sd ]] || continue
-    say "building a wheel for $(basename "$sd")"
-    "$REF_VENV/bin/python" -m pip wheel -q --no-cache-dir --no-deps -w "$tmp" "$sd"
-    rm -f "$sd"
-  done
-  find "$tmp" -maxdepth 1 -name '*.whl' -exec mv -f {} "$WHEELS"/ \;
-  rm -rf "$tmp"
-}
-
+# scripts/reference/. Same wheel cache; --no-deps from the full pin list, then `pip check`. seqeval
+# is published as an sdist only.
 if [[ $REFERENCE == 1 ]]; then
   if ref_ok; then
     say "reference venv up to date"
   else
-    say "creating .venv-ref (reference: torch + transformers + seqeval) with $("$PYTHON" --version 2>&1)"
-    rm -rf "$REF_VENV"
-    "$PYTHON" -m venv "$REF_VENV"
-    echo '*' > "$REF_VENV/.gitignore"
-    if ref_pip_offline 2>"$CACHE/pip-offline-ref.log"; then
-      say "installed from the wheel cache (offline)"
-    else
-      ref_fetch_wheels
-      ref_pip_offline
-    fi
+    make_venv "$REF_VENV" "$REF_REQS" "reference: torch + transformers + seqeval" seqeval --no-deps
     "$REF_VENV/bin/python" -m pip check >/dev/null || die ".venv-ref: pip check failed: $("$REF_VENV/bin/python" -m pip check)"
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "$REF_VENV/bin/python" -c '
 import torch, transformers, seqeval, numpy, safetensors
@@ -268,12 +264,8 @@ node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo
 have_node() { command -v node >/dev/null && command -v npm >/dev/null && (( $(node_major) >= 18 )); }
 ensure_node() {
   have_node && return 0
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    say "installing nodejs and npm with apt-get (node >= 18 is needed for .node-ref)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends nodejs npm >/dev/null 2>&1 ||
-      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends nodejs npm >/dev/null; } ||
-      die "apt-get install nodejs npm failed"
+  if can_apt; then
+    apt_install "node >= 18 is needed for .node-ref" nodejs npm
     have_node || die "apt-get installed node $(node --version 2>/dev/null || echo '(none)'); .node-ref needs node >= 18 and npm"
   else
     die "REFERENCE=1 needs node >= 18 and npm on PATH for .node-ref (scripts/reference/tfjs_graph.js); found node \
@@ -322,13 +314,8 @@ fi
 if [[ $REFERENCE == 1 ]]; then
   if slurm_ok; then
     say "slurm and munge present"
-  elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    say "installing slurmctld slurmd slurm-client munge with apt-get (for tests/shards.rs)"
-    export DEBIAN_FRONTEND=noninteractive
-    pkgs=(slurmctld slurmd slurm-client munge)
-    apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null 2>&1 ||
-      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null; } ||
-      die "apt-get install ${pkgs[*]} failed"
+  elif can_apt; then
+    apt_install "for tests/shards.rs" slurmctld slurmd slurm-client munge
     # Debian starts the services it installs where an init system runs; the test starts its own.
     for service in slurmctld slurmd munge; do
       command -v systemctl >/dev/null && systemctl disable --now "$service" >/dev/null 2>&1 || true

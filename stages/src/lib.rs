@@ -281,16 +281,33 @@ pub fn model_inputs(
     })
 }
 
+/// The command line `predict` and `eval` share: a dataset, a trained model, grounding and the
+/// common options.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub ground: GroundArgs,
+    #[command(flatten)]
+    pub common: Common,
+}
+
 /// What `predict` and `eval` share: run every stage on the dataset, then the model on `which` of its
 /// tweets; links the outputs as `artifacts/<dataset>/<view>/` and prints the report line.
 pub fn predict_on(
-    data: &DatasetArgs,
-    model: &ModelArgs,
-    ground: &GroundArgs,
-    common: &Common,
+    args: &PredictArgs,
     which: predict::Which,
     view: &str,
 ) -> anyhow::Result<(DatasetRun, RunOutcome, PathBuf)> {
+    let PredictArgs {
+        data,
+        model,
+        ground,
+        common,
+    } = args;
     let run = data.start(common)?;
     let files = predict::ModelFiles::in_dir(&model.dir(common));
     let inputs = model_inputs(common, &run, ground, model.precision)?;
@@ -303,15 +320,12 @@ pub fn predict_on(
         which,
     )?;
     let view = format!("{}/{view}", run.dataset.label);
-    for (name, entry) in &outcome.manifest.outputs {
-        run.artifacts.link_view(&view, name, &entry.digest)?;
-    }
+    let dir = run.artifacts.link_run_folder(&view, &outcome.manifest)?;
     let stage = match which {
         predict::Which::All => "predict",
         predict::Which::Test => "eval",
     };
     run.report(stage, &outcome);
-    let dir = run.artifacts.root().join(view);
     Ok((run, outcome, dir))
 }
 

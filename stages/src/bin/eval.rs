@@ -7,26 +7,13 @@ use pipeline::stages::predict::{self, Which};
 #[command(about = "Score a trained model on a labelled test set (umgf)")]
 struct Cli {
     #[command(flatten)]
-    data: stages::DatasetArgs,
-    #[command(flatten)]
-    model: stages::ModelArgs,
-    #[command(flatten)]
-    ground: stages::GroundArgs,
-    #[command(flatten)]
-    common: stages::Common,
+    args: stages::PredictArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     stages::init();
     let cli = Cli::parse();
-    let (run, outcome, dir) = stages::predict_on(
-        &cli.data,
-        &cli.model,
-        &cli.ground,
-        &cli.common,
-        Which::Test,
-        "eval",
-    )?;
+    let (run, outcome, dir) = stages::predict_on(&cli.args, Which::Test, "eval")?;
     let table = outcome.manifest.output(predict::TABLE).map_err(|_| {
         anyhow::anyhow!(
             "dataset {} is not labelled: nothing to score",

@@ -7,26 +7,13 @@ use pipeline::stages::predict::Which;
 #[command(about = "Find the entities of new tweets with a trained model (stage 8 of umgf)")]
 struct Cli {
     #[command(flatten)]
-    data: stages::DatasetArgs,
-    #[command(flatten)]
-    model: stages::ModelArgs,
-    #[command(flatten)]
-    ground: stages::GroundArgs,
-    #[command(flatten)]
-    common: stages::Common,
+    args: stages::PredictArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     stages::init();
     let cli = Cli::parse();
-    let (_, outcome, dir) = stages::predict_on(
-        &cli.data,
-        &cli.model,
-        &cli.ground,
-        &cli.common,
-        Which::All,
-        "predictions",
-    )?;
+    let (_, outcome, dir) = stages::predict_on(&cli.args, Which::All, "predictions")?;
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} tweets, {} entities -> {}",

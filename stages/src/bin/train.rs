@@ -107,9 +107,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     // The latest model of the dataset: artifacts/<dataset>/model/.
     let view = format!("{}/model", run.dataset.label);
-    for (name, entry) in &outcome.manifest.outputs {
-        run.artifacts.link_view(&view, name, &entry.digest)?;
-    }
+    run.artifacts.link_run_folder(&view, &outcome.manifest)?;
     run.report("train", &outcome);
     let table = outcome.manifest.output(train::TABLE)?.digest;
     print!(
