@@ -28,6 +28,10 @@ DATA_DIR  ?=
 IMAGE_DIR ?=
 ON_ERROR  ?= fail
 PRECISION ?= f32
+ENCODER   ?= minilm
+TEXT_LAYERS ?= all
+POOLING   ?= first
+STORAGE   ?= f16
 ARTIFACTS ?= artifacts
 GPU       ?= 0
 MODEL     ?= umgf
@@ -43,6 +47,9 @@ SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wild
               pipeline/Cargo.toml stages/Cargo.toml .cargo/config.toml
 
 COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+# How text features are made (features, train, status; eval and predict read them from the model).
+TEXT   := --encoder $(ENCODER) --precision $(PRECISION) --text-layers $(TEXT_LAYERS) --pooling $(POOLING) \
+          --storage $(STORAGE)
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
 .PHONY: all setup setup-reference build ingest chunker chunk ground graphs features train eval predict status test \
@@ -99,7 +106,7 @@ SHARD_RUN := SHARDS=$(SHARDS) SLURM=$(SLURM) BIN=$(BIN) SHARD_LOGS=$(ARTIFACTS)/
 RUN       := $(if $(SHARDED),$(SHARD_RUN) ,$(BIN)/)
 CHUNK     := chunk $(DATA) --on-error $(ON_ERROR) $(COMMON)
 GROUND    := ground $(DATA) --on-error $(ON_ERROR) $(COMMON)
-FEATURES  := features $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(COMMON)
+FEATURES  := features $(DATA) --on-error $(ON_ERROR) $(TEXT) $(COMMON)
 
 chunk: build
 	$(RUN)$(CHUNK)
@@ -122,18 +129,18 @@ features: build
 # (README, "Choices"); FINE_TUNE_ARGS= drops it.
 FINE_TUNE_ARGS ?= --max-epochs 8 --patience 3 --linear-decay --concat-text --encoder-lr 5e-5
 train: build
-	$(BIN)/train $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) --model $(MODEL) --mode $(MODE) \
+	$(BIN)/train $(DATA) --on-error $(ON_ERROR) $(TEXT) --model $(MODEL) --mode $(MODE) \
 		--seed $(SEED) $(if $(filter fine-tune,$(MODE)),$(FINE_TUNE_ARGS)) $(TRAIN_ARGS) $(COMMON)
 
 # MODEL_DIR: a trained model's folder (default: artifacts/twitter2017/model, the latest `make train`).
 eval: build
-	$(BIN)/eval $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(if $(MODEL_DIR),--model $(MODEL_DIR)) $(COMMON)
+	$(BIN)/eval $(DATA) --on-error $(ON_ERROR) $(if $(MODEL_DIR),--model $(MODEL_DIR)) $(COMMON)
 
 predict: build
-	$(BIN)/predict $(DATA) --on-error $(ON_ERROR) --precision $(PRECISION) $(if $(MODEL_DIR),--model $(MODEL_DIR)) $(COMMON)
+	$(BIN)/predict $(DATA) --on-error $(ON_ERROR) $(if $(MODEL_DIR),--model $(MODEL_DIR)) $(COMMON)
 
 status: build
-	$(BIN)/status $(DATA) --precision $(PRECISION) --verify $(COMMON)
+	$(BIN)/status $(DATA) $(TEXT) --verify $(COMMON)
 
 data:
 	@dir=$${UMGF_DATA_DIR:-$(DATA_DIR)}; \

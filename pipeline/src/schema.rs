@@ -299,28 +299,104 @@ pub mod noun_phrases {
     }
 }
 
+/// Number format of cached encoder states in the `text_features` artifact (and in the per-tweet memo
+/// behind it). Independent of the precision the encoder computes in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateStorage {
+    /// IEEE half precision (Parquet FLOAT16): half the bytes of f32, about 3 significant digits;
+    /// pandas (pyarrow), polars and duckdb read it.
+    #[default]
+    F16,
+    F32,
+}
+
+impl std::str::FromStr for StateStorage {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f16" => Ok(Self::F16),
+            "f32" => Ok(Self::F32),
+            _ => Err(Error::Config(format!(
+                "state storage is f16 or f32, not {s:?}"
+            ))),
+        }
+    }
+}
+
+/// Cached encoder states in their storage format.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StateValues {
+    F16(Vec<half::f16>),
+    F32(Vec<f32>),
+}
+
+impl StateValues {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::F16(v) => v.len(),
+            Self::F32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn storage(&self) -> StateStorage {
+        match self {
+            Self::F16(_) => StateStorage::F16,
+            Self::F32(_) => StateStorage::F32,
+        }
+    }
+
+    /// Values `range` as float32, into `out` (of the same length).
+    pub fn copy_to_f32(&self, range: std::ops::Range<usize>, out: &mut [f32]) {
+        match self {
+            Self::F16(v) => out
+                .iter_mut()
+                .zip(&v[range])
+                .for_each(|(o, x)| *o = x.to_f32()),
+            Self::F32(v) => out.copy_from_slice(&v[range]),
+        }
+    }
+
+    /// `values` in `storage` format (rounded to nearest for f16).
+    pub fn from_f32(values: &[f32], storage: StateStorage) -> Self {
+        match storage {
+            StateStorage::F16 => Self::F16(values.iter().map(|&x| half::f16::from_f32(x)).collect()),
+            StateStorage::F32 => Self::F32(values.to_vec()),
+        }
+    }
+}
+
 /// Per-tweet text features: a row of the `text_features` artifact written by `features`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TextFeatures {
     pub tweet_id: String,
-    /// Word pieces: [CLS], the pieces of each word, [SEP].
+    /// Word pieces: [CLS], the pieces of each word, [SEP] (or the encoder's own start and end tokens).
     pub piece_ids: Vec<u32>,
     /// Index in `piece_ids` of each word's first piece.
     pub word_starts: Vec<u32>,
     /// Word shape class of each word (`text::shape`), the case and form the uncased encoder cannot see.
     pub shapes: Vec<u8>,
-    /// The encoder's last hidden state at each word's first piece, row-major [words, hidden] (frozen mode).
-    pub states: Vec<f32>,
+    /// The encoder's hidden states of each word (frozen mode): the layers and pooling of the
+    /// `features` run that wrote them (its manifest's params), row-major [words, layers, hidden].
+    pub states: StateValues,
 }
 
 /// The `text_features` artifact written by `features`.
 pub mod text_features {
-    use arrow_array::builder::{Float32Builder, UInt8Builder, UInt32Builder};
+    use arrow_array::builder::{Float16Builder, Float32Builder, UInt8Builder, UInt32Builder};
+    use arrow_array::{Float16Array, Float32Array, UInt8Array};
 
     use super::*;
 
     pub const NAME: &str = "text_features";
-    pub const VERSION: u32 = 1;
+    /// 2: `states` holds several hidden states per word (row-major [words, layers, hidden]) and may be
+    /// float16.
+    pub const VERSION: u32 = 2;
 
     fn list(name: &str, item: DataType) -> Field {
         Field::new(
@@ -330,22 +406,32 @@ pub mod text_features {
         )
     }
 
-    pub fn schema() -> Arc<Schema> {
+    fn state_type(storage: StateStorage) -> DataType {
+        match storage {
+            StateStorage::F16 => DataType::Float16,
+            StateStorage::F32 => DataType::Float32,
+        }
+    }
+
+    pub fn schema(storage: StateStorage) -> Arc<Schema> {
         Arc::new(Schema::new(vec![
             Field::new("tweet_id", DataType::Utf8, false),
             list("piece_ids", DataType::UInt32),
             list("word_starts", DataType::UInt32),
             list("shapes", DataType::UInt8),
-            list("states", DataType::Float32),
+            list("states", state_type(storage)),
         ]))
     }
 
-    pub fn to_batch(rows: &[TextFeatures]) -> Result<RecordBatch> {
+    /// The rows as one batch; every row's states must be in `storage` format.
+    pub fn to_batch(rows: &[TextFeatures], storage: StateStorage) -> Result<RecordBatch> {
         let field = |t: DataType| Arc::new(Field::new("item", t, false));
         let mut pieces = ListBuilder::new(UInt32Builder::new()).with_field(field(DataType::UInt32));
         let mut starts = ListBuilder::new(UInt32Builder::new()).with_field(field(DataType::UInt32));
         let mut shapes = ListBuilder::new(UInt8Builder::new()).with_field(field(DataType::UInt8));
-        let mut states =
+        let mut f16s =
+            ListBuilder::new(Float16Builder::new()).with_field(field(DataType::Float16));
+        let mut f32s =
             ListBuilder::new(Float32Builder::new()).with_field(field(DataType::Float32));
         for row in rows {
             pieces.values().append_slice(&row.piece_ids);
@@ -354,26 +440,44 @@ pub mod text_features {
             starts.append(true);
             shapes.values().append_slice(&row.shapes);
             shapes.append(true);
-            states.values().append_slice(&row.states);
-            states.append(true);
+            match (&row.states, storage) {
+                (StateValues::F16(v), StateStorage::F16) => {
+                    f16s.values().append_slice(v);
+                    f16s.append(true);
+                }
+                (StateValues::F32(v), StateStorage::F32) => {
+                    f32s.values().append_slice(v);
+                    f32s.append(true);
+                }
+                (other, _) => {
+                    return Err(Error::Config(format!(
+                        "tweet {}: states stored as {:?}, the artifact holds {storage:?}",
+                        row.tweet_id,
+                        other.storage()
+                    )));
+                }
+            }
         }
         let ids: ArrayRef = Arc::new(
             rows.iter()
                 .map(|r| Some(r.tweet_id.as_str()))
                 .collect::<StringArray>(),
         );
+        let states: ArrayRef = match storage {
+            StateStorage::F16 => Arc::new(f16s.finish()),
+            StateStorage::F32 => Arc::new(f32s.finish()),
+        };
         let columns: Vec<ArrayRef> = vec![
             ids,
             Arc::new(pieces.finish()),
             Arc::new(starts.finish()),
             Arc::new(shapes.finish()),
-            Arc::new(states.finish()),
+            states,
         ];
-        Ok(RecordBatch::try_new(schema(), columns)?)
+        Ok(RecordBatch::try_new(schema(storage), columns)?)
     }
 
     pub fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<TextFeatures>> {
-        use arrow_array::{Float32Array, UInt8Array};
         let cols = Columns { path, batch };
         let ids = cols.strings("tweet_id")?;
         let (pieces, starts, shapes, states) = (
@@ -398,6 +502,14 @@ pub mod text_features {
                 };
                 let shape_values = shapes.value(i);
                 let state_values = states.value(i);
+                let any = state_values.as_any();
+                let states = if let Some(v) = any.downcast_ref::<Float16Array>() {
+                    StateValues::F16(v.values().to_vec())
+                } else if let Some(v) = any.downcast_ref::<Float32Array>() {
+                    StateValues::F32(v.values().to_vec())
+                } else {
+                    return Err(bad("states"));
+                };
                 Ok(TextFeatures {
                     tweet_id: ids.value(i).to_owned(),
                     piece_ids: u32s(pieces, "piece_ids")?,
@@ -408,19 +520,13 @@ pub mod text_features {
                         .ok_or_else(|| bad("shapes"))?
                         .values()
                         .to_vec(),
-                    states: state_values
-                        .as_any()
-                        .downcast_ref::<Float32Array>()
-                        .ok_or_else(|| bad("states"))?
-                        .values()
-                        .to_vec(),
+                    states,
                 })
             })
             .collect()
     }
 }
 
-/// Typed access to a batch's columns with errors that name the file and column.
 struct Columns<'a> {
     path: &'a Path,
     batch: &'a RecordBatch,

@@ -13,8 +13,9 @@ use pipeline::stages::train::DatasetArtifacts;
 use pipeline::stages::{features, graphs, predict, visual_features};
 use pipeline::store::{RunOutcome, Shard};
 use pipeline::text::chunker::ChunkerTraining;
-use pipeline::text::encoder::Precision;
-use pipeline::text::encoder::{EncoderFiles, default_files};
+use pipeline::schema::StateStorage;
+use pipeline::stages::features::{LayerSelection, Pooling, TextFeatureParams};
+use pipeline::text::encoder::{EncoderFiles, EncoderName, Precision, default_files};
 
 /// Arguments every stage takes.
 #[derive(Args, Debug)]
@@ -88,6 +89,39 @@ impl DatasetArgs {
     }
 }
 
+/// How the text features are made (`features`, `train`, `status`; `eval` and `predict` take them from
+/// the model). Every one enters the cache keys.
+#[derive(Args, Debug)]
+pub struct TextFeatureArgs {
+    /// Text encoder: minilm (all-MiniLM-L6-v2) or mpnet (all-mpnet-base-v2).
+    #[arg(long, env = "UMGF_ENCODER", default_value = "minilm")]
+    pub encoder: EncoderName,
+    /// Encoder compute precision: f32 (the reference) or bf16 (faster on CPUs with AVX-512 BF16).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
+    /// Hidden states cached per word: all, last, lastN, or indices like 4,5,6 (0 = the embeddings).
+    #[arg(long, default_value_t = TextFeatureParams::default().layers)]
+    pub text_layers: LayerSelection,
+    /// A word's state from its pieces: first (its first piece) or mean.
+    #[arg(long, default_value = "first")]
+    pub pooling: Pooling,
+    /// Number format of the cached states: f16 (half the size) or f32.
+    #[arg(long, default_value = "f16")]
+    pub storage: StateStorage,
+}
+
+impl TextFeatureArgs {
+    pub fn params(&self) -> TextFeatureParams {
+        TextFeatureParams {
+            encoder: self.encoder,
+            precision: self.precision,
+            layers: self.text_layers.clone(),
+            pooling: self.pooling,
+            storage: self.storage,
+        }
+    }
+}
+
 /// Which trained model `predict` and `eval` use.
 #[derive(Args, Debug)]
 pub struct ModelArgs {
@@ -95,9 +129,6 @@ pub struct ModelArgs {
     /// model trained on twitter2017, artifacts/twitter2017/model).
     #[arg(long = "model")]
     pub model_dir: Option<PathBuf>,
-    /// Precision of the cached encoder states; use the one the model was trained with.
-    #[arg(long, default_value = "f32")]
-    pub precision: Precision,
 }
 
 impl ModelArgs {
@@ -247,14 +278,14 @@ pub fn model_inputs(
     common: &Common,
     run: &DatasetRun,
     ground: &GroundArgs,
-    precision: Precision,
+    text_features: &TextFeatureParams,
 ) -> anyhow::Result<DatasetArtifacts> {
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
     let text = features::run(
         &artifacts.store,
         tweets,
-        &default_files(&common.models),
-        precision,
+        &text_features.encoder.files(&common.models),
+        text_features,
     )?;
     run.publish("features", &text, features::TEXT_FEATURES)?;
     let objects = objects(common, artifacts, tweets, ground)?
@@ -310,13 +341,15 @@ pub fn predict_on(
     } = args;
     let run = data.start(common)?;
     let files = predict::ModelFiles::in_dir(&model.dir(common));
-    let inputs = model_inputs(common, &run, ground, model.precision)?;
+    // New tweets get the text features the model was trained on (encoder, layers, pooling, storage).
+    let text_features = files.config()?.text_features();
+    let inputs = model_inputs(common, &run, ground, &text_features)?;
     let outcome = predict::run(
         &run.artifacts.store,
         &files,
         &inputs,
         &run.dataset.label,
-        &default_files(&common.models),
+        &text_features.encoder.files(&common.models),
         which,
     )?;
     let view = format!("{}/{view}", run.dataset.label);

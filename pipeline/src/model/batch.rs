@@ -7,7 +7,8 @@ use tch::{Device, Tensor};
 use super::umgf::GraphBatch;
 use crate::error::{Error, Result};
 use crate::labels::Tag;
-use crate::schema::{EdgeKind, GraphEdge, Split, TextFeatures, Tweet, VisualFeatures};
+use super::text_head::{MAX_CHARS, char_id};
+use crate::schema::{EdgeKind, GraphEdge, Split, StateValues, TextFeatures, Tweet, VisualFeatures};
 use crate::text::tokenizer::MAX_PIECES;
 
 /// Everything the model sees of one tweet.
@@ -18,8 +19,9 @@ pub struct Example {
     pub words: Vec<String>,
     /// Gold BIO tags (labelled data only).
     pub tags: Option<Vec<Tag>>,
-    /// Frozen encoder state of each word, row-major [words, text_dim].
-    pub states: Vec<f32>,
+    /// Frozen encoder states of each word, row-major [words, cached width] (see
+    /// [`crate::stages::features`]).
+    pub states: StateValues,
     pub shapes: Vec<u8>,
     /// Word pieces and each word's first piece (fine-tune mode runs the encoder on these).
     pub piece_ids: Vec<u32>,
@@ -136,7 +138,8 @@ pub struct Batch {
 /// `features` stage encodes long tweets in overlapping windows).
 const FINE_TUNE_PIECES: usize = MAX_PIECES;
 
-/// Pads `examples` into one batch on `device`. `text_dim` and `visual_dim` size empty tensors.
+/// Pads `examples` into one batch on `device`. `text_dim` is the cached states' width per word (0
+/// leaves them out: the fine-tune mode does not read them); `visual_dim` sizes empty tensors.
 pub fn collate(
     examples: &[&Example],
     text_dim: i64,
@@ -153,11 +156,17 @@ pub fn collate(
         .max()
         .unwrap_or(0)
         .max(1) as i64;
-    let (bu, nu, mu, pu) = (b as usize, n as usize, m as usize, p as usize);
+    let c = examples
+        .iter()
+        .flat_map(|e| e.words.iter().map(|w| w.chars().count().min(MAX_CHARS)))
+        .max()
+        .unwrap_or(0) as i64;
+    let (bu, nu, mu, pu, cu) = (b as usize, n as usize, m as usize, p as usize, c as usize);
     let (td, vd) = (text_dim as usize, visual_dim as usize);
     let all_tags = Tag::all();
     let mut words = vec![0f32; bu * nu * td];
     let mut shapes = vec![0i64; bu * nu];
+    let mut chars = vec![0i64; bu * nu * cu];
     let mut word_mask = vec![false; bu * nu];
     let mut tags = vec![0i64; bu * nu];
     let mut objects = vec![0f32; bu * mu * vd];
@@ -169,10 +178,14 @@ pub fn collate(
     for (row, e) in examples.iter().enumerate() {
         let len = e.len();
         let take = e.states.len().min(len * td);
-        words[row * nu * td..row * nu * td + take].copy_from_slice(&e.states[..take]);
+        e.states
+            .copy_to_f32(0..take, &mut words[row * nu * td..row * nu * td + take]);
         for i in 0..len {
             shapes[row * nu + i] = i64::from(e.shapes[i]);
             word_mask[row * nu + i] = true;
+            for (k, ch) in e.words[i].chars().take(MAX_CHARS).enumerate() {
+                chars[(row * nu + i) * cu + k] = char_id(ch);
+            }
         }
         if let Some(gold) = &e.tags {
             for (i, tag) in gold.iter().enumerate() {
@@ -207,6 +220,7 @@ pub fn collate(
         graph: GraphBatch {
             words: float(&words, &[b, n, text_dim]),
             shapes: int(&shapes, &[b, n]),
+            chars: int(&chars, &[b, n, c]),
             word_mask: boolean(&word_mask, &[b, n]),
             objects: float(&objects, &[b, m, visual_dim]),
             object_mask: boolean(&object_mask, &[b, m]),
@@ -231,7 +245,7 @@ mod tests {
             split: Split::Train,
             words: vec!["w".into(); words],
             tags: Some(vec![Tag::O; words]),
-            states: (0..words * 2).map(|i| i as f32).collect(),
+            states: StateValues::F32((0..words * 2).map(|i| i as f32).collect()),
             shapes: vec![1; words],
             piece_ids: (0..words as u32 + 2).collect(),
             word_starts: (1..=words as u32).collect(),
@@ -278,7 +292,7 @@ mod tests {
             piece_ids: vec![101, 1, 2, 102],
             word_starts: vec![1, 2],
             shapes: vec![0, 0],
-            states: vec![0.0; 2 * 4],
+            states: StateValues::F16(vec![half::f16::ZERO; 2 * 4]),
         };
         let edge = GraphEdge {
             tweet_id: "7".into(),

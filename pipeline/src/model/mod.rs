@@ -5,5 +5,6 @@ pub mod batch;
 pub mod crf;
 pub mod curve;
 pub mod tagger;
+pub mod text_head;
 pub mod train;
 pub mod umgf;

@@ -11,8 +11,9 @@ use super::batch::Batch;
 use super::umgf::{GraphBatch, Umgf, UmgfConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::labels::Tag;
-use crate::text::bert::Bert;
-use crate::text::encoder::{EncoderFiles, TextEncoder};
+use crate::schema::StateStorage;
+use crate::stages::features::{LayerSelection, Pooling, TextFeatureParams};
+use crate::text::encoder::{EncoderFiles, EncoderName, Network, Precision, TextEncoder};
 
 pub const WEIGHTS: &str = "model.safetensors";
 pub const CONFIG: &str = "config.json";
@@ -48,6 +49,11 @@ pub struct TaggerConfig {
     pub tags: Vec<String>,
     /// Digest of the text encoder whose states or weights the tagger was trained on.
     pub encoder: String,
+    /// How the text features it reads were made (encoder, layers, pooling, storage, precision):
+    /// `eval` and `predict` make new tweets' features the same way. Absent in models from before
+    /// the option existed: see [`Self::text_features`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<TextFeatureParams>,
     /// The dataset it was trained on (its label), for reports.
     pub trained_on: String,
 }
@@ -96,10 +102,15 @@ impl TaggerConfig {
         mode: TextMode,
         mut model: UmgfConfig,
         encoder: String,
+        features: TextFeatureParams,
         trained_on: String,
     ) -> Self {
         if kind == ModelKind::Baseline {
             model.layers = 0;
+        }
+        if mode == TextMode::FineTune {
+            // The fine-tuned encoder gives its last layer's states: one per word.
+            model.text.layers = 1;
         }
         Self {
             kind,
@@ -107,7 +118,34 @@ impl TaggerConfig {
             model,
             tags: Tag::all().iter().map(ToString::to_string).collect(),
             encoder,
+            features: Some(features),
             trained_on,
+        }
+    }
+
+    /// A trained model's `config.json`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// How the text features the model reads are made. Models from before the setting existed read
+    /// MiniLM's last layer, first piece, computed and stored in float32.
+    pub fn text_features(&self) -> TextFeatureParams {
+        self.features.clone().unwrap_or(TextFeatureParams {
+            encoder: EncoderName::Minilm,
+            precision: Precision::F32,
+            layers: LayerSelection::Last(1),
+            pooling: Pooling::First,
+            storage: StateStorage::F32,
+        })
+    }
+
+    /// Values per word of the cached states the model reads (0 in fine-tune mode: it reads pieces).
+    pub fn cached_width(&self) -> i64 {
+        match self.mode {
+            TextMode::Frozen => self.model.cached_width(),
+            TextMode::FineTune => 0,
         }
     }
 }
@@ -118,7 +156,7 @@ pub struct Tagger {
     /// (group 1, under `umgf`).
     pub vs: VarStore,
     umgf: Umgf,
-    encoder: Option<Bert>,
+    encoder: Option<Network>,
     /// The encoder's padding piece id.
     pub pad_id: u32,
 }
@@ -126,11 +164,14 @@ pub struct Tagger {
 impl Tagger {
     /// A new tagger: pretrained encoder (fine-tune mode), freshly initialised tagger weights.
     pub fn new(config: TaggerConfig, encoder: &EncoderFiles, device: Device) -> Result<Self> {
-        let text = TextEncoder::load(encoder, device)?;
-        let pad_id = text.pieces.pad_id();
-        let (vs, bert) = match config.mode {
-            TextMode::FineTune => (text.vs, Some(text.bert)),
-            TextMode::Frozen => (VarStore::new(device), None),
+        // Frozen mode reads cached states: the encoder is not loaded (nor its pieces padded).
+        let (vs, bert, pad_id) = match config.mode {
+            TextMode::FineTune => {
+                let text = TextEncoder::load(encoder, device)?;
+                let pad_id = text.pieces.pad_id();
+                (text.vs, Some(text.network), pad_id)
+            }
+            TextMode::Frozen => (VarStore::new(device), None, 0),
         };
         let umgf = Umgf::new(&(vs.root().set_group(1) / "umgf"), config.model.clone());
         Ok(Self {
@@ -154,9 +195,7 @@ impl Tagger {
         encoder: &EncoderFiles,
         device: Device,
     ) -> Result<Self> {
-        let text = std::fs::read_to_string(path).at(path)?;
-        let config: TaggerConfig = serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let config = TaggerConfig::read(path)?;
         if config.encoder != encoder.digest()?.hex() {
             crate::bail!(
                 Config,
@@ -204,6 +243,7 @@ impl Tagger {
         GraphBatch {
             words,
             shapes: g.shapes.shallow_clone(),
+            chars: g.chars.shallow_clone(),
             word_mask: g.word_mask.shallow_clone(),
             objects: g.objects.shallow_clone(),
             object_mask: g.object_mask.shallow_clone(),

@@ -186,11 +186,10 @@ pub fn train(
 }
 
 fn batch_of(tagger: &Tagger, examples: &[&Example]) -> super::batch::Batch {
-    let c = &tagger.config.model;
     collate(
         examples,
-        c.text_dim,
-        c.visual_dim,
+        tagger.config.cached_width(),
+        tagger.config.model.visual_dim,
         tagger.pad_id,
         tagger.device(),
     )

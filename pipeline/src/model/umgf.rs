@@ -8,6 +8,7 @@ use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 
 use super::crf::Crf;
+use super::text_head::{BiLstm, CharCnn, LayerCombine, ScalarMix};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UmgfConfig {
@@ -35,16 +36,77 @@ pub struct UmgfConfig {
     /// earlier models keep their cache keys) unless asked for.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub concat_text: bool,
+    /// The text side before the fusion layers ([`super::text_head`]); the defaults of an absent field
+    /// are the model before it existed (one cached state, no character CNN, no BiLSTM).
+    #[serde(default)]
+    pub text: TextHeadConfig,
+}
+
+/// The text side of the tagger: how cached states, word shapes and characters become word states.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TextHeadConfig {
+    /// Hidden states cached per word (K); each `text_dim` wide.
+    pub layers: i64,
+    /// How the K states become one input (with K = 1 neither adds anything).
+    pub combine: LayerCombine,
+    /// Character embedding width and character-CNN filters (0 filters: no character CNN).
+    pub char_dim: i64,
+    pub char_filters: i64,
+    /// BiLSTM width per direction and depth (0: no BiLSTM).
+    pub lstm_hidden: i64,
+    pub lstm_layers: i64,
+    /// Dropout on the text side's input and output (the fusion layers use `dropout`).
+    pub dropout: f64,
+    /// Probability that a word's encoder state is zeroed while training.
+    pub word_dropout: f64,
+}
+
+impl Default for TextHeadConfig {
+    fn default() -> Self {
+        Self {
+            layers: 1,
+            combine: LayerCombine::Mix,
+            char_dim: 0,
+            char_filters: 0,
+            lstm_hidden: 0,
+            lstm_layers: 0,
+            dropout: 0.0,
+            word_dropout: 0.0,
+        }
+    }
 }
 
 impl UmgfConfig {
+    /// Width of the encoder input per word after the layers are combined.
+    fn encoder_width(&self) -> i64 {
+        match self.text.combine {
+            LayerCombine::Mix => self.text_dim,
+            LayerCombine::Concat => self.text_dim * self.text.layers,
+        }
+    }
+
+    /// Width of the text side's word states (what the fusion layers and `concat_text` read).
+    fn text_width(&self) -> i64 {
+        if self.text.lstm_hidden > 0 && self.text.lstm_layers > 0 {
+            2 * self.text.lstm_hidden
+        } else {
+            self.encoder_width() + self.shape_dim + self.text.char_filters
+        }
+    }
+
     /// Width the tag scorer reads beside the fused states.
     fn emit_extra(&self) -> i64 {
         if self.concat_text {
-            self.text_dim + self.shape_dim
+            self.text_width()
         } else {
             0
         }
+    }
+
+    /// Values per word of the cached states (K states of `text_dim`).
+    pub fn cached_width(&self) -> i64 {
+        self.text_dim * self.text.layers
     }
 }
 
@@ -67,6 +129,7 @@ impl Default for UmgfConfig {
             no_object_edges: false,
             shared_parameters: false,
             concat_text: false,
+            text: TextHeadConfig::default(),
         }
     }
 }
@@ -77,6 +140,8 @@ pub struct GraphBatch {
     pub words: Tensor,
     /// [batch, words] int64 word-shape classes
     pub shapes: Tensor,
+    /// [batch, words, chars] int64 character ids ([`super::text_head::char_id`], 0 = padding)
+    pub chars: Tensor,
     /// [batch, words] bool
     pub word_mask: Tensor,
     /// [batch, objects, visual_dim] (objects may be 0)
@@ -252,10 +317,65 @@ fn positions(len: i64, dim: i64, device: tch::Device) -> Tensor {
     angles.sin().where_self(&even, &angles.cos())
 }
 
+/// The text side's modules (see [`super::text_head`]); each is absent when its config turns it off.
+#[derive(Debug)]
+struct TextSide {
+    mix: Option<ScalarMix>,
+    shape_embedding: nn::Embedding,
+    chars: Option<CharCnn>,
+    lstm: Option<BiLstm>,
+}
+
+impl TextSide {
+    fn new(p: &nn::Path, c: &UmgfConfig) -> Self {
+        let t = &c.text;
+        let input = c.encoder_width() + c.shape_dim + t.char_filters;
+        Self {
+            mix: (t.layers > 1 && t.combine == LayerCombine::Mix)
+                .then(|| ScalarMix::new(p / "layer_mix", t.layers)),
+            shape_embedding: nn::embedding(
+                p / "shape_embedding",
+                c.shape_classes,
+                c.shape_dim,
+                Default::default(),
+            ),
+            chars: (t.char_filters > 0).then(|| CharCnn::new(p / "chars", t.char_dim, t.char_filters)),
+            lstm: (t.lstm_hidden > 0 && t.lstm_layers > 0)
+                .then(|| BiLstm::new(p / "lstm", input, t.lstm_hidden, t.lstm_layers)),
+        }
+    }
+
+    /// Word states of the text side, [batch, words, text_width].
+    fn forward(&self, batch: &GraphBatch, c: &UmgfConfig, train: bool) -> Tensor {
+        let t = &c.text;
+        let (b, n, _) = batch.words.size3().unwrap_or((0, 0, 0));
+        let mut encoder = match &self.mix {
+            Some(mix) => mix.forward(&batch.words.view([b, n, t.layers, c.text_dim])),
+            None => batch.words.shallow_clone(),
+        };
+        if train && t.word_dropout > 0.0 {
+            let keep = Tensor::empty([b, n, 1], (Kind::Float, encoder.device()))
+                .bernoulli_float_(1.0 - t.word_dropout);
+            encoder = encoder * keep;
+        }
+        let mut parts = vec![encoder, self.shape_embedding.forward(&batch.shapes)];
+        if let Some(chars) = &self.chars {
+            parts.push(chars.forward(&batch.chars, t.dropout, train));
+        }
+        let x = Tensor::cat(&parts, 2);
+        match &self.lstm {
+            Some(lstm) => lstm
+                .forward(&x.dropout(t.dropout, train), &batch.word_mask, t.dropout, train)
+                .dropout(t.dropout, train),
+            None => x,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Umgf {
     pub config: UmgfConfig,
-    shape_embedding: nn::Embedding,
+    text: TextSide,
     text_mlp: nn::Linear,
     visual_mlp: nn::Linear,
     layers: Vec<FusionLayer>,
@@ -267,18 +387,10 @@ impl Umgf {
     pub fn new(p: &nn::Path, config: UmgfConfig) -> Self {
         let c = &config;
         Self {
-            shape_embedding: nn::embedding(
-                p / "shape_embedding",
-                c.shape_classes,
-                c.shape_dim,
-                Default::default(),
-            ),
-            text_mlp: nn::linear(
-                p / "text_mlp",
-                c.text_dim + c.shape_dim,
-                c.d,
-                Default::default(),
-            ),
+            // The shape embedding keeps its name at the root (models saved before the text side
+            // existed load as they are).
+            text: TextSide::new(p, c),
+            text_mlp: nn::linear(p / "text_mlp", c.text_width(), c.d, Default::default()),
             visual_mlp: nn::linear(p / "visual_mlp", c.visual_dim, c.d, Default::default()),
             layers: (0..c.layers)
                 .map(|l| FusionLayer::new(p / "layers" / l, c))
@@ -309,23 +421,16 @@ impl Umgf {
         }
     }
 
-    /// Encoder states and word-shape embeddings side by side, [batch, words, text_dim + shape_dim].
-    fn text_input(&self, batch: &GraphBatch) -> Tensor {
-        Tensor::cat(
-            &[&batch.words, &self.shape_embedding.forward(&batch.shapes)],
-            2,
-        )
-    }
-
     /// Word states after the fusion layers, [batch, words, d].
     pub fn word_states(&self, batch: &GraphBatch, train: bool) -> Tensor {
-        self.fuse(batch, &self.text_input(batch), train)
+        let text = self.text.forward(batch, &self.config, train);
+        self.fuse(batch, &text, train)
     }
 
     fn fuse(&self, batch: &GraphBatch, text: &Tensor, train: bool) -> Tensor {
         let c = &self.config;
         let n = batch.words.size()[1];
-        let position = positions(n, c.text_dim + c.shape_dim, text.device()).unsqueeze(0);
+        let position = positions(n, c.text_width(), text.device()).unsqueeze(0);
         let mut hx = self
             .text_mlp
             .forward(&(text + position))
@@ -345,7 +450,7 @@ impl Umgf {
 
     /// Per-word tag scores, [batch, words, tags].
     pub fn emissions(&self, batch: &GraphBatch, train: bool) -> Tensor {
-        let text = self.text_input(batch);
+        let text = self.text.forward(batch, &self.config, train);
         let fused = self.fuse(batch, &text, train);
         let states = if self.config.concat_text {
             Tensor::cat(&[fused, text.dropout(self.config.dropout, train)], 2)
@@ -399,6 +504,7 @@ mod tests {
         GraphBatch {
             words: Tensor::randn([2, 5, 16], opts),
             shapes: Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6, 7, 8, 0, 0]).view([2, 5]),
+            chars: Tensor::from_slice(&[65i64, 98, 0, 99, 100, 0].repeat(5)).view([2, 5, 3]),
             word_mask: Tensor::from_slice(&[
                 true, true, true, true, true, true, true, true, false, false,
             ])
@@ -418,11 +524,27 @@ mod tests {
             (false, true, false),
             (false, false, true),
         ] {
+            for text in [
+                TextHeadConfig::default(),
+                TextHeadConfig {
+                    layers: 2,
+                    char_dim: 4,
+                    char_filters: 6,
+                    lstm_hidden: 5,
+                    lstm_layers: 2,
+                    dropout: 0.5,
+                    word_dropout: 0.1,
+                    ..TextHeadConfig::default()
+                },
+            ] {
             let vs = nn::VarStore::new(Device::Cpu);
             let config = UmgfConfig {
                 no_object_edges,
                 shared_parameters,
                 concat_text,
+                // Two cached states of 8 values: the batch's 16 values per word.
+                text_dim: if text.layers == 2 { 8 } else { 16 },
+                text: text.clone(),
                 ..small()
             };
             let model = Umgf::new(&vs.root(), config);
@@ -434,6 +556,7 @@ mod tests {
             loss.backward();
             let decoded = model.decode(&b);
             assert_eq!((decoded[0].len(), decoded[1].len()), (5, 3));
+            }
         }
     }
 
@@ -484,6 +607,7 @@ mod tests {
         GraphBatch {
             words: b.words.shallow_clone(),
             shapes: b.shapes.shallow_clone(),
+            chars: b.chars.shallow_clone(),
             word_mask: b.word_mask.shallow_clone(),
             objects: b.objects.shallow_clone(),
             object_mask: b.object_mask.shallow_clone(),

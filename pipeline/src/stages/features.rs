@@ -1,36 +1,208 @@
 //! `features`, text part: per tweet its word pieces, each word's first piece, word shapes, and (for the
-//! frozen training mode) the encoder's last hidden state at each word's first piece. The encoder work is
-//! memoised per tweet by (text digest, encoder digest): a dump that repeats old tweets computes only the
-//! new ones. The visual part is `visual_features`.
+//! frozen training mode) the encoder's hidden states of each word: the layers and the pooling of a
+//! word's pieces that the run asks for ([`TextFeatureParams`]).
+//!
+//! The encoder runs once per tweet: the per-tweet memo, keyed by (text digest, encoder digest, compute
+//! precision, storage format), holds every hidden state of every piece, so another layer set or pooling
+//! is a new artifact made from the memo without running the encoder again. A dump that repeats old
+//! tweets encodes only the new ones. The visual part is `visual_features`.
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::schema::{TextFeatures, Tweet, text_features};
+use crate::schema::{StateStorage, StateValues, TextFeatures, Tweet, text_features};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
-use crate::text::encoder::{EncoderFiles, Precision, TextEncoder};
+use crate::text::encoder::{EncoderFiles, EncoderName, Precision, TextEncoder};
 use crate::text::shape::word_shape;
 use crate::text::tokenizer::Pieces;
 
 pub const STAGE: &str = "features";
 /// 2: a tweet's states no longer depend on its batch peers (padded lengths fixed per tweet); the memo key has the
-/// version.
-pub const VERSION: u32 = 2;
+/// version. 3: several hidden states per word, pooling and storage format as parameters; the memo holds
+/// every hidden state of every piece.
+pub const VERSION: u32 = 3;
 pub const TEXT_FEATURES: &str = "text_features.parquet";
-const MEMO: &str = "text-features";
+const MEMO: &str = "text-states";
 /// Tweets per encoder call and per memo write (a killed run keeps what it finished).
-const MEMO_CHUNK: usize = 512;
+const MEMO_CHUNK: usize = 256;
 /// Sequences per forward pass (sorted by length, so padding stays small).
 const BATCH: usize = 32;
 
-pub fn spec(tweets: Digest, encoder: Digest, precision: Precision) -> RunSpec {
+/// Which of the encoder's hidden states (0 = the embeddings' output, then one per layer) are cached
+/// for each word. Written `all`, `last`, `lastN` (the last N) or a comma-separated list of indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerSelection {
+    All,
+    Last(usize),
+    List(Vec<usize>),
+}
+
+impl LayerSelection {
+    /// The hidden-state indices this selects, for an encoder with `hidden_states` of them.
+    pub fn resolve(&self, hidden_states: usize) -> Result<Vec<usize>> {
+        let indices: Vec<usize> = match self {
+            Self::All => (0..hidden_states).collect(),
+            Self::Last(n) if *n >= 1 && *n <= hidden_states => {
+                (hidden_states - n..hidden_states).collect()
+            }
+            Self::Last(n) => crate::bail!(
+                Config,
+                "text layers last{n}: the encoder has {hidden_states} hidden states"
+            ),
+            Self::List(list) => list.clone(),
+        };
+        if let Some(bad) = indices.iter().find(|&&i| i >= hidden_states) {
+            crate::bail!(
+                Config,
+                "text layer {bad}: the encoder has hidden states 0..{} (0 = embeddings)",
+                hidden_states - 1
+            );
+        }
+        Ok(indices)
+    }
+}
+
+impl std::fmt::Display for LayerSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => write!(f, "all"),
+            Self::Last(1) => write!(f, "last"),
+            Self::Last(n) => write!(f, "last{n}"),
+            Self::List(list) => {
+                let items: Vec<String> = list.iter().map(usize::to_string).collect();
+                write!(f, "{}", items.join(","))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for LayerSelection {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Config(format!(
+                "text layers are all, last, lastN or a list of indices like 4,5,6, not {s:?}"
+            ))
+        };
+        match s {
+            "all" => Ok(Self::All),
+            "last" => Ok(Self::Last(1)),
+            _ => {
+                if let Some(n) = s.strip_prefix("last") {
+                    return n.parse().map(Self::Last).map_err(|_| bad());
+                }
+                let list = s
+                    .split(',')
+                    .map(|i| i.trim().parse::<usize>().map_err(|_| bad()))
+                    .collect::<Result<Vec<_>>>()?;
+                if list.is_empty() {
+                    return Err(bad());
+                }
+                Ok(Self::List(list))
+            }
+        }
+    }
+}
+
+impl Serialize for LayerSelection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for LayerSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a word's state is made from its pieces' states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The state of the word's first piece (BERT's tagging convention).
+    #[default]
+    First,
+    /// The mean of its pieces' states.
+    Mean,
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "first" => Ok(Self::First),
+            "mean" => Ok(Self::Mean),
+            _ => Err(Error::Config(format!(
+                "pooling is first or mean, not {s:?}"
+            ))),
+        }
+    }
+}
+
+/// What the text features hold and how they are computed; all of it enters the run's key (the
+/// encoder's content through its digest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextFeatureParams {
+    pub encoder: EncoderName,
+    /// The encoder's compute precision.
+    pub precision: Precision,
+    pub layers: LayerSelection,
+    pub pooling: Pooling,
+    /// The number format of the cached states (and of the memo).
+    pub storage: StateStorage,
+}
+
+impl Default for TextFeatureParams {
+    /// MiniLM, every hidden state (7: the frozen head mixes them), first piece, float16: 0.7 GB for
+    /// Twitter-2015's 133k words.
+    fn default() -> Self {
+        Self {
+            encoder: EncoderName::Minilm,
+            precision: Precision::F32,
+            layers: LayerSelection::All,
+            pooling: Pooling::First,
+            storage: StateStorage::F16,
+        }
+    }
+}
+
+/// The shape of the cached states of one word: the selected hidden-state indices and the encoder's
+/// width (states are row-major [words, layers, hidden]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateShape {
+    pub layers: Vec<usize>,
+    pub hidden: usize,
+}
+
+impl StateShape {
+    /// The shape `params` select from `encoder` (read from its config; the model is not loaded).
+    pub fn of(params: &TextFeatureParams, encoder: &EncoderFiles) -> Result<Self> {
+        let (hidden_states, hidden) = encoder.shape()?;
+        Ok(Self {
+            layers: params.layers.resolve(hidden_states)?,
+            hidden,
+        })
+    }
+
+    /// Values per word.
+    pub fn width(&self) -> usize {
+        self.layers.len() * self.hidden
+    }
+}
+
+pub fn spec(tweets: Digest, encoder: Digest, params: &TextFeatureParams) -> RunSpec {
     RunSpec {
         stage: STAGE.to_owned(),
         version: VERSION,
-        params: json!({"text_states": "last layer, first piece of each word", "precision": precision}),
+        params: json!(params),
         inputs: BTreeMap::from([
             ("tweets".to_owned(), tweets),
             ("encoder".to_owned(), encoder),
@@ -42,21 +214,22 @@ pub fn run(
     store: &Store,
     tweets: Digest,
     encoder: &EncoderFiles,
-    precision: Precision,
+    params: &TextFeatureParams,
 ) -> Result<RunOutcome> {
     let encoder_digest = encoder.digest()?;
-    store.run(&spec(tweets, encoder_digest, precision), |outputs| {
+    let shape = StateShape::of(params, encoder)?;
+    store.run(&spec(tweets, encoder_digest, params), |outputs| {
         let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
-        let (payloads, stats) =
-            encode_memoised(store, &tweets, encoder, encoder_digest, precision)?;
+        let (payloads, stats) = encode_memoised(store, &tweets, encoder, encoder_digest, params)?;
         let rows = tweets
             .iter()
             .zip(&payloads)
-            .map(|(tweet, payload)| decode(tweet, payload))
+            .map(|(tweet, payload)| decode(tweet, payload, params, &shape))
             .collect::<Result<Vec<_>>>()?;
+        let path = outputs.path(TEXT_FEATURES);
         crate::io::parquet::write(
-            &outputs.path(TEXT_FEATURES),
-            &text_features::to_batch(&rows)?,
+            &path,
+            &text_features::to_batch(&rows, params.storage)?,
             text_features::NAME,
             text_features::VERSION,
         )?;
@@ -66,8 +239,12 @@ pub fn run(
             .count();
         Ok(json!({
             "tweets": rows.len(),
+            "words": rows.iter().map(|r| r.word_starts.len()).sum::<usize>(),
             "pieces": rows.iter().map(|r| r.piece_ids.len()).sum::<usize>(),
             "longer_than_max_pieces": long,
+            "layers": shape.layers,
+            "hidden": shape.hidden,
+            "bytes": std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
             "memo_reused": stats.reused,
             "memo_computed": stats.computed,
         }))
@@ -80,19 +257,16 @@ pub fn run_shard(
     store: &Store,
     tweets: Digest,
     encoder: &EncoderFiles,
-    precision: Precision,
+    params: &TextFeatureParams,
     shard: Shard,
 ) -> Result<RunOutcome> {
     let encoder_digest = encoder.digest()?;
-    store.run(
-        &shard.spec(&spec(tweets, encoder_digest, precision)),
-        |_| {
-            let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
-            tweets.retain(|t| shard.owns(&t.text_digest));
-            let (_, stats) = encode_memoised(store, &tweets, encoder, encoder_digest, precision)?;
-            Ok(stats.shard_counts(tweets.len()))
-        },
-    )
+    store.run(&shard.spec(&spec(tweets, encoder_digest, params)), |_| {
+        let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        tweets.retain(|t| shard.owns(&t.text_digest));
+        let (_, stats) = encode_memoised(store, &tweets, encoder, encoder_digest, params)?;
+        Ok(stats.shard_counts(tweets.len()))
+    })
 }
 
 /// The shards of `count` that have not run (see [`Store::missing_shards`]).
@@ -100,29 +274,31 @@ pub fn missing_shards(
     store: &Store,
     tweets: Digest,
     encoder: &EncoderFiles,
-    precision: Precision,
+    params: &TextFeatureParams,
     count: u32,
 ) -> Result<Vec<Shard>> {
-    store.missing_shards(&spec(tweets, encoder.digest()?, precision), count)
+    store.missing_shards(&spec(tweets, encoder.digest()?, params), count)
 }
 
 /// The memo payload of each tweet, encoding (and storing) those not memoised yet; the encoder is
-/// loaded only if needed.
+/// loaded only if needed. Layers and pooling are not in the key: the payload holds all of them.
 fn encode_memoised(
     store: &Store,
     tweets: &[Tweet],
     encoder: &EncoderFiles,
     encoder_digest: Digest,
-    precision: Precision,
+    params: &TextFeatureParams,
 ) -> Result<(Vec<Vec<u8>>, MemoStats)> {
-    let precision_name = format!("{precision:?}");
+    let precision = format!("{:?}", params.precision);
+    let storage = format!("{:?}", params.storage);
     let keys: Vec<Digest> = tweets
         .iter()
         .map(|t| {
             Digest::of_strings([
                 t.text_digest.hex(),
                 encoder_digest.hex(),
-                precision_name.clone(),
+                precision.clone(),
+                storage.clone(),
                 VERSION.to_string(),
             ])
         })
@@ -134,12 +310,16 @@ fn encode_memoised(
         .get_or_compute(&keys, MEMO_CHUNK, |missing| {
             let model = match &mut model {
                 Some(model) => model,
-                None => model.insert(TextEncoder::load_for_inference(
-                    encoder,
-                    crate::torch::default_device(),
-                )?),
+                None => {
+                    let mut loaded = TextEncoder::load_for_inference(
+                        encoder,
+                        crate::torch::default_device(),
+                    )?;
+                    loaded.set_precision(params.precision);
+                    model.insert(loaded)
+                }
             };
-            let out = encode(model, missing.iter().map(|&i| &tweets[i]))?;
+            let out = encode(model, missing.iter().map(|&i| &tweets[i]), params.storage)?;
             bar.inc(missing.len() as u64);
             Ok(out)
         })?;
@@ -148,63 +328,129 @@ fn encode_memoised(
     Ok((payloads, stats))
 }
 
-/// Memo payload of each tweet: piece count, pieces, word count, word starts (u32 LE), states (f32 LE).
+/// Memo payload of each tweet, little-endian: piece count P and the pieces, word count W and the word
+/// starts (u32 each), hidden-state count L and width H (u32), then the states [L, P, H] in `storage`
+/// format.
 fn encode<'a>(
     model: &TextEncoder,
     tweets: impl Iterator<Item = &'a Tweet>,
+    storage: StateStorage,
 ) -> Result<Vec<Vec<u8>>> {
     let pieces = tweets
         .map(|t| model.pieces.tweet(&t.tokens))
         .collect::<Result<Vec<Pieces>>>()?;
-    let states = model.word_states(&pieces, BATCH);
+    let sequences: Vec<Vec<u32>> = pieces.iter().map(|p| p.ids.clone()).collect();
+    let states = model.piece_layer_states(&sequences, BATCH);
     pieces
         .iter()
         .zip(states)
         .map(|(p, s)| {
-            let values = Vec::<f32>::try_from(s.flatten(0, -1))?;
-            let mut out =
-                Vec::with_capacity(8 + 4 * (p.ids.len() + p.word_starts.len() + values.len()));
+            let (layers, hidden) = (s.size()[0] as u32, s.size()[2] as u32);
+            let mut out = Vec::new();
             for list in [&p.ids, &p.word_starts] {
                 out.extend_from_slice(&(list.len() as u32).to_le_bytes());
                 list.iter()
                     .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
             }
-            values
-                .iter()
-                .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            out.extend_from_slice(&layers.to_le_bytes());
+            out.extend_from_slice(&hidden.to_le_bytes());
+            let flat = s.contiguous().flatten(0, -1);
+            match storage {
+                StateStorage::F16 => Vec::<half::f16>::try_from(flat.to_kind(tch::Kind::Half))?
+                    .iter()
+                    .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+                StateStorage::F32 => Vec::<f32>::try_from(flat)?
+                    .iter()
+                    .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+            }
             Ok(out)
         })
         .collect()
 }
 
-fn decode(tweet: &Tweet, payload: &[u8]) -> Result<TextFeatures> {
-    let bad = || {
+/// A tweet's row of the artifact from its memo payload: the selected hidden states of each word,
+/// pooled over its pieces.
+fn decode(
+    tweet: &Tweet,
+    payload: &[u8],
+    params: &TextFeatureParams,
+    shape: &StateShape,
+) -> Result<TextFeatures> {
+    let bad = |what: &str| {
         Error::Store(format!(
-            "memo {MEMO}: malformed entry for tweet {}",
+            "memo {MEMO}: malformed entry for tweet {}: {what}",
             tweet.id
         ))
     };
-    let mut words = payload.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]);
-    let list = |words: &mut dyn Iterator<Item = [u8; 4]>| -> Result<Vec<u32>> {
-        let n = u32::from_le_bytes(words.next().ok_or_else(bad)?) as usize;
-        let items: Vec<u32> = words.take(n).map(u32::from_le_bytes).collect();
-        if items.len() == n {
-            Ok(items)
-        } else {
-            Err(bad())
-        }
+    let mut at = 0usize;
+    let mut u32_at = |payload: &[u8]| -> Result<u32> {
+        let bytes = payload
+            .get(at..at + 4)
+            .ok_or_else(|| bad("truncated header"))?;
+        at += 4;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     };
-    let piece_ids = list(&mut words)?;
-    let word_starts = list(&mut words)?;
+    let mut list = |payload: &[u8]| -> Result<Vec<u32>> {
+        let n = u32_at(payload)? as usize;
+        (0..n).map(|_| u32_at(payload)).collect()
+    };
+    let piece_ids = list(payload)?;
+    let word_starts = list(payload)?;
+    let layers = u32_at(payload)? as usize;
+    let hidden = u32_at(payload)? as usize;
     if word_starts.len() != tweet.tokens.len() {
-        return Err(bad());
+        return Err(bad("word count differs from the tweet's"));
+    }
+    if hidden != shape.hidden || shape.layers.iter().any(|&l| l >= layers) {
+        return Err(bad("states do not have the encoder's shape"));
+    }
+    let pieces = piece_ids.len();
+    let values: Vec<f32> = match params.storage {
+        StateStorage::F16 => payload[at..]
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        StateStorage::F32 => payload[at..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    };
+    if values.len() != layers * pieces * hidden {
+        return Err(bad("state count differs from the header's"));
+    }
+    // Each word's pieces: from its first piece to the next word's (the last word's end before the
+    // closing token).
+    let ends: Vec<usize> = word_starts
+        .iter()
+        .skip(1)
+        .map(|&s| s as usize)
+        .chain(std::iter::once(pieces.saturating_sub(1)))
+        .collect();
+    let mut out = Vec::with_capacity(word_starts.len() * shape.width());
+    for (&start, &end) in word_starts.iter().zip(&ends) {
+        let start = start as usize;
+        let end = end.max(start + 1);
+        for &layer in &shape.layers {
+            let piece = |p: usize| &values[(layer * pieces + p) * hidden..][..hidden];
+            match params.pooling {
+                Pooling::First => out.extend_from_slice(piece(start)),
+                Pooling::Mean => {
+                    let mut sum = vec![0f32; hidden];
+                    for p in start..end {
+                        sum.iter_mut().zip(piece(p)).for_each(|(s, v)| *s += v);
+                    }
+                    let n = (end - start) as f32;
+                    out.extend(sum.into_iter().map(|s| s / n));
+                }
+            }
+        }
     }
     Ok(TextFeatures {
         tweet_id: tweet.id.clone(),
+        shapes: tweet.tokens.iter().map(|w| word_shape(w)).collect(),
+        states: StateValues::from_f32(&out, params.storage),
         piece_ids,
         word_starts,
-        shapes: tweet.tokens.iter().map(|w| word_shape(w)).collect(),
-        states: words.map(f32::from_le_bytes).collect(),
     })
 }
 
@@ -216,4 +462,25 @@ pub fn read_text_features(path: &Path) -> Result<Vec<TextFeatures>> {
         text_features::VERSION,
         text_features::from_batch,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_selections_parse_and_resolve() {
+        let all: LayerSelection = "all".parse().unwrap_or(LayerSelection::Last(1));
+        assert_eq!(all.resolve(7).ok(), Some((0..7).collect()));
+        let last4: LayerSelection = "last4".parse().unwrap_or(LayerSelection::All);
+        assert_eq!(last4.resolve(7).ok(), Some(vec![3, 4, 5, 6]));
+        assert_eq!(last4.to_string(), "last4");
+        let list: LayerSelection = "0,6".parse().unwrap_or(LayerSelection::All);
+        assert_eq!(list, LayerSelection::List(vec![0, 6]));
+        assert!(list.resolve(6).is_err(), "index 6 of 6 hidden states");
+        assert!("last0".parse::<LayerSelection>().is_ok_and(|l| l.resolve(7).is_err()));
+        assert!("top".parse::<LayerSelection>().is_err());
+        let json = serde_json::to_string(&LayerSelection::Last(1)).unwrap_or_default();
+        assert_eq!(json, "\"last\"");
+    }
 }

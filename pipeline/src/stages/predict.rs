@@ -43,6 +43,26 @@ impl ModelFiles {
             weights: dir.join(tagger::WEIGHTS),
         }
     }
+
+    /// Both files are there (else an error saying how to get a model).
+    pub fn check(&self) -> Result<()> {
+        for path in [&self.config, &self.weights] {
+            if !path.is_file() {
+                crate::bail!(
+                    Config,
+                    "{}: no trained model there; run `make train` first (or pass --model DIR)",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's config (how to rebuild it, and how its text features were made).
+    pub fn config(&self) -> Result<tagger::TaggerConfig> {
+        self.check()?;
+        tagger::TaggerConfig::read(&self.config)
+    }
 }
 
 /// Which tweets of the dataset to tag.
@@ -80,15 +100,7 @@ pub fn run(
     encoder: &EncoderFiles,
     which: Which,
 ) -> Result<RunOutcome> {
-    for path in [&model.config, &model.weights] {
-        if !path.is_file() {
-            crate::bail!(
-                Config,
-                "{}: no trained model there; run `make train` first (or pass --model DIR)",
-                path.display()
-            );
-        }
-    }
+    model.check()?;
     store.run(&spec(model, inputs, encoder.digest()?, which)?, |outputs| {
         let mut examples = inputs.examples(store)?;
         if which == Which::Test {

@@ -20,13 +20,15 @@ use crate::model::train::{TrainConfig, evaluate_examples, train};
 use crate::model::umgf::UmgfConfig;
 use crate::schema::Split;
 use crate::store::{RunOutcome, RunSpec, Store};
+use crate::stages::features::{StateShape, TextFeatureParams};
 use crate::text::encoder::EncoderFiles;
 
 pub const STAGE: &str = "train";
 /// 2: length-bucketed training batches. 3: the initialisation is seeded, and no wall-clock times in
 /// metrics.json and metrics.txt (they are in the manifest): the same seed and inputs give
-/// byte-identical artifacts.
-pub const VERSION: u32 = 3;
+/// byte-identical artifacts. 4: text features with several layers, the text head (mix, characters,
+/// BiLSTM).
+pub const VERSION: u32 = 4;
 pub const MODEL: &str = tagger::WEIGHTS;
 pub const CONFIG: &str = tagger::CONFIG;
 pub const METRICS: &str = "metrics.json";
@@ -73,8 +75,11 @@ pub struct TrainParams {
     pub dataset: String,
     pub kind: ModelKind,
     pub mode: TextMode,
+    /// The model; its encoder width and cached layer count are set from `features` when it is built.
     pub model: UmgfConfig,
     pub training: TrainConfig,
+    /// The text features it trains on (how `features` made them).
+    pub features: TextFeatureParams,
 }
 
 impl TrainParams {
@@ -87,6 +92,7 @@ impl TrainParams {
             mode: TextMode::Frozen,
             model: UmgfConfig::default(),
             training: TrainConfig::default(),
+            features: TextFeatureParams::default(),
         }
     }
 }
@@ -163,11 +169,16 @@ pub fn run(
             test.len(),
             params.training.seed
         );
+        let shape = StateShape::of(&params.features, encoder)?;
+        let mut model = params.model.clone();
+        model.text_dim = shape.hidden as i64;
+        model.text.layers = shape.layers.len() as i64;
         let config = TaggerConfig::new(
             params.kind,
             params.mode,
-            params.model.clone(),
+            model,
             encoder_digest.hex(),
+            params.features.clone(),
             params.dataset.clone(),
         );
         // Seeded before the layers are initialised, so the same seed gives the same model.

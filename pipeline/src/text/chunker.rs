@@ -260,7 +260,7 @@ impl NpChunker {
             self.encoder.pieces.pad_id(),
             device,
         );
-        let states = self.encoder.bert.forward_t(&ids, &mask, true);
+        let states = self.encoder.network.forward_t(&ids, &mask, true);
         let hidden = self.encoder.hidden_size();
         let words = states
             .view([-1, hidden])

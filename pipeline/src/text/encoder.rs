@@ -6,9 +6,10 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use super::bert::{Bert, BertConfig, Init};
-use super::tokenizer::{MAX_PIECES, Pieces, WordPieces};
+use super::mpnet::{Mpnet, MpnetConfig};
+use super::tokenizer::{Architecture, MAX_PIECES, Pieces, WordPieces};
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{IoContext, Result};
 
 /// Pieces per window beyond the limit; consecutive windows overlap by half, and each piece takes its
 /// state from the window where it is furthest from an edge.
@@ -33,6 +34,22 @@ impl EncoderFiles {
     }
     pub fn tokenizer(&self) -> PathBuf {
         self.dir.join("tokenizer.json")
+    }
+
+    /// (hidden states, width): the embeddings' output plus one state per layer, and the hidden size,
+    /// read from `config.json` (BERT and MPNet name them alike) without loading the model.
+    pub fn shape(&self) -> Result<(usize, usize)> {
+        let path = self.config();
+        let text = std::fs::read_to_string(&path).at(&path)?;
+        let config: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))?;
+        let field = |name: &str| {
+            config[name]
+                .as_u64()
+                .map(|v| v as usize)
+                .ok_or_else(|| crate::Error::Config(format!("{}: no {name}", path.display())))
+        };
+        Ok((field("num_hidden_layers")? + 1, field("hidden_size")?))
     }
 
     /// Identity of the encoder: digest of its three files. Part of every memo key of text work.
@@ -69,9 +86,57 @@ impl std::str::FromStr for Precision {
     }
 }
 
+/// The transformer behind a text encoder, by the checkpoint's `model_type`.
+#[derive(Debug)]
+pub enum Network {
+    Bert(Bert),
+    Mpnet(Mpnet),
+}
+
+impl Network {
+    /// The modules of the architecture `config` describes, under `p`, with `init` weights.
+    fn new(p: &tch::nn::Path, config: &Path, architecture: Architecture, init: Init) -> Result<Self> {
+        Ok(match architecture {
+            Architecture::Bert => Self::Bert(Bert::new(p, BertConfig::from_file(config)?, init)),
+            Architecture::Mpnet => Self::Mpnet(Mpnet::new(p, MpnetConfig::from_file(config)?, init)),
+        })
+    }
+
+    /// `ids`, `mask`: [batch, len] int64 (mask 1 for real pieces). The last hidden states, [batch,
+    /// len, hidden].
+    pub fn forward_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        match self {
+            Self::Bert(m) => m.forward_t(ids, mask, train),
+            Self::Mpnet(m) => m.forward_t(ids, mask, train),
+        }
+    }
+
+    /// Every hidden state: the embeddings' output, then each layer's.
+    pub fn forward_layers_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Vec<Tensor> {
+        match self {
+            Self::Bert(m) => m.forward_layers_t(ids, mask, train),
+            Self::Mpnet(m) => m.forward_layers_t(ids, mask, train),
+        }
+    }
+
+    pub fn hidden_size(&self) -> i64 {
+        match self {
+            Self::Bert(m) => m.config.hidden_size,
+            Self::Mpnet(m) => m.config.hidden_size,
+        }
+    }
+
+    pub fn num_layers(&self) -> i64 {
+        match self {
+            Self::Bert(m) => m.config.num_hidden_layers,
+            Self::Mpnet(m) => m.config.num_hidden_layers,
+        }
+    }
+}
+
 pub struct TextEncoder {
     pub pieces: WordPieces,
-    pub bert: Bert,
+    pub network: Network,
     pub vs: VarStore,
     pub device: Device,
 }
@@ -96,12 +161,12 @@ impl TextEncoder {
 
     /// The encoder's modules with `init` weights, for a caller that loads its own weights.
     pub fn structure(files: &EncoderFiles, device: Device, init: Init) -> Result<Self> {
-        let config = BertConfig::from_file(&files.config())?;
+        let architecture = Architecture::of_config(&files.config())?;
         let vs = VarStore::new(device);
-        let bert = Bert::new(&(vs.root() / "encoder"), config, init);
+        let network = Network::new(&(vs.root() / "encoder"), &files.config(), architecture, init)?;
         Ok(Self {
-            pieces: WordPieces::from_file(&files.tokenizer())?,
-            bert,
+            pieces: WordPieces::from_files(&files.tokenizer(), architecture)?,
+            network,
             vs,
             device,
         })
@@ -116,24 +181,39 @@ impl TextEncoder {
     }
 
     pub fn hidden_size(&self) -> i64 {
-        self.bert.config.hidden_size
+        self.network.hidden_size()
+    }
+
+    /// Number of hidden states the encoder yields: the embeddings' output plus one per layer.
+    pub fn hidden_states(&self) -> usize {
+        self.network.num_layers() as usize + 1
     }
 
     /// Last hidden states of every piece, [len, hidden] per sequence (on the CPU), for inference.
     pub fn piece_states(&self, sequences: &[Vec<u32>], batch_size: usize) -> Vec<Tensor> {
+        self.states(sequences, batch_size, Layers::Last)
+    }
+
+    /// Every hidden state of every piece, [hidden states, len, hidden] per sequence (on the CPU):
+    /// the embeddings' output first, the last layer's last (see [`Self::hidden_states`]).
+    pub fn piece_layer_states(&self, sequences: &[Vec<u32>], batch_size: usize) -> Vec<Tensor> {
+        self.states(sequences, batch_size, Layers::All)
+    }
+
+    fn states(&self, sequences: &[Vec<u32>], batch_size: usize, layers: Layers) -> Vec<Tensor> {
         // Long sequences become overlapping windows; all windows go through the model together.
         let plans: Vec<Windows> = sequences.iter().map(|s| Windows::of(s)).collect();
         let windows: Vec<&[u32]> = plans
             .iter()
             .flat_map(|p| p.windows.iter().map(Vec::as_slice))
             .collect();
-        let window_states = tch::no_grad(|| self.run_batched(&windows, batch_size));
+        let window_states = tch::no_grad(|| self.run_batched(&windows, batch_size, layers));
         let mut states = window_states.into_iter();
         plans
             .iter()
             .map(|plan| {
                 let mine: Vec<Tensor> = states.by_ref().take(plan.windows.len()).collect();
-                plan.stitch(&mine)
+                plan.stitch(&mine, layers)
             })
             .collect()
     }
@@ -190,7 +270,7 @@ impl TextEncoder {
     /// [`LENGTH_STEP`], whatever else is in the batch; with that, the number of rows does not change
     /// them (with exact lengths it does: the kernels' row tiles then fall differently).
     /// `tests/text.rs` checks it, down to a batch of one.
-    fn run_batched(&self, sequences: &[&[u32]], batch_size: usize) -> Vec<Tensor> {
+    fn run_batched(&self, sequences: &[&[u32]], batch_size: usize, layers: Layers) -> Vec<Tensor> {
         let batch_size = batch_size.max(1);
         let padded_len = |len: usize| len.div_ceil(LENGTH_STEP) * LENGTH_STEP;
         let mut order: Vec<usize> = (0..sequences.len()).collect();
@@ -203,20 +283,43 @@ impl TextEncoder {
             for chunk in bucket.chunks(batch_size) {
                 let rows = chunk.iter().map(|&i| sequences[i]);
                 let (ids, mask) = pad_batch_to(rows, len, self.pieces.pad_id(), self.device);
-                let states = self
-                    .bert
-                    .forward_t(&ids, &mask, false)
-                    .to_device(Device::Cpu)
-                    .to_kind(Kind::Float);
+                // [batch, len, hidden], or [batch, hidden states, len, hidden] for all layers.
+                let states = match layers {
+                    Layers::Last => self.network.forward_t(&ids, &mask, false),
+                    Layers::All => {
+                        Tensor::stack(&self.network.forward_layers_t(&ids, &mask, false), 1)
+                    }
+                }
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float);
                 for (row, &i) in chunk.iter().enumerate() {
                     let len = sequences[i].len() as i64;
-                    out[i] = Some(states.get(row as i64).narrow(0, 0, len));
+                    out[i] = Some(states.get(row as i64).narrow(-2, 0, len));
                 }
             }
         }
         out.into_iter()
             .map(|s| s.unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, Device::Cpu))))
             .collect()
+    }
+}
+
+/// Which hidden states inference returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layers {
+    /// The last layer's: [len, hidden] per sequence.
+    Last,
+    /// Every one: [hidden states, len, hidden] per sequence.
+    All,
+}
+
+impl Layers {
+    /// The dimension of the pieces in a sequence's states.
+    fn piece_dim(self) -> i64 {
+        match self {
+            Self::Last => 0,
+            Self::All => 1,
+        }
     }
 }
 
@@ -306,22 +409,67 @@ impl Windows {
         Self { windows, source }
     }
 
-    fn stitch(&self, states: &[Tensor]) -> Tensor {
+    fn stitch(&self, states: &[Tensor], layers: Layers) -> Tensor {
         if states.len() == 1 {
             return states[0].shallow_clone();
         }
+        let dim = layers.piece_dim();
         let rows: Vec<Tensor> = self
             .source
             .iter()
-            .map(|&(w, i)| states[w].get(i as i64))
+            .map(|&(w, i)| states[w].select(dim, i as i64))
             .collect();
-        Tensor::stack(&rows, 0)
+        Tensor::stack(&rows, dim)
     }
 }
 
-/// The encoder files installed by `make setup`.
+/// The text encoders `make setup` installs (DESIGN.md section 4), by the name `ENCODER=` takes.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderName {
+    /// all-MiniLM-L6-v2: BERT, 6 layers, 384 wide, uncased (22M parameters).
+    #[default]
+    Minilm,
+    /// all-mpnet-base-v2: MPNet, 12 layers, 768 wide, lowercasing (110M parameters).
+    Mpnet,
+}
+
+impl EncoderName {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Minilm => "minilm",
+            Self::Mpnet => "mpnet",
+        }
+    }
+
+    /// Its files under the models folder.
+    pub fn files(self, models: &Path) -> EncoderFiles {
+        EncoderFiles::new(models.join(match self {
+            Self::Minilm => "minilm-l6",
+            Self::Mpnet => "mpnet-base",
+        }))
+    }
+}
+
+impl std::str::FromStr for EncoderName {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "minilm" => Ok(Self::Minilm),
+            "mpnet" => Ok(Self::Mpnet),
+            _ => Err(crate::Error::Config(format!(
+                "encoder is minilm or mpnet, not {s:?}"
+            ))),
+        }
+    }
+}
+
+/// The encoder the chunker and the grounder run on (MiniLM), and the default of the text features.
 pub fn default_files(models: &Path) -> EncoderFiles {
-    EncoderFiles::new(models.join("minilm-l6"))
+    EncoderName::Minilm.files(models)
 }
 
 #[cfg(test)]

@@ -1,9 +1,16 @@
 //! `doctor`: proves the set-up works. libtorch loads (no LD_LIBRARY_PATH needed), computes correctly,
-//! and every installed safetensors file loads with finite values. `make setup` ends with it.
-use std::path::PathBuf;
+//! every installed safetensors file loads with finite values, and every text encoder (a folder with
+//! config.json, model.safetensors, tokenizer.json: MiniLM-L6, MPNet base) loads into its tch module by
+//! name and encodes a sentence. `make setup` ends with it.
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
 use clap::Parser;
+use pipeline::text::bert::{Bert, BertConfig, Init};
+use pipeline::text::mpnet::{Mpnet, MpnetConfig};
+use pipeline::text::tokenizer::{Architecture, WordPieces};
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
 
 #[derive(Parser, Debug)]
 #[command(about = "Check libtorch and the installed model weights")]
@@ -58,7 +65,61 @@ fn main() -> anyhow::Result<()> {
                 weights.parameters as f64 / 1e6,
                 entry["source"].as_str().unwrap_or("?")
             );
+            let dir = path.parent().context("a weights file without a folder")?;
+            if dir.join("config.json").is_file() && dir.join("tokenizer.json").is_file() {
+                check_text_encoder(dir)?;
+            }
         }
     }
+    Ok(())
+}
+
+/// Loads a text encoder's weights into its module (every tensor by name and shape, as the pipeline
+/// does) and its tokenizer, and encodes one sentence: finite states of the configured width.
+fn check_text_encoder(dir: &Path) -> anyhow::Result<()> {
+    let config = dir.join("config.json");
+    let architecture = Architecture::of_config(&config)?;
+    let pieces = WordPieces::from_files(&dir.join("tokenizer.json"), architecture)?;
+    let vs = VarStore::new(Device::Cpu);
+    let root = vs.root() / "encoder";
+    let (hidden, forward): (i64, Box<dyn Fn(&Tensor, &Tensor) -> Tensor>) = match architecture {
+        Architecture::Bert => {
+            let model = Bert::new(&root, BertConfig::from_file(&config)?, Init::Zeros);
+            (
+                model.config.hidden_size,
+                Box::new(move |ids: &Tensor, mask: &Tensor| model.forward_t(ids, mask, false)),
+            )
+        }
+        Architecture::Mpnet => {
+            let model = Mpnet::new(&root, MpnetConfig::from_file(&config)?, Init::Zeros);
+            (
+                model.config.hidden_size,
+                Box::new(move |ids: &Tensor, mask: &Tensor| model.forward_t(ids, mask, false)),
+            )
+        }
+    };
+    let loaded =
+        pipeline::torch::load_safetensors(&vs, "encoder.", &dir.join("model.safetensors"))?;
+    let words = ["RT", "@user", ":", "Obama", "visits", "Paris", "#news"];
+    let tweet = pieces.tweet(&words)?;
+    let ids: Vec<i64> = tweet.ids.iter().map(|&i| i64::from(i)).collect();
+    let ids = Tensor::from_slice(&ids).unsqueeze(0);
+    let states = tch::no_grad(|| forward(&ids, &ids.ones_like()));
+    ensure!(
+        states.size() == [1, ids.size()[1], hidden],
+        "{}: states of shape {:?}",
+        dir.display(),
+        states.size()
+    );
+    ensure!(
+        states.isfinite().all().int64_value(&[]) == 1,
+        "{}: non-finite states",
+        dir.display()
+    );
+    println!(
+        "{}: {architecture:?} encoder, {loaded} tensors loaded, {} pieces -> {hidden}-wide states, finite",
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+        tweet.ids.len()
+    );
     Ok(())
 }

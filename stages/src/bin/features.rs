@@ -3,7 +3,6 @@
 //! memoised per region.
 use clap::Parser;
 use pipeline::stages::{features, ground, visual_features};
-use pipeline::text::encoder::{Precision, default_files};
 use pipeline::vision::efficientnet;
 use stages::{ShardMode, print_missing_shards};
 
@@ -12,9 +11,8 @@ use stages::{ShardMode, print_missing_shards};
 struct Cli {
     #[command(flatten)]
     data: stages::DatasetArgs,
-    /// Encoder precision: f32 (the reference) or bf16 (faster on CPUs with AVX-512 BF16).
-    #[arg(long, default_value = "f32")]
-    precision: Precision,
+    #[command(flatten)]
+    text: stages::TextFeatureArgs,
     #[command(flatten)]
     ground: stages::GroundArgs,
     #[command(flatten)]
@@ -28,7 +26,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
-    let (store, encoder) = (&artifacts.store, default_files(&cli.common.models));
+    let params = cli.text.params();
+    let (store, encoder) = (&artifacts.store, params.encoder.files(&cli.common.models));
     let image_model = efficientnet::default_model(&cli.common.models);
     // A shard does its part of both halves; the visual half needs `ground` merged (a cache hit).
     let objects = || -> anyhow::Result<_> {
@@ -37,14 +36,14 @@ fn main() -> anyhow::Result<()> {
     };
     match cli.shards.mode() {
         ShardMode::Missing(count) => {
-            let text = features::missing_shards(store, tweets, &encoder, cli.precision, count)?;
+            let text = features::missing_shards(store, tweets, &encoder, &params, count)?;
             let visual =
                 visual_features::missing_shards(store, tweets, objects()?, &image_model, count)?;
             print_missing_shards(text.into_iter().chain(visual));
             return Ok(());
         }
         ShardMode::Shard(shard) => {
-            let outcome = features::run_shard(store, tweets, &encoder, cli.precision, shard)?;
+            let outcome = features::run_shard(store, tweets, &encoder, &params, shard)?;
             run.report_shard("features", shard, &outcome);
             let outcome =
                 visual_features::run_shard(store, tweets, objects()?, &image_model, shard)?;
@@ -53,14 +52,20 @@ fn main() -> anyhow::Result<()> {
         }
         ShardMode::Whole => {}
     }
-    let outcome = features::run(store, tweets, &encoder, cli.precision)?;
+    let outcome = features::run(store, tweets, &encoder, &params)?;
     let link = run.publish("features", &outcome, features::TEXT_FEATURES)?;
     let c = &outcome.manifest.counts;
     eprintln!(
-        "  {} tweets, {} word pieces, {} longer than 128 pieces (encoded with a sliding window) -> {}",
-        c["tweets"],
-        c["pieces"],
-        c["longer_than_max_pieces"],
+        "  {} tweets, {} words, {} word pieces, {} longer than 128 pieces (encoded with a sliding window)",
+        c["tweets"], c["words"], c["pieces"], c["longer_than_max_pieces"],
+    );
+    eprintln!(
+        "  {} states per word ({}), {} wide, {:?}: {:.1} MB -> {}",
+        c["layers"].as_array().map_or(0, Vec::len),
+        params.layers,
+        c["hidden"],
+        params.storage,
+        c["bytes"].as_f64().unwrap_or(0.0) / 1e6,
         link.display()
     );
     if !outcome.hit {

@@ -8,7 +8,7 @@ use pipeline::stages::ingest::{self, OnError};
 use pipeline::stages::train::{self, DatasetArtifacts, TrainParams};
 use pipeline::stages::{chunk, features, graphs, ground, visual_features};
 use pipeline::store::{Manifest, RunSpec, Store};
-use pipeline::text::encoder::{Precision, default_files};
+use pipeline::text::encoder::default_files;
 use pipeline::vision::detector::CenterNet;
 use pipeline::vision::efficientnet;
 
@@ -17,8 +17,8 @@ use pipeline::vision::efficientnet;
 struct Cli {
     #[command(flatten)]
     data: stages::DatasetArgs,
-    #[arg(long, default_value = "f32")]
-    precision: Precision,
+    #[command(flatten)]
+    text: stages::TextFeatureArgs,
     #[command(flatten)]
     ground: stages::GroundArgs,
     /// Also check every object in the store against its digest.
@@ -168,9 +168,12 @@ fn main() -> anyhow::Result<()> {
     let text = match &tweets {
         Some(t) => {
             let tweets = output(t, ingest::TWEETS)?;
-            let spec = encoder
+            let params = cli.text.params();
+            let spec = params
+                .encoder
+                .files(&cli.common.models)
                 .digest()
-                .map(|e| features::spec(tweets, e, cli.precision));
+                .map(|e| features::spec(tweets, e, &params));
             row(store, "features", spec.map_err(Into::into))?
         }
         None => {
@@ -214,8 +217,14 @@ fn main() -> anyhow::Result<()> {
                 visual_features: output(v, visual_features::VISUAL_FEATURES)?,
                 graph_edges: output(e, graphs::EDGES)?,
             };
-            let params = TrainParams::defaults(&dataset.label);
-            let spec = encoder
+            let params = TrainParams {
+                features: cli.text.params(),
+                ..TrainParams::defaults(&dataset.label)
+            };
+            let spec = params
+                .features
+                .encoder
+                .files(&cli.common.models)
                 .digest()
                 .map_err(Into::into)
                 .and_then(|d| train::spec(&inputs, d, &params).map_err(Into::into));

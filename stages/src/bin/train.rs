@@ -4,9 +4,9 @@
 use clap::Parser;
 use pipeline::model::tagger::{ModelKind, TextMode};
 use pipeline::model::train::TrainConfig;
-use pipeline::model::umgf::UmgfConfig;
+use pipeline::model::text_head::LayerCombine;
+use pipeline::model::umgf::{TextHeadConfig, UmgfConfig};
 use pipeline::stages::train::{self, TrainParams};
-use pipeline::text::encoder::{Precision, default_files};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,9 +60,27 @@ struct Cli {
     /// variant; the paper's CRF reads the fused states alone).
     #[arg(long)]
     concat_text: bool,
-    /// Precision of the cached encoder states (see `features`).
-    #[arg(long, default_value = "f32")]
-    precision: Precision,
+    /// How the layers of the cached states become one input: mix (learned scalar mix) or concat.
+    #[arg(long, default_value = "mix")]
+    layer_combine: LayerCombine,
+    /// Character CNN filters (0: none) and character embedding width.
+    #[arg(long, default_value_t = UmgfConfig::default().text.char_filters)]
+    char_filters: i64,
+    #[arg(long, default_value_t = UmgfConfig::default().text.char_dim)]
+    char_dim: i64,
+    /// BiLSTM width per direction before the fusion layers (0: none), and its depth.
+    #[arg(long, default_value_t = UmgfConfig::default().text.lstm_hidden)]
+    lstm_hidden: i64,
+    #[arg(long, default_value_t = UmgfConfig::default().text.lstm_layers)]
+    lstm_layers: i64,
+    /// Dropout of the text side (its input, between and after the BiLSTM layers, the characters).
+    #[arg(long, default_value_t = UmgfConfig::default().text.dropout)]
+    text_dropout: f64,
+    /// Probability that a word's encoder state is zeroed while training.
+    #[arg(long, default_value_t = UmgfConfig::default().text.word_dropout)]
+    word_dropout: f64,
+    #[command(flatten)]
+    text: stages::TextFeatureArgs,
     #[command(flatten)]
     ground: stages::GroundArgs,
     #[command(flatten)]
@@ -73,7 +91,8 @@ fn main() -> anyhow::Result<()> {
     stages::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
-    let inputs = stages::model_inputs(&cli.common, &run, &cli.ground, cli.precision)?;
+    let features = cli.text.params();
+    let inputs = stages::model_inputs(&cli.common, &run, &cli.ground, &features)?;
     let params = TrainParams {
         dataset: run.dataset.label.clone(),
         kind: cli.model,
@@ -86,6 +105,16 @@ fn main() -> anyhow::Result<()> {
             no_object_edges: cli.no_object_edges,
             shared_parameters: cli.shared_parameters,
             concat_text: cli.concat_text,
+            text: TextHeadConfig {
+                combine: cli.layer_combine,
+                char_dim: cli.char_dim,
+                char_filters: cli.char_filters,
+                lstm_hidden: cli.lstm_hidden,
+                lstm_layers: cli.lstm_layers,
+                dropout: cli.text_dropout,
+                word_dropout: cli.word_dropout,
+                ..TextHeadConfig::default()
+            },
             ..UmgfConfig::default()
         },
         training: TrainConfig {
@@ -98,11 +127,12 @@ fn main() -> anyhow::Result<()> {
             linear_decay: cli.linear_decay,
             ..TrainConfig::default()
         },
+        features: features.clone(),
     };
     let outcome = train::run(
         &run.artifacts.store,
         &inputs,
-        &default_files(&cli.common.models),
+        &features.encoder.files(&cli.common.models),
         &params,
     )?;
     // The latest model of the dataset: artifacts/<dataset>/model/.
