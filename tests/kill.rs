@@ -113,7 +113,13 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         return done.remove(last).unwrap();
     }
     begin("features");
-    let text = features::run(store, tweets, &encoder, &features::TextFeatureParams::default()).unwrap();
+    let text = features::run(
+        store,
+        tweets,
+        &encoder,
+        &features::TextFeatureParams::default(),
+    )
+    .unwrap();
     let text_features = text
         .manifest
         .output(features::TEXT_FEATURES)

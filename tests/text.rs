@@ -280,7 +280,13 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     let third = features::run(&store, tweets, &encoder_files(), &every_layer_mean).unwrap();
     assert_eq!(third.manifest.counts["memo_computed"], 0);
     let pooled = features::read_text_features(
-        &store.blob_path(&third.manifest.output(features::TEXT_FEATURES).unwrap().digest),
+        &store.blob_path(
+            &third
+                .manifest
+                .output(features::TEXT_FEATURES)
+                .unwrap()
+                .digest,
+        ),
     )
     .unwrap();
     // 7 hidden states (embeddings + 6 layers) per word; the last of them, for a word of one piece,
@@ -290,7 +296,10 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
         assert_eq!(b.states.len(), b.word_starts.len() * 7 * 384);
         let (mut first, mut mean) = (vec![0f32; 384], vec![0f32; 384]);
         for (w, &start) in a.word_starts.iter().enumerate() {
-            let end = a.word_starts.get(w + 1).map_or(a.piece_ids.len() - 1, |&e| e as usize);
+            let end = a
+                .word_starts
+                .get(w + 1)
+                .map_or(a.piece_ids.len() - 1, |&e| e as usize);
             a.states.copy_to_f32(w * 384..(w + 1) * 384, &mut first);
             b.states
                 .copy_to_f32((w * 7 + 6) * 384..(w * 7 + 7) * 384, &mut mean);
@@ -301,7 +310,11 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
                 .fold(0f32, f32::max);
             if end - start as usize == 1 {
                 one_piece_words += 1;
-                assert!(diff < 1e-2, "tweet {}: word {w} differs by {diff}", a.tweet_id);
+                assert!(
+                    diff < 1e-2,
+                    "tweet {}: word {w} differs by {diff}",
+                    a.tweet_id
+                );
             } else if diff > 1e-2 {
                 multi_piece_differs += 1;
             }

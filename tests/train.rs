@@ -110,7 +110,13 @@ fn model_inputs(
     let encoder = default_files(&repo().join("models"));
     let grounded = common::ground(store, tweets, phrases, grounding);
     let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
-    let text = features::run(store, tweets, &encoder, &features::TextFeatureParams::default()).unwrap();
+    let text = features::run(
+        store,
+        tweets,
+        &encoder,
+        &features::TextFeatureParams::default(),
+    )
+    .unwrap();
     let visual = common::visual_features(store, tweets, objects);
     let edges = graphs::run(store, tweets, objects).unwrap();
     DatasetArtifacts {

@@ -301,7 +301,9 @@ pub mod noun_phrases {
 
 /// Number format of cached encoder states in the `text_features` artifact (and in the per-tweet memo
 /// behind it). Independent of the precision the encoder computes in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StateStorage {
     /// IEEE half precision (Parquet FLOAT16): half the bytes of f32, about 3 significant digits;
@@ -365,7 +367,9 @@ impl StateValues {
     /// `values` in `storage` format (rounded to nearest for f16).
     pub fn from_f32(values: &[f32], storage: StateStorage) -> Self {
         match storage {
-            StateStorage::F16 => Self::F16(values.iter().map(|&x| half::f16::from_f32(x)).collect()),
+            StateStorage::F16 => {
+                Self::F16(values.iter().map(|&x| half::f16::from_f32(x)).collect())
+            }
             StateStorage::F32 => Self::F32(values.to_vec()),
         }
     }
@@ -429,10 +433,8 @@ pub mod text_features {
         let mut pieces = ListBuilder::new(UInt32Builder::new()).with_field(field(DataType::UInt32));
         let mut starts = ListBuilder::new(UInt32Builder::new()).with_field(field(DataType::UInt32));
         let mut shapes = ListBuilder::new(UInt8Builder::new()).with_field(field(DataType::UInt8));
-        let mut f16s =
-            ListBuilder::new(Float16Builder::new()).with_field(field(DataType::Float16));
-        let mut f32s =
-            ListBuilder::new(Float32Builder::new()).with_field(field(DataType::Float32));
+        let mut f16s = ListBuilder::new(Float16Builder::new()).with_field(field(DataType::Float16));
+        let mut f32s = ListBuilder::new(Float32Builder::new()).with_field(field(DataType::Float32));
         for row in rows {
             pieces.values().append_slice(&row.piece_ids);
             pieces.append(true);

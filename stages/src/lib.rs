@@ -4,17 +4,17 @@ use std::path::PathBuf;
 use clap::Args;
 use pipeline::Digest;
 use pipeline::dataset::Dataset;
+use pipeline::schema::StateStorage;
 use pipeline::stages::Artifacts;
 use pipeline::stages::chunk;
 use pipeline::stages::chunker::{self, ChunkerInputs};
+use pipeline::stages::features::{LayerSelection, Pooling, TextFeatureParams};
 use pipeline::stages::ground::{self, GroundParams};
 use pipeline::stages::ingest::{self, OnError};
 use pipeline::stages::train::DatasetArtifacts;
 use pipeline::stages::{features, graphs, predict, visual_features};
 use pipeline::store::{RunOutcome, Shard};
 use pipeline::text::chunker::ChunkerTraining;
-use pipeline::schema::StateStorage;
-use pipeline::stages::features::{LayerSelection, Pooling, TextFeatureParams};
 use pipeline::text::encoder::{EncoderFiles, EncoderName, Precision, default_files};
 
 /// Arguments every stage takes.

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use tch::{Device, Tensor};
 
+use super::text_head::{MAX_CHARS, char_id};
 use super::umgf::GraphBatch;
 use crate::error::{Error, Result};
 use crate::labels::Tag;
-use super::text_head::{MAX_CHARS, char_id};
 use crate::schema::{EdgeKind, GraphEdge, Split, StateValues, TextFeatures, Tweet, VisualFeatures};
 use crate::text::tokenizer::MAX_PIECES;
 

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod crf;
 pub mod curve;
+pub mod optim;
 pub mod tagger;
 pub mod text_head;
 pub mod train;

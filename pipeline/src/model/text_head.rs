@@ -66,10 +66,7 @@ impl ScalarMix {
 
     /// `states` [b, n, K, H] -> [b, n, H].
     pub fn forward(&self, states: &Tensor) -> Tensor {
-        let w = self
-            .weights
-            .softmax(0, Kind::Float)
-            .view([1, 1, -1, 1]);
+        let w = self.weights.softmax(0, Kind::Float).view([1, 1, -1, 1]);
         (states * w).sum_dim_intlist(2, false, Kind::Float) * &self.gamma
     }
 
@@ -117,7 +114,9 @@ impl CharCnn {
         let present = flat.ne(0).unsqueeze(1);
         // After the ReLU every value is >= 0, so zeroing the padding leaves each real maximum alone.
         let features = self.conv.forward(&embedded).relu() * present;
-        features.amax([2i64].as_slice(), false).view([b, n, self.filters])
+        features
+            .amax([2i64].as_slice(), false)
+            .view([b, n, self.filters])
     }
 }
 
@@ -176,7 +175,9 @@ fn reversal(mask: &Tensor) -> Tensor {
 /// `x` [b, n, d] with its words reordered by `index` [b, n].
 fn gather_words(x: &Tensor, index: &Tensor) -> Tensor {
     let d = x.size()[2];
-    let index = index.unsqueeze(2).expand([index.size()[0], index.size()[1], d], false);
+    let index = index
+        .unsqueeze(2)
+        .expand([index.size()[0], index.size()[1], d], false);
     x.gather(1, &index, false)
 }
 
@@ -194,7 +195,10 @@ mod tests {
         let mask = Tensor::from_slice(&[true, true, true]).view([1, 3]);
         let alone = tch::no_grad(|| lstm.forward(&x, &mask, 0.0, false));
         // The same words with two padded positions after them, filled with noise.
-        let padded = Tensor::cat(&[&x, &Tensor::randn([1, 2, 4], (Kind::Float, Device::Cpu))], 1);
+        let padded = Tensor::cat(
+            &[&x, &Tensor::randn([1, 2, 4], (Kind::Float, Device::Cpu))],
+            1,
+        );
         let mask = Tensor::from_slice(&[true, true, true, false, false]).view([1, 5]);
         let with_padding = tch::no_grad(|| lstm.forward(&padded, &mask, 0.0, false));
         let diff = (with_padding.narrow(1, 0, 3) - alone)

@@ -3,15 +3,19 @@
 //! looked at here), and the curve of train loss and dev F1 per epoch.
 use std::time::Instant;
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
+use tch::Tensor;
 
 use super::batch::{Example, collate};
+use super::optim::AdamW;
 use super::tagger::{Tagger, TextMode};
-use crate::error::Result;
+use crate::error::{Error, IoContext, Result};
 use crate::eval::{Evaluation, evaluate};
 use crate::labels::Tag;
 use crate::rng::Rng;
+use crate::store::Checkpoints;
 
 /// Training settings; all of them enter the train stage's key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,21 +87,52 @@ const BUCKET_POOL: usize = 50;
 /// Tweets per batch at prediction time.
 const PREDICT_BATCH: usize = 64;
 
+/// Where training stands after an epoch: the JSON half of a checkpoint (the tensors are in the file
+/// it names).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Progress {
+    /// Epochs finished.
+    epoch: usize,
+    step: usize,
+    optimizer_steps: i64,
+    log: Vec<EpochLog>,
+    /// Each finished epoch's wall-clock seconds (the log leaves them out of its JSON).
+    seconds: Vec<f64>,
+    best_f1: Option<f64>,
+    best_epoch: usize,
+    /// Early stopping (or the last epoch) ended training.
+    finished: bool,
+    /// The tensors: weights `w/<name>`, best weights `best/<name>`, moments `m/<name>`, `v/<name>`.
+    tensors: String,
+}
+
+const PROGRESS: &str = "progress.json";
+
+/// The random seeds of an epoch: each epoch reseeds, so a run resumed at an epoch boundary draws the
+/// same batches and dropout masks as one that never stopped.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64)
+}
+
 /// Trains `tagger` on `train`, keeping the weights of the epoch with the best F1 on `dev`.
+///
+/// With `checkpoints`, the state after every epoch (weights, the best epoch's weights, the
+/// optimiser's moments, the curve) is saved there, and a run that finds one continues after its
+/// epoch: a training run killed or stopped at any moment resumes where its last epoch ended, with
+/// the same result as an uninterrupted run (`tests/kill.rs` checks the bytes).
 pub fn train(
     tagger: &mut Tagger,
     train: &[Example],
     dev: &[Example],
     config: &TrainConfig,
+    checkpoints: Option<&Checkpoints<'_>>,
 ) -> Result<TrainReport> {
     if config.batch_size == 0 || config.max_epochs == 0 {
         crate::bail!(Config, "batch size and max epochs must be at least 1");
     }
     let started = Instant::now();
-    tch::manual_seed(config.seed as i64);
-    let mut rng = Rng::new(config.seed);
     let fine_tune = tagger.config.mode == TextMode::FineTune;
-    let mut opt = nn::AdamW::default().build(&tagger.vs, config.lr)?;
+    let mut opt = AdamW::new(&tagger.vs);
     let steps_per_epoch = train.len().div_ceil(config.batch_size).max(1);
     let warmup = steps_per_epoch;
     let total = steps_per_epoch * config.max_epochs;
@@ -105,11 +140,37 @@ pub fn train(
         .iter()
         .map(|e| e.tags.clone().unwrap_or_default())
         .collect();
-    let mut log = Vec::new();
-    let mut best: Option<(f64, usize, std::collections::HashMap<String, tch::Tensor>)> = None;
-    let mut step = 0usize;
-    for epoch in 1..=config.max_epochs {
+    let mut best: Option<(f64, usize, HashMap<String, Tensor>)> = None;
+    let mut progress = Progress {
+        epoch: 0,
+        step: 0,
+        optimizer_steps: 0,
+        log: Vec::new(),
+        seconds: Vec::new(),
+        best_f1: None,
+        best_epoch: 0,
+        finished: false,
+        tensors: String::new(),
+    };
+    if let Some(saved) = checkpoints
+        .map(|c| resume(c, tagger, &mut opt))
+        .transpose()?
+        .flatten()
+    {
+        tracing::info!(
+            "resuming from the checkpoint after epoch {} (best dev F1 {:.2} at epoch {})",
+            saved.0.epoch,
+            saved.0.best_f1.unwrap_or(0.0),
+            saved.0.best_epoch
+        );
+        best = saved.0.best_f1.map(|f1| (f1, saved.0.best_epoch, saved.1));
+        progress = saved.0;
+    }
+    while !progress.finished && progress.epoch < config.max_epochs {
+        let epoch = progress.epoch + 1;
         let epoch_started = Instant::now();
+        tch::manual_seed(epoch_seed(config.seed, epoch) as i64);
+        let mut rng = Rng::new(epoch_seed(config.seed, epoch));
         let mut order: Vec<usize> = (0..train.len()).collect();
         rng.shuffle(&mut order);
         // Length buckets: sorted within pools of BUCKET_POOL batches, so a batch holds tweets of about
@@ -122,6 +183,7 @@ pub fn train(
         let bar = crate::progress::bar(steps_per_epoch as u64, &format!("epoch {epoch}"));
         let (mut loss_sum, mut batches) = (0.0, 0usize);
         for chunk in chunks {
+            let step = progress.step;
             let scale = if step < warmup {
                 (step + 1) as f64 / warmup as f64
             } else if config.linear_decay {
@@ -140,7 +202,7 @@ pub fn train(
             let value = loss.double_value(&[]);
             loss_sum += value;
             batches += 1;
-            step += 1;
+            progress.step += 1;
             bar.inc(1);
             let best_f1 = best.as_ref().map_or(0.0, |b| b.0);
             bar.set_message(format!(
@@ -163,26 +225,126 @@ pub fn train(
             if improved { " (best so far)" } else { "" },
             entry.seconds
         );
-        log.push(entry);
+        progress.seconds.push(entry.seconds);
+        progress.log.push(entry);
         if improved {
             best = Some((dev_f1, epoch, crate::torch::snapshot(&tagger.vs)));
         }
-        let best_epoch = best.as_ref().map_or(0, |b| b.1);
-        if epoch - best_epoch >= config.patience {
-            break;
+        progress.epoch = epoch;
+        progress.optimizer_steps = opt.steps;
+        progress.best_f1 = best.as_ref().map(|b| b.0);
+        progress.best_epoch = best.as_ref().map_or(0, |b| b.1);
+        progress.finished =
+            epoch - progress.best_epoch >= config.patience || epoch == config.max_epochs;
+        if let Some(checkpoints) = checkpoints {
+            save(
+                checkpoints,
+                &mut progress,
+                tagger,
+                &opt,
+                best.as_ref().map(|b| &b.2),
+            )?;
         }
     }
     let (best_dev_f1, best_epoch, weights) = best.unwrap_or_default();
     crate::torch::restore(&tagger.vs, &weights);
+    for (entry, seconds) in progress.log.iter_mut().zip(&progress.seconds) {
+        entry.seconds = *seconds;
+    }
     Ok(TrainReport {
-        stopped_early: log.len() < config.max_epochs,
-        epochs: log,
+        stopped_early: progress.log.len() < config.max_epochs,
+        epochs: progress.log,
         best_epoch,
         best_dev_f1,
         train_tweets: train.len(),
         dev_tweets: dev.len(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Writes the state after `progress.epoch`: the tensors under a new name first, then the progress
+/// JSON naming them (the commit point), then the previous tensors are removed.
+fn save(
+    checkpoints: &Checkpoints<'_>,
+    progress: &mut Progress,
+    tagger: &Tagger,
+    opt: &AdamW,
+    best: Option<&HashMap<String, Tensor>>,
+) -> Result<()> {
+    let previous = std::mem::take(&mut progress.tensors);
+    progress.tensors = format!("epoch-{}.safetensors", progress.epoch);
+    let mut tensors: Vec<(String, Tensor)> = tagger
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (format!("w/{name}"), t))
+        .collect();
+    if let Some(best) = best {
+        tensors.extend(
+            best.iter()
+                .map(|(n, t)| (format!("best/{n}"), t.shallow_clone())),
+        );
+    }
+    tensors.extend(opt.state());
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    checkpoints.write(&progress.tensors, |path| {
+        Ok(Tensor::write_safetensors(&tensors, path)?)
+    })?;
+    let json = serde_json::to_vec(&*progress).map_err(|e| Error::Config(e.to_string()))?;
+    checkpoints.write(PROGRESS, |path| std::fs::write(path, &json).at(path))?;
+    if !previous.is_empty() && previous != progress.tensors {
+        checkpoints.remove(&previous)?;
+    }
+    Ok(())
+}
+
+/// The saved progress and best weights, with the tagger's weights and the optimiser restored; `None`
+/// without a usable checkpoint (a damaged one is reported and training starts over).
+fn resume(
+    checkpoints: &Checkpoints<'_>,
+    tagger: &mut Tagger,
+    opt: &mut AdamW,
+) -> Result<Option<(Progress, HashMap<String, Tensor>)>> {
+    let path = checkpoints.path(PROGRESS);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(None);
+    };
+    let loaded = (|| -> Option<(Progress, BTreeMap<String, Tensor>)> {
+        let progress: Progress = serde_json::from_slice(&bytes).ok()?;
+        let tensors = Tensor::read_safetensors(checkpoints.path(&progress.tensors)).ok()?;
+        Some((progress, tensors.into_iter().collect()))
+    })();
+    let Some((progress, tensors)) = loaded else {
+        tracing::warn!(
+            "{}: unreadable checkpoint; training from the start",
+            path.display()
+        );
+        return Ok(None);
+    };
+    let part = |prefix: &str| -> HashMap<String, Tensor> {
+        tensors
+            .iter()
+            .filter_map(|(n, t)| {
+                n.strip_prefix(prefix)
+                    .map(|n| (n.to_owned(), t.shallow_clone()))
+            })
+            .collect()
+    };
+    let weights = part("w/");
+    let complete = tagger
+        .vs
+        .variables()
+        .keys()
+        .all(|n| weights.contains_key(n));
+    if !complete || !opt.restore(&tensors, progress.optimizer_steps) {
+        tracing::warn!(
+            "{}: checkpoint of another model; training from the start",
+            path.display()
+        );
+        return Ok(None);
+    }
+    crate::torch::restore(&tagger.vs, &weights);
+    Ok(Some((progress, part("best/"))))
 }
 
 fn batch_of(tagger: &Tagger, examples: &[&Example]) -> super::batch::Batch {

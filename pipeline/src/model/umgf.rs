@@ -62,7 +62,27 @@ pub struct TextHeadConfig {
     pub word_dropout: f64,
 }
 
+impl TextHeadConfig {
+    /// The frozen-mode head `make train` uses: a scalar mix of the cached states, a character CNN
+    /// (30-wide embeddings, 50 filters), a 2-layer BiLSTM of 256 per direction, dropout 0.5 and word
+    /// dropout 0.05 (README, "Choices": dev evidence).
+    pub fn recommended() -> Self {
+        Self {
+            layers: 1,
+            combine: LayerCombine::Mix,
+            char_dim: 30,
+            char_filters: 50,
+            lstm_hidden: 256,
+            lstm_layers: 2,
+            dropout: 0.5,
+            word_dropout: 0.05,
+        }
+    }
+}
+
 impl Default for TextHeadConfig {
+    /// Nothing on the text side: encoder states and word shapes straight into the fusion layers (the
+    /// model before the text head existed; what a config without the field means).
     fn default() -> Self {
         Self {
             layers: 1,
@@ -128,8 +148,8 @@ impl Default for UmgfConfig {
             tags: 9,
             no_object_edges: false,
             shared_parameters: false,
-            concat_text: false,
-            text: TextHeadConfig::default(),
+            concat_text: true,
+            text: TextHeadConfig::recommended(),
         }
     }
 }
@@ -339,7 +359,8 @@ impl TextSide {
                 c.shape_dim,
                 Default::default(),
             ),
-            chars: (t.char_filters > 0).then(|| CharCnn::new(p / "chars", t.char_dim, t.char_filters)),
+            chars: (t.char_filters > 0)
+                .then(|| CharCnn::new(p / "chars", t.char_dim, t.char_filters)),
             lstm: (t.lstm_hidden > 0 && t.lstm_layers > 0)
                 .then(|| BiLstm::new(p / "lstm", input, t.lstm_hidden, t.lstm_layers)),
         }
@@ -365,7 +386,12 @@ impl TextSide {
         let x = Tensor::cat(&parts, 2);
         match &self.lstm {
             Some(lstm) => lstm
-                .forward(&x.dropout(t.dropout, train), &batch.word_mask, t.dropout, train)
+                .forward(
+                    &x.dropout(t.dropout, train),
+                    &batch.word_mask,
+                    t.dropout,
+                    train,
+                )
                 .dropout(t.dropout, train),
             None => x,
         }
@@ -490,6 +516,8 @@ mod tests {
             layers: 2,
             ffn: 64,
             dropout: 0.1,
+            concat_text: false,
+            text: TextHeadConfig::default(),
             ..Default::default()
         }
     }
@@ -537,25 +565,25 @@ mod tests {
                     ..TextHeadConfig::default()
                 },
             ] {
-            let vs = nn::VarStore::new(Device::Cpu);
-            let config = UmgfConfig {
-                no_object_edges,
-                shared_parameters,
-                concat_text,
-                // Two cached states of 8 values: the batch's 16 values per word.
-                text_dim: if text.layers == 2 { 8 } else { 16 },
-                text: text.clone(),
-                ..small()
-            };
-            let model = Umgf::new(&vs.root(), config);
-            let b = batch();
-            assert_eq!(model.emissions(&b, false).size(), vec![2, 5, 9]);
-            let tags = Tensor::from_slice(&[0i64, 1, 2, 0, 0, 3, 4, 0, 0, 0]).view([2, 5]);
-            let loss = model.loss(&b, &tags);
-            assert!(loss.double_value(&[]).is_finite());
-            loss.backward();
-            let decoded = model.decode(&b);
-            assert_eq!((decoded[0].len(), decoded[1].len()), (5, 3));
+                let vs = nn::VarStore::new(Device::Cpu);
+                let config = UmgfConfig {
+                    no_object_edges,
+                    shared_parameters,
+                    concat_text,
+                    // Two cached states of 8 values: the batch's 16 values per word.
+                    text_dim: if text.layers == 2 { 8 } else { 16 },
+                    text: text.clone(),
+                    ..small()
+                };
+                let model = Umgf::new(&vs.root(), config);
+                let b = batch();
+                assert_eq!(model.emissions(&b, false).size(), vec![2, 5, 9]);
+                let tags = Tensor::from_slice(&[0i64, 1, 2, 0, 0, 3, 4, 0, 0, 0]).view([2, 5]);
+                let loss = model.loss(&b, &tags);
+                assert!(loss.double_value(&[]).is_finite());
+                loss.backward();
+                let decoded = model.decode(&b);
+                assert_eq!((decoded[0].len(), decoded[1].len()), (5, 3));
             }
         }
     }

@@ -23,8 +23,9 @@ use crate::text::tokenizer::Pieces;
 pub const STAGE: &str = "features";
 /// 2: a tweet's states no longer depend on its batch peers (padded lengths fixed per tweet); the memo key has the
 /// version. 3: several hidden states per word, pooling and storage format as parameters; the memo holds
-/// every hidden state of every piece.
-pub const VERSION: u32 = 3;
+/// every hidden state of every piece. 4: every forward pass has the batch's full row count (filler rows):
+/// on some CPUs the row count changes the bits.
+pub const VERSION: u32 = 4;
 pub const TEXT_FEATURES: &str = "text_features.parquet";
 const MEMO: &str = "text-states";
 /// Tweets per encoder call and per memo write (a killed run keeps what it finished).
@@ -311,10 +312,8 @@ fn encode_memoised(
             let model = match &mut model {
                 Some(model) => model,
                 None => {
-                    let mut loaded = TextEncoder::load_for_inference(
-                        encoder,
-                        crate::torch::default_device(),
-                    )?;
+                    let mut loaded =
+                        TextEncoder::load_for_inference(encoder, crate::torch::default_device())?;
                     loaded.set_precision(params.precision);
                     model.insert(loaded)
                 }
@@ -478,7 +477,11 @@ mod tests {
         let list: LayerSelection = "0,6".parse().unwrap_or(LayerSelection::All);
         assert_eq!(list, LayerSelection::List(vec![0, 6]));
         assert!(list.resolve(6).is_err(), "index 6 of 6 hidden states");
-        assert!("last0".parse::<LayerSelection>().is_ok_and(|l| l.resolve(7).is_err()));
+        assert!(
+            "last0"
+                .parse::<LayerSelection>()
+                .is_ok_and(|l| l.resolve(7).is_err())
+        );
         assert!("top".parse::<LayerSelection>().is_err());
         let json = serde_json::to_string(&LayerSelection::Last(1)).unwrap_or_default();
         assert_eq!(json, "\"last\"");

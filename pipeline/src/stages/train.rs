@@ -19,15 +19,16 @@ use crate::model::tagger::{self, ModelKind, Tagger, TaggerConfig, TextMode};
 use crate::model::train::{TrainConfig, evaluate_examples, train};
 use crate::model::umgf::UmgfConfig;
 use crate::schema::Split;
-use crate::store::{RunOutcome, RunSpec, Store};
 use crate::stages::features::{StateShape, TextFeatureParams};
+use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
 
 pub const STAGE: &str = "train";
 /// 2: length-bucketed training batches. 3: the initialisation is seeded, and no wall-clock times in
 /// metrics.json and metrics.txt (they are in the manifest): the same seed and inputs give
 /// byte-identical artifacts. 4: text features with several layers, the text head (mix, characters,
-/// BiLSTM).
+/// BiLSTM); AdamW of our own (its state goes into checkpoints), every epoch reseeded (a resumed run
+/// continues exactly).
 pub const VERSION: u32 = 4;
 pub const MODEL: &str = tagger::WEIGHTS;
 pub const CONFIG: &str = tagger::CONFIG;
@@ -156,7 +157,10 @@ pub fn run(
     params: &TrainParams,
 ) -> Result<RunOutcome> {
     let encoder_digest = encoder.digest()?;
-    store.run(&spec(inputs, encoder_digest, params)?, |outputs| {
+    let spec = spec(inputs, encoder_digest, params)?;
+    // The run's per-epoch checkpoints: a killed or stopped run continues from its last epoch.
+    let checkpoints = store.checkpoints(&spec.key());
+    let outcome = store.run(&spec, |outputs| {
         let (train_set, dev, test) = split(inputs.examples(store)?)?;
         let device = crate::torch::default_device();
         tracing::info!(
@@ -184,7 +188,13 @@ pub fn run(
         // Seeded before the layers are initialised, so the same seed gives the same model.
         tch::manual_seed(params.training.seed as i64);
         let mut tagger = Tagger::new(config, encoder, device)?;
-        let report = train(&mut tagger, &train_set, &dev, &params.training)?;
+        let report = train(
+            &mut tagger,
+            &train_set,
+            &dev,
+            &params.training,
+            Some(&checkpoints),
+        )?;
         tagger.save(&outputs.path(CONFIG), &outputs.path(MODEL))?;
 
         let (dev_tags, dev_eval) = evaluate_examples(&tagger, &dev);
@@ -243,7 +253,9 @@ pub fn run(
             // artifacts.
             "epoch_seconds": report.epochs.iter().map(|e| e.seconds).collect::<Vec<_>>(),
         }))
-    })
+    })?;
+    checkpoints.clear()?;
+    Ok(outcome)
 }
 
 /// The conlleval-format prediction file of `examples`.

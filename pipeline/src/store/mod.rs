@@ -166,6 +166,14 @@ impl Store {
         self.root.join("runs").join(format!("{key}.json"))
     }
 
+    /// The checkpoint folder of the run with `key` (see [`Checkpoints`]).
+    pub fn checkpoints(&self, key: &Digest) -> Checkpoints<'_> {
+        Checkpoints {
+            store: self,
+            dir: self.root.join("checkpoints").join(key.hex()),
+        }
+    }
+
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
         self.root.join("blobs").join(&hex[..2]).join(hex)
@@ -389,5 +397,55 @@ impl Store {
             }
         }
         Ok(report)
+    }
+}
+
+/// Where a long run keeps what it needs to continue after a stop (training: its state after the last
+/// finished epoch), under `checkpoints/<run key>/`. Files are written whole (temp file, fsync,
+/// rename), so a kill leaves the previous version or the new one; the run removes the folder when it
+/// has published its outputs. Keyed by the run's key: only the same run, with the same inputs and
+/// settings, continues from it.
+pub struct Checkpoints<'a> {
+    store: &'a Store,
+    dir: PathBuf,
+}
+
+impl Checkpoints<'_> {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes `name` atomically: `write` fills a temporary path, which then replaces the file.
+    pub fn write(&self, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        fs::create_dir_all(&self.dir).at(&self.dir)?;
+        let tmp = self.store.temp.path(&self.store.tmp_dir(), name);
+        let result = (|| {
+            write(&tmp)?;
+            fsutil::sync_file(&tmp)?;
+            let target = self.dir.join(name);
+            fs::rename(&tmp, &target).at(&target)?;
+            fsutil::sync_dir(&self.dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Removes `name` if it is there.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let path = self.dir.join(name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(&path),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes the whole folder (the run is done).
+    pub fn clear(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(&self.dir),
+            _ => Ok(()),
+        }
     }
 }

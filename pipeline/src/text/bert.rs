@@ -239,18 +239,26 @@ impl Bert {
 
     /// `ids`, `mask`: [batch, len] int64 (mask 1 for real pieces, 0 for padding). Returns [batch, len, hidden].
     pub fn forward_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        self.forward_layers_t(ids, mask, train)
-            .pop()
-            .unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, ids.device())))
+        let (mut x, mask_bias) = self.embed(ids, mask, train);
+        for layer in &self.layers {
+            x = layer.forward_t(&x, &mask_bias, train);
+        }
+        x
+    }
+
+    /// The embeddings' output and the additive attention mask (HF's: (1 - mask) * the most
+    /// negative float).
+    fn embed(&self, ids: &Tensor, mask: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let x = self.embeddings.forward_t(ids, train);
+        let padding = mask.to_kind(x.kind()).neg() + 1.0;
+        let mask_bias = padding.unsqueeze(1).unsqueeze(2) * f64::from(f32::MIN);
+        (x, mask_bias)
     }
 
     /// Every hidden state, as HF's `output_hidden_states`: the embeddings' output, then each layer's
     /// output; `num_hidden_layers + 1` tensors of [batch, len, hidden].
     pub fn forward_layers_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Vec<Tensor> {
-        // Same additive mask as HF: (1 - mask) * the most negative float.
-        let mut x = self.embeddings.forward_t(ids, train);
-        let padding = mask.to_kind(x.kind()).neg() + 1.0;
-        let mask_bias = padding.unsqueeze(1).unsqueeze(2) * f64::from(f32::MIN);
+        let (mut x, mask_bias) = self.embed(ids, mask, train);
         let mut states = Vec::with_capacity(self.layers.len() + 1);
         for layer in &self.layers {
             let next = layer.forward_t(&x, &mask_bias, train);

@@ -95,10 +95,17 @@ pub enum Network {
 
 impl Network {
     /// The modules of the architecture `config` describes, under `p`, with `init` weights.
-    fn new(p: &tch::nn::Path, config: &Path, architecture: Architecture, init: Init) -> Result<Self> {
+    fn new(
+        p: &tch::nn::Path,
+        config: &Path,
+        architecture: Architecture,
+        init: Init,
+    ) -> Result<Self> {
         Ok(match architecture {
             Architecture::Bert => Self::Bert(Bert::new(p, BertConfig::from_file(config)?, init)),
-            Architecture::Mpnet => Self::Mpnet(Mpnet::new(p, MpnetConfig::from_file(config)?, init)),
+            Architecture::Mpnet => {
+                Self::Mpnet(Mpnet::new(p, MpnetConfig::from_file(config)?, init))
+            }
         })
     }
 
@@ -163,7 +170,12 @@ impl TextEncoder {
     pub fn structure(files: &EncoderFiles, device: Device, init: Init) -> Result<Self> {
         let architecture = Architecture::of_config(&files.config())?;
         let vs = VarStore::new(device);
-        let network = Network::new(&(vs.root() / "encoder"), &files.config(), architecture, init)?;
+        let network = Network::new(
+            &(vs.root() / "encoder"),
+            &files.config(),
+            architecture,
+            init,
+        )?;
         Ok(Self {
             pieces: WordPieces::from_files(&files.tokenizer(), architecture)?,
             network,
@@ -265,11 +277,13 @@ impl TextEncoder {
     ///
     /// A sequence's states must not depend on which others share its batch: shards of a stage, a
     /// dump that adds tweets to one already encoded, and a single process must all store the same
-    /// bytes for it. The padded length changes the bits (attention and matrix kernels block over
-    /// it), so a sequence is always padded to its own length rounded up to a multiple of
-    /// [`LENGTH_STEP`], whatever else is in the batch; with that, the number of rows does not change
-    /// them (with exact lengths it does: the kernels' row tiles then fall differently).
-    /// `tests/text.rs` checks it, down to a batch of one.
+    /// bytes for it. The shape of a forward pass changes the bits (matrix kernels choose their
+    /// blocking by it), so every pass has the same shape for a sequence: its own length rounded up to
+    /// a multiple of [`LENGTH_STEP`], and always `batch_size` rows, a partial batch filled with rows of
+    /// padding. (On the AMD EPYC of earlier measurements the row count did not change the bits; on an
+    /// Intel Xeon with AVX-512, MKL's matrix products do: a row's result then depends on how many
+    /// rows share the product. Where in the batch a row sits does not.) `tests/text.rs` checks it,
+    /// down to a batch of one.
     fn run_batched(&self, sequences: &[&[u32]], batch_size: usize, layers: Layers) -> Vec<Tensor> {
         let batch_size = batch_size.max(1);
         let padded_len = |len: usize| len.div_ceil(LENGTH_STEP) * LENGTH_STEP;
@@ -282,7 +296,8 @@ impl TextEncoder {
             let len = padded_len(sequences[bucket[0]].len());
             for chunk in bucket.chunks(batch_size) {
                 let rows = chunk.iter().map(|&i| sequences[i]);
-                let (ids, mask) = pad_batch_to(rows, len, self.pieces.pad_id(), self.device);
+                let (ids, mask) =
+                    pad_batch_to(rows, len, batch_size, self.pieces.pad_id(), self.device);
                 // [batch, len, hidden], or [batch, hidden states, len, hidden] for all layers.
                 let states = match layers {
                     Layers::Last => self.network.forward_t(&ids, &mask, false),
@@ -335,27 +350,42 @@ pub fn pad_batch<'a>(
 ) -> (Tensor, Tensor) {
     let sequences: Vec<&[u32]> = sequences.collect();
     let len = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
-    pad_batch_to(sequences.into_iter(), len, pad, device)
+    let rows = sequences.len();
+    pad_batch_to(sequences.into_iter(), len, rows, pad, device)
 }
 
-/// Pads sequences (none longer than `len`) to `len`: (ids, mask), both [batch, len] int64.
+/// Pads sequences (none longer than `len`) to `len`, and the batch to at least `min_rows` rows with
+/// filler rows (the first sequence's first piece, then padding): (ids, mask), both [rows, len] int64.
 fn pad_batch_to<'a>(
     sequences: impl Iterator<Item = &'a [u32]>,
     len: usize,
+    min_rows: usize,
     pad: u32,
     device: Device,
 ) -> (Tensor, Tensor) {
     let mut ids = Vec::new();
     let mut mask = Vec::new();
     let mut rows = 0;
+    let mut filler = vec![pad];
     for seq in sequences {
+        if rows == 0 {
+            filler = seq.first().map_or(vec![pad], |&first| vec![first]);
+        }
         ids.extend(seq.iter().map(|&i| i64::from(i)));
         ids.extend(std::iter::repeat_n(i64::from(pad), len - seq.len()));
         mask.extend(std::iter::repeat_n(1i64, seq.len()));
         mask.extend(std::iter::repeat_n(0i64, len - seq.len()));
         rows += 1;
     }
-    let shape = [rows, len as i64];
+    // A filler row attends to one real piece, so that no softmax runs over padding alone.
+    while rows < min_rows && len > 0 {
+        ids.extend(filler.iter().map(|&i| i64::from(i)));
+        ids.extend(std::iter::repeat_n(i64::from(pad), len - filler.len()));
+        mask.push(1);
+        mask.extend(std::iter::repeat_n(0i64, len - 1));
+        rows += 1;
+    }
+    let shape = [rows as i64, len as i64];
     (
         Tensor::from_slice(&ids).view(shape).to_device(device),
         Tensor::from_slice(&mask).view(shape).to_device(device),

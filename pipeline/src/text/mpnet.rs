@@ -309,7 +309,8 @@ impl Mpnet {
     }
 
     /// `ids`, `mask`: [batch, len] int64 (mask 1 for real pieces, 0 for padding, which must be
-    /// `pad_token_id` pieces after the real ones). Returns `num_hidden_layers + 1` tensors
+    /// `pad_token_id` pieces after the real ones; at most `max_position_embeddings - pad_token_id - 1`
+    /// real pieces, 512 here). Returns `num_hidden_layers + 1` tensors
     /// [batch, len, hidden]: the embeddings' output, then each layer's (HF's `hidden_states`).
     pub fn forward_layers_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Vec<Tensor> {
         let mut x = self.embeddings.forward_t(ids, train);

@@ -80,31 +80,29 @@ fn check_text_encoder(dir: &Path) -> anyhow::Result<()> {
     let config = dir.join("config.json");
     let architecture = Architecture::of_config(&config)?;
     let pieces = WordPieces::from_files(&dir.join("tokenizer.json"), architecture)?;
-    let vs = VarStore::new(Device::Cpu);
-    let root = vs.root() / "encoder";
-    let (hidden, forward): (i64, Box<dyn Fn(&Tensor, &Tensor) -> Tensor>) = match architecture {
-        Architecture::Bert => {
-            let model = Bert::new(&root, BertConfig::from_file(&config)?, Init::Zeros);
-            (
-                model.config.hidden_size,
-                Box::new(move |ids: &Tensor, mask: &Tensor| model.forward_t(ids, mask, false)),
-            )
-        }
-        Architecture::Mpnet => {
-            let model = Mpnet::new(&root, MpnetConfig::from_file(&config)?, Init::Zeros);
-            (
-                model.config.hidden_size,
-                Box::new(move |ids: &Tensor, mask: &Tensor| model.forward_t(ids, mask, false)),
-            )
-        }
-    };
-    let loaded =
-        pipeline::torch::load_safetensors(&vs, "encoder.", &dir.join("model.safetensors"))?;
     let words = ["RT", "@user", ":", "Obama", "visits", "Paris", "#news"];
     let tweet = pieces.tweet(&words)?;
     let ids: Vec<i64> = tweet.ids.iter().map(|&i| i64::from(i)).collect();
     let ids = Tensor::from_slice(&ids).unsqueeze(0);
-    let states = tch::no_grad(|| forward(&ids, &ids.ones_like()));
+    let mask = ids.ones_like();
+    let vs = VarStore::new(Device::Cpu);
+    let root = vs.root() / "encoder";
+    let load =
+        || pipeline::torch::load_safetensors(&vs, "encoder.", &dir.join("model.safetensors"));
+    let (hidden, loaded, states) = match architecture {
+        Architecture::Bert => {
+            let model = Bert::new(&root, BertConfig::from_file(&config)?, Init::Zeros);
+            let loaded = load()?;
+            let states = tch::no_grad(|| model.forward_t(&ids, &mask, false));
+            (model.config.hidden_size, loaded, states)
+        }
+        Architecture::Mpnet => {
+            let model = Mpnet::new(&root, MpnetConfig::from_file(&config)?, Init::Zeros);
+            let loaded = load()?;
+            let states = tch::no_grad(|| model.forward_t(&ids, &mask, false));
+            (model.config.hidden_size, loaded, states)
+        }
+    };
     ensure!(
         states.size() == [1, ids.size()[1], hidden],
         "{}: states of shape {:?}",

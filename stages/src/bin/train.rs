@@ -3,8 +3,8 @@
 //! cache hit and only prints the table again.
 use clap::Parser;
 use pipeline::model::tagger::{ModelKind, TextMode};
-use pipeline::model::train::TrainConfig;
 use pipeline::model::text_head::LayerCombine;
+use pipeline::model::train::TrainConfig;
 use pipeline::model::umgf::{TextHeadConfig, UmgfConfig};
 use pipeline::stages::train::{self, TrainParams};
 
@@ -56,10 +56,12 @@ struct Cli {
     /// Ablation: one set of attention and FFN parameters for words and objects.
     #[arg(long)]
     shared_parameters: bool,
-    /// Score tags from the fused states concatenated with the encoder states (the public code's
-    /// variant; the paper's CRF reads the fused states alone).
-    #[arg(long)]
+    /// Score tags from the fused states concatenated with the text side's states (the public code's
+    /// variant, the default); --no-concat-text: from the fused states alone, as the paper's CRF.
+    #[arg(long, overrides_with = "no_concat_text")]
     concat_text: bool,
+    #[arg(long)]
+    no_concat_text: bool,
     /// How the layers of the cached states become one input: mix (learned scalar mix) or concat.
     #[arg(long, default_value = "mix")]
     layer_combine: LayerCombine,
@@ -104,7 +106,7 @@ fn main() -> anyhow::Result<()> {
             dropout: cli.dropout,
             no_object_edges: cli.no_object_edges,
             shared_parameters: cli.shared_parameters,
-            concat_text: cli.concat_text,
+            concat_text: cli.concat_text || !cli.no_concat_text,
             text: TextHeadConfig {
                 combine: cli.layer_combine,
                 char_dim: cli.char_dim,
