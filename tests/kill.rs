@@ -427,3 +427,65 @@ fn stages_survive_being_killed_anywhere() {
          byte-identical to the uninterrupted run; store valid after every kill"
     );
 }
+
+/// A training run killed after its first epoch's checkpoint continues from it, and ends with the
+/// outputs of a run that was never stopped (model weights, metrics and predictions, by digest).
+#[test]
+fn training_killed_mid_epoch_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("slice.jsonl");
+    common::write_labelled_slice(&dump, 40);
+    let base = dir.path().join("base");
+    run_through(&Store::open(&base).unwrap(), &dump, "graphs");
+    let reference = dir.path().join("reference");
+    link_copy(&base, &reference);
+    let expected = run_through(&Store::open(&reference).unwrap(), &dump, "train");
+
+    for attempt in 1..=5 {
+        let store = dir.path().join(format!("killed-{attempt}"));
+        link_copy(&base, &store);
+        let mut running = spawn("train", &store, &dump);
+        // Kill as soon as the first epoch's checkpoint is in: the second epoch is under way.
+        let progress = loop {
+            let found = std::fs::read_dir(store.join("checkpoints"))
+                .into_iter()
+                .flatten()
+                .map(|e| e.unwrap().path().join("progress.json"))
+                .find(|p| p.exists());
+            if found.is_some() || running.child.try_wait().unwrap().is_some() {
+                break found;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        running.child.kill().unwrap();
+        let status = running.child.wait().unwrap();
+        if running.done.try_recv().is_ok() || status.signal() != Some(SIGKILL) {
+            continue; // it finished first: try again
+        }
+        let progress = progress.expect("a checkpoint before the kill");
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&progress).unwrap()).unwrap();
+        assert_eq!(saved["epoch"], 1, "{saved}");
+        verify(&store, "train killed after its first checkpoint");
+
+        let resumed = Store::open(&store).unwrap();
+        let done = run_through(&resumed, &dump, "train");
+        let manifests: Vec<serde_json::Value> = walk(&store.join("runs"))
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect();
+        let manifest = manifests.iter().find(|m| m["stage"] == train::STAGE);
+        let manifest = manifest.expect("the train run's manifest");
+        assert_eq!(manifest["counts"]["resumed_after_epoch"], 1, "{manifest}");
+        assert_eq!(
+            done, expected,
+            "a resumed run differs from an uninterrupted one"
+        );
+        assert!(
+            !progress.parent().unwrap().exists(),
+            "the checkpoint is removed once published"
+        );
+        return;
+    }
+    panic!("the training run finished before it could be killed, 5 times");
+}

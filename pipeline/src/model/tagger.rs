@@ -261,6 +261,11 @@ impl Tagger {
         )
     }
 
+    /// The learned weight of each cached hidden state (frozen mode with a scalar mix).
+    pub fn layer_weights(&self) -> Option<Vec<f64>> {
+        self.umgf.layer_weights()
+    }
+
     /// Word states after the fusion layers (for checks that visual nodes matter).
     pub fn word_states(&self, batch: &Batch) -> Tensor {
         tch::no_grad(|| self.umgf.word_states(&self.graph(batch, false), false))

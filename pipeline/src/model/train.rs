@@ -79,6 +79,10 @@ pub struct TrainReport {
     /// Wall-clock seconds in all (left out of artifacts, see [`EpochLog`]).
     #[serde(skip_serializing, default)]
     pub seconds: f64,
+    /// The epoch whose checkpoint this run continued from (0: it started afresh). Left out of
+    /// artifacts: a resumed run's must equal an uninterrupted one's.
+    #[serde(skip_serializing, default)]
+    pub resumed_after: usize,
 }
 
 /// Batches per pool sorted by length (see `train`).
@@ -152,6 +156,7 @@ pub fn train(
         finished: false,
         tensors: String::new(),
     };
+    let mut resumed_after = 0;
     if let Some(saved) = checkpoints
         .map(|c| resume(c, tagger, &mut opt))
         .transpose()?
@@ -164,6 +169,7 @@ pub fn train(
             saved.0.best_epoch
         );
         best = saved.0.best_f1.map(|f1| (f1, saved.0.best_epoch, saved.1));
+        resumed_after = saved.0.epoch;
         progress = saved.0;
     }
     while !progress.finished && progress.epoch < config.max_epochs {
@@ -259,6 +265,7 @@ pub fn train(
         train_tweets: train.len(),
         dev_tweets: dev.len(),
         seconds: started.elapsed().as_secs_f64(),
+        resumed_after,
     })
 }
 

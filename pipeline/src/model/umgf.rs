@@ -447,6 +447,11 @@ impl Umgf {
         }
     }
 
+    /// The scalar mix's normalised weight of each cached hidden state (`None` without a mix).
+    pub fn layer_weights(&self) -> Option<Vec<f64>> {
+        self.text.mix.as_ref().map(ScalarMix::layer_weights)
+    }
+
     /// Word states after the fusion layers, [batch, words, d].
     pub fn word_states(&self, batch: &GraphBatch, train: bool) -> Tensor {
         let text = self.text.forward(batch, &self.config, train);

@@ -237,6 +237,10 @@ pub fn run(
             "dev": dev_eval,
             "test": test_eval,
             "training": report,
+            // Which of the cached hidden states the model leaned on (the layers' names are in
+            // the features' params: `text_features`).
+            "layer_weights": tagger.layer_weights(),
+            "text_features": params.features,
         });
         write_text(
             &outputs.path(METRICS),
@@ -252,6 +256,7 @@ pub fn run(
             // Timings live in the manifest (beside its `seconds`), not in the byte-reproducible
             // artifacts.
             "epoch_seconds": report.epochs.iter().map(|e| e.seconds).collect::<Vec<_>>(),
+            "resumed_after_epoch": report.resumed_after,
         }))
     })?;
     checkpoints.clear()?;
