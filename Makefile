@@ -9,9 +9,11 @@
 #   make ground DATASET=dump.jsonl   objects in each tweet's image that its noun phrases point at
 #   make graphs               each tweet's multimodal graph as edge lists
 #   make features             text and visual features (PRECISION=bf16: faster text features)
+#   make features ENCODER=mpnet TEXT_LAYERS=last4 POOLING=mean STORAGE=f32   what the text features hold
 #   make features SLURM=1     the same as Slurm array jobs (chunk, ground, features; SHARDS=8 tasks each)
 #   make train                train UMGF (frozen encoder states) on DATASET, print the dev/test table
 #   make train MODEL=baseline MODE=fine-tune SEED=2
+#   make train                (again, after a stop or a kill: continues from the last finished epoch)
 #   make eval DATASET=twitter2015   score the latest twitter2017 model on another test set (cross-domain)
 #   make predict DATASET=new.jsonl  entities of new tweets (JSONL and CoNLL) with that model
 #   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
@@ -129,7 +131,7 @@ features: build
 # (README, "Choices"); FINE_TUNE_ARGS= drops it.
 # The frozen text head (character CNN, BiLSTM, their dropouts) is off in the fine-tune recipe: it was
 # chosen without them.
-FINE_TUNE_ARGS ?= --max-epochs 8 --patience 3 --linear-decay --concat-text --encoder-lr 5e-5 \
+FINE_TUNE_ARGS ?= --max-epochs 8 --patience 3 --linear-decay --concat-text --encoder-lr 5e-5 --lr 3e-4 \
 	--char-filters 0 --lstm-hidden 0 --text-dropout 0 --word-dropout 0
 train: build
 	$(BIN)/train $(DATA) --on-error $(ON_ERROR) $(TEXT) --model $(MODEL) --mode $(MODE) \

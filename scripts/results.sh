@@ -32,14 +32,17 @@ for mode in $MODES; do
           >/dev/null 2>"/tmp/umgf-train-$dataset-$model-$mode-$seed.log" \
           || { tail -5 "/tmp/umgf-train-$dataset-$model-$mode-$seed.log"; exit 1; }
         cross=$(other "$dataset")
-        "$BIN/eval" --dataset "$cross" --model "artifacts/$dataset/model" >/dev/null 2>&1
-        python3 - "$dataset" "$cross" >>"$OUT" <<'PY'
+        # CROSS=0 skips the cross-domain score (it encodes the other dataset: minutes with MPNet).
+        if [ "${CROSS:-1}" != 0 ]; then
+          "$BIN/eval" --dataset "$cross" --model "artifacts/$dataset/model" >/dev/null 2>&1
+        fi
+        python3 - "$dataset" "$cross" "${CROSS:-1}" >>"$OUT" <<'PY'
 import json, sys
-dataset, cross = sys.argv[1], sys.argv[2]
+dataset, cross, with_cross = sys.argv[1], sys.argv[2], sys.argv[3] != "0"
 import glob, os
 metrics = f"artifacts/{dataset}/model/metrics.json"
 m = json.load(open(metrics))
-c = json.load(open(f"artifacts/{cross}/eval/metrics.json"))
+c = json.load(open(f"artifacts/{cross}/eval/metrics.json")) if with_cross else None
 t = m["training"]
 # Timings are in the run's manifest (artifacts stay byte-reproducible): the train run whose
 # metrics.json is the one linked.
@@ -50,9 +53,11 @@ epoch_seconds = run["counts"]["epoch_seconds"]
 print(json.dumps({
     "train_dataset": dataset, "model": m["model"], "mode": m["mode"], "seed": m["seed"],
     "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "cross_dataset": cross,
-    "cross_test_f1": c["test"]["f1"], "best_epoch": t["best_epoch"], "epochs": len(t["epochs"]),
+    "cross_test_f1": c["test"]["f1"] if c else None, "best_epoch": t["best_epoch"], "epochs": len(t["epochs"]),
     "seconds": run["seconds"], "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
     "args": os.environ.get("TRAIN_ARGS", "").strip(),
+    # The train stage's code version: runs of different versions are different rows.
+    "train_version": run["version"],
 }))
 PY
         tail -1 "$OUT"
@@ -67,23 +72,27 @@ runs = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     args = r.get("args", "")
-    runs[(r["train_dataset"], r["model"], r["mode"], args, r["seed"])] = r  # the latest line of a run wins
+    version = r.get("train_version", 3)  # lines before the field: version 3 or earlier
+    runs[(r["train_dataset"], r["model"], r["mode"], version, args, r["seed"])] = r  # the latest line wins
 groups = {}
-for (dataset, model, mode, args, seed), r in sorted(runs.items()):
-    groups.setdefault((model, mode, args, dataset), []).append(r)
+for (dataset, model, mode, version, args, seed), r in sorted(runs.items()):
+    groups.setdefault((model, mode, version, args, dataset), []).append(r)
+def cross(rs):
+    values = [r['cross_test_f1'] for r in rs if r.get('cross_test_f1') is not None]
+    return f"{spread(values)} on {rs[0]['cross_dataset']}" if values else "-"
 def spread(values):
     mean = statistics.mean(values)
     if len(values) == 1:
         return f"{mean:.2f}"
     return f"{mean:.2f} ± {statistics.stdev(values):.2f}"
-print("| model | mode | TRAIN_ARGS | trained on | seeds | dev F1 | test F1 | cross-domain test F1 | epochs (best) | s/epoch |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for (model, mode, args, dataset), rs in sorted(groups.items()):
+print("| model | mode | train v | TRAIN_ARGS | trained on | seeds | dev F1 | test F1 | cross-domain test F1 | epochs (best) | s/epoch |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for (model, mode, version, args, dataset), rs in sorted(groups.items()):
     # "*": a run from before the initial weights were seeded (its seed fixed batch order and dropout only).
     seeds = ','.join(str(r['seed']) + ('*' if r.get('init_seeded') is False else '') for r in rs)
-    print(f"| {model} | {mode} | {'`' + args + '`' if args else ''} | {dataset} | {seeds} "
+    print(f"| {model} | {mode} | {version} | {'`' + args + '`' if args else ''} | {dataset} | {seeds} "
           f"| {spread([r['dev_f1'] for r in rs])} | {spread([r['test_f1'] for r in rs])} "
-          f"| {spread([r['cross_test_f1'] for r in rs])} on {rs[0]['cross_dataset']} "
+          f"| {cross(rs)} "
           f"| {'/'.join(str(r['epochs']) + '(' + str(r['best_epoch']) + ')' for r in rs)} "
           f"| {statistics.mean(r['seconds_per_epoch'] for r in rs):.1f} |")
 PY

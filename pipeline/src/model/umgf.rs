@@ -377,7 +377,7 @@ impl TextSide {
         if train && t.word_dropout > 0.0 {
             let keep = Tensor::empty([b, n, 1], (Kind::Float, encoder.device()))
                 .bernoulli_float_(1.0 - t.word_dropout);
-            encoder = encoder * keep;
+            encoder *= keep;
         }
         let mut parts = vec![encoder, self.shape_embedding.forward(&batch.shapes)];
         if let Some(chars) = &self.chars {
