@@ -6,7 +6,7 @@
 //! precision, storage format), holds every hidden state of every piece, so another layer set or pooling
 //! is a new artifact made from the memo without running the encoder again. A dump that repeats old
 //! tweets encodes only the new ones. The visual part is `visual_features`.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,10 @@ pub const TEXT_FEATURES: &str = "text_features.parquet";
 const MEMO: &str = "text-states";
 /// Tweets per encoder call and per memo write (a killed run keeps what it finished).
 const MEMO_CHUNK: usize = 256;
+/// Tweets decoded and written per step: the artifact streams out, so memory holds one step's states,
+/// not the dataset's (MPNet's 13 states of Twitter-2015 are about 2.5 GB in f16). A multiple of the
+/// Parquet writer's slice, so a streamed artifact has the bytes of a single write.
+const WRITE_CHUNK: usize = 4 * crate::io::parquet::ROWS_PER_WRITE;
 /// Sequences per forward pass (sorted by length, so padding stays small).
 const BATCH: usize = 32;
 
@@ -221,27 +225,37 @@ pub fn run(
     let shape = StateShape::of(params, encoder)?;
     store.run(&spec(tweets, encoder_digest, params), |outputs| {
         let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
-        let (payloads, stats) = encode_memoised(store, &tweets, encoder, encoder_digest, params)?;
-        let rows = tweets
-            .iter()
-            .zip(&payloads)
-            .map(|(tweet, payload)| decode(tweet, payload, params, &shape))
-            .collect::<Result<Vec<_>>>()?;
         let path = outputs.path(TEXT_FEATURES);
-        crate::io::parquet::write(
+        let schema = text_features::to_batch(&[], params.storage)?.schema();
+        let mut writer = crate::io::parquet::Writer::create(
             &path,
-            &text_features::to_batch(&rows, params.storage)?,
+            schema,
             text_features::NAME,
             text_features::VERSION,
         )?;
-        let long = rows
-            .iter()
-            .filter(|r| r.piece_ids.len() > crate::text::tokenizer::MAX_PIECES)
-            .count();
+        let mut encoding = Encoding::new(store, encoder, encoder_digest, params, tweets.len());
+        let (mut words, mut pieces, mut long) = (0, 0, 0);
+        for step in tweets.chunks(WRITE_CHUNK) {
+            let payloads = encoding.payloads(step)?;
+            let rows = step
+                .iter()
+                .zip(&payloads)
+                .map(|(tweet, payload)| decode(tweet, payload, params, &shape))
+                .collect::<Result<Vec<_>>>()?;
+            words += rows.iter().map(|r| r.word_starts.len()).sum::<usize>();
+            pieces += rows.iter().map(|r| r.piece_ids.len()).sum::<usize>();
+            long += rows
+                .iter()
+                .filter(|r| r.piece_ids.len() > crate::text::tokenizer::MAX_PIECES)
+                .count();
+            writer.write(&text_features::to_batch(&rows, params.storage)?)?;
+        }
+        writer.finish()?;
+        let stats = encoding.finish();
         Ok(json!({
-            "tweets": rows.len(),
-            "words": rows.iter().map(|r| r.word_starts.len()).sum::<usize>(),
-            "pieces": rows.iter().map(|r| r.piece_ids.len()).sum::<usize>(),
+            "tweets": tweets.len(),
+            "words": words,
+            "pieces": pieces,
             "longer_than_max_pieces": long,
             "layers": shape.layers,
             "hidden": shape.hidden,
@@ -265,8 +279,11 @@ pub fn run_shard(
     store.run(&shard.spec(&spec(tweets, encoder_digest, params)), |_| {
         let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
         tweets.retain(|t| shard.owns(&t.text_digest));
-        let (_, stats) = encode_memoised(store, &tweets, encoder, encoder_digest, params)?;
-        Ok(stats.shard_counts(tweets.len()))
+        let mut encoding = Encoding::new(store, encoder, encoder_digest, params, tweets.len());
+        for step in tweets.chunks(WRITE_CHUNK) {
+            encoding.payloads(step)?;
+        }
+        Ok(encoding.finish().shard_counts(tweets.len()))
     })
 }
 
@@ -281,50 +298,96 @@ pub fn missing_shards(
     store.missing_shards(&spec(tweets, encoder.digest()?, params), count)
 }
 
-/// The memo payload of each tweet, encoding (and storing) those not memoised yet; the encoder is
-/// loaded only if needed. Layers and pooling are not in the key: the payload holds all of them.
-fn encode_memoised(
-    store: &Store,
-    tweets: &[Tweet],
-    encoder: &EncoderFiles,
-    encoder_digest: Digest,
-    params: &TextFeatureParams,
-) -> Result<(Vec<Vec<u8>>, MemoStats)> {
-    let precision = format!("{:?}", params.precision);
-    let storage = format!("{:?}", params.storage);
-    let keys: Vec<Digest> = tweets
-        .iter()
-        .map(|t| {
-            Digest::of_strings([
-                t.text_digest.hex(),
+/// Memo payloads of a run's tweets, a step at a time: those not memoised yet are encoded (and
+/// stored); the encoder is loaded the first time one is needed. Layers and pooling are not in the
+/// memo key: a payload holds all of them.
+struct Encoding<'a> {
+    store: &'a Store,
+    encoder: &'a EncoderFiles,
+    key_parts: [String; 4],
+    precision: Precision,
+    storage: StateStorage,
+    model: Option<TextEncoder>,
+    bar: indicatif::ProgressBar,
+    stats: MemoStats,
+    /// Memo keys of the steps so far.
+    seen: HashSet<Digest>,
+}
+
+impl<'a> Encoding<'a> {
+    fn new(
+        store: &'a Store,
+        encoder: &'a EncoderFiles,
+        encoder_digest: Digest,
+        params: &TextFeatureParams,
+        tweets: usize,
+    ) -> Self {
+        Self {
+            store,
+            encoder,
+            key_parts: [
                 encoder_digest.hex(),
-                precision.clone(),
-                storage.clone(),
+                format!("{:?}", params.precision),
+                format!("{:?}", params.storage),
                 VERSION.to_string(),
-            ])
-        })
-        .collect();
-    let mut model = None;
-    let bar = crate::progress::bar(tweets.len() as u64, "features");
-    let (payloads, stats) = store
-        .memo(MEMO)?
-        .get_or_compute(&keys, MEMO_CHUNK, |missing| {
-            let model = match &mut model {
-                Some(model) => model,
-                None => {
-                    let mut loaded =
-                        TextEncoder::load_for_inference(encoder, crate::torch::default_device())?;
-                    loaded.set_precision(params.precision);
-                    model.insert(loaded)
-                }
-            };
-            let out = encode(model, missing.iter().map(|&i| &tweets[i]), params.storage)?;
-            bar.inc(missing.len() as u64);
-            Ok(out)
-        })?;
-    bar.finish_and_clear();
-    stats.log("encoded", "tweets");
-    Ok((payloads, stats))
+            ],
+            precision: params.precision,
+            storage: params.storage,
+            model: None,
+            bar: crate::progress::bar(tweets as u64, "features"),
+            stats: MemoStats::default(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The memo payload of each of `tweets`, in order.
+    fn payloads(&mut self, tweets: &[Tweet]) -> Result<Vec<Vec<u8>>> {
+        let keys: Vec<Digest> = tweets
+            .iter()
+            .map(|t| {
+                Digest::of_strings(
+                    std::iter::once(t.text_digest.hex()).chain(self.key_parts.iter().cloned()),
+                )
+            })
+            .collect();
+        let (model, encoder, precision, storage) =
+            (&mut self.model, self.encoder, self.precision, self.storage);
+        let bar = &self.bar;
+        let (payloads, stats) =
+            self.store
+                .memo(MEMO)?
+                .get_or_compute(&keys, MEMO_CHUNK, |missing| {
+                    let model = match model {
+                        Some(model) => model,
+                        None => {
+                            let mut loaded = TextEncoder::load_for_inference(
+                                encoder,
+                                crate::torch::default_device(),
+                            )?;
+                            loaded.set_precision(precision);
+                            model.insert(loaded)
+                        }
+                    };
+                    let out = encode(model, missing.iter().map(|&i| &tweets[i]), storage)?;
+                    bar.inc(missing.len() as u64);
+                    Ok(out)
+                })?;
+        // The run's counts are over distinct texts, as one call's: a text met in an earlier step is
+        // found in the memo now, but was counted then.
+        let distinct: HashSet<Digest> = keys.into_iter().collect();
+        let earlier = distinct.intersection(&self.seen).count();
+        self.seen.extend(distinct);
+        self.bar.inc(stats.reused as u64);
+        self.stats.reused += stats.reused.saturating_sub(earlier);
+        self.stats.computed += stats.computed;
+        Ok(payloads)
+    }
+
+    fn finish(self) -> MemoStats {
+        self.bar.finish_and_clear();
+        self.stats.log("encoded", "tweets");
+        self.stats
+    }
 }
 
 /// Memo payload of each tweet, little-endian: piece count P and the pieces, word count W and the word
