@@ -7,6 +7,7 @@ use serde::Deserialize;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use super::transformer::{AttentionNames, Init, Layer, LayerShape};
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -47,49 +48,31 @@ impl BertConfig {
         let text = std::fs::read_to_string(path).at(path)?;
         let config: Self = serde_json::from_str(&text)
             .map_err(|e| Error::Config(format!("{}: not a BERT config: {e}", path.display())))?;
-        if config.hidden_size % config.num_attention_heads != 0 {
-            crate::bail!(
-                Config,
-                "{}: hidden_size is not a multiple of the head count",
-                path.display()
-            );
-        }
-        if !matches!(config.hidden_act.as_str(), "gelu" | "relu" | "gelu_new") {
-            crate::bail!(
-                Config,
-                "{}: unsupported hidden_act {:?}",
-                path.display(),
-                config.hidden_act
-            );
-        }
+        config.layer_shape().check(path)?;
         Ok(config)
     }
-}
 
-fn layer_norm(p: nn::Path, config: &BertConfig) -> nn::LayerNorm {
-    let ln = nn::LayerNormConfig {
-        eps: config.layer_norm_eps,
-        ..Default::default()
-    };
-    nn::layer_norm(p, vec![config.hidden_size], ln)
-}
-
-/// How a [`Bert`]'s weights start, before pretrained ones are copied over them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Init {
-    /// tch's random initialisation. Paths that train keep it: their seeded results depend on the
-    /// random numbers drawn here (the tagging head's come after).
-    Random,
-    /// Zeros: for inference, where nothing random follows and drawing 22M random numbers that the
-    /// pretrained weights overwrite anyway costs a tenth of a second per load.
-    Zeros,
-}
-
-impl Init {
-    fn weights(self) -> Option<nn::Init> {
-        (self == Self::Zeros).then_some(nn::Init::Const(0.0))
+    fn layer_shape(&self) -> LayerShape {
+        LayerShape {
+            hidden: self.hidden_size,
+            intermediate: self.intermediate_size,
+            heads: self.num_attention_heads,
+            act: self.hidden_act.clone(),
+            dropout: self.hidden_dropout_prob,
+            attention_dropout: self.attention_probs_dropout_prob,
+            layer_norm_eps: self.layer_norm_eps,
+        }
     }
 }
+
+/// BERT's names of a layer's attention weights.
+const ATTENTION: AttentionNames = AttentionNames {
+    query: &["attention", "self", "query"],
+    key: &["attention", "self", "key"],
+    value: &["attention", "self", "value"],
+    output: &["attention", "output", "dense"],
+    norm: &["attention", "output", "LayerNorm"],
+};
 
 #[derive(Debug)]
 struct Embeddings {
@@ -102,18 +85,13 @@ struct Embeddings {
 
 impl Embeddings {
     fn new(p: nn::Path, c: &BertConfig, init: Init) -> Self {
-        let config = nn::EmbeddingConfig {
-            ws_init: init
-                .weights()
-                .unwrap_or(nn::EmbeddingConfig::default().ws_init),
-            ..Default::default()
-        };
+        let config = init.embedding();
         let emb = |name: &str, n| nn::embedding(&p / name, n, c.hidden_size, config);
         Self {
             word: emb("word_embeddings", c.vocab_size),
             position: emb("position_embeddings", c.max_position_embeddings),
             token_type: emb("token_type_embeddings", c.type_vocab_size),
-            norm: layer_norm(&p / "LayerNorm", c),
+            norm: c.layer_shape().layer_norm(&p / "LayerNorm"),
             dropout: c.hidden_dropout_prob,
         }
     }
@@ -129,92 +107,6 @@ impl Embeddings {
     }
 }
 
-#[derive(Debug)]
-struct Layer {
-    query: nn::Linear,
-    key: nn::Linear,
-    value: nn::Linear,
-    attention_out: nn::Linear,
-    attention_norm: nn::LayerNorm,
-    intermediate: nn::Linear,
-    output: nn::Linear,
-    output_norm: nn::LayerNorm,
-    heads: i64,
-    act: String,
-    dropout: f64,
-    attention_dropout: f64,
-}
-
-impl Layer {
-    fn new(p: nn::Path, c: &BertConfig, init: Init) -> Self {
-        let config = match init.weights() {
-            Some(zeros) => nn::LinearConfig {
-                ws_init: zeros,
-                bs_init: Some(zeros),
-                bias: true,
-            },
-            None => nn::LinearConfig::default(),
-        };
-        let linear = |p: nn::Path, i, o| nn::linear(p, i, o, config);
-        let h = c.hidden_size;
-        let attn = &p / "attention";
-        Self {
-            query: linear(&attn / "self" / "query", h, h),
-            key: linear(&attn / "self" / "key", h, h),
-            value: linear(&attn / "self" / "value", h, h),
-            attention_out: linear(&attn / "output" / "dense", h, h),
-            attention_norm: layer_norm(&attn / "output" / "LayerNorm", c),
-            intermediate: linear(&p / "intermediate" / "dense", h, c.intermediate_size),
-            output: linear(&p / "output" / "dense", c.intermediate_size, h),
-            output_norm: layer_norm(&p / "output" / "LayerNorm", c),
-            heads: c.num_attention_heads,
-            act: c.hidden_act.clone(),
-            dropout: c.hidden_dropout_prob,
-            attention_dropout: c.attention_probs_dropout_prob,
-        }
-    }
-
-    /// `x`: [batch, len, hidden]; `mask_bias`: [batch, 1, 1, len], 0 for real pieces, very negative for padding.
-    fn forward_t(&self, x: &Tensor, mask_bias: &Tensor, train: bool) -> Tensor {
-        let (b, len, hidden) = x.size3().unwrap_or((0, 0, 0));
-        let head_dim = hidden / self.heads;
-        let split = |t: Tensor| t.view([b, len, self.heads, head_dim]).transpose(1, 2);
-        let q = split(self.query.forward(x));
-        let k = split(self.key.forward(x));
-        let v = split(self.value.forward(x));
-        // libtorch's fused attention (what HF's default "sdpa" calls) instead of matmul-softmax-matmul.
-        let dropout = if train { self.attention_dropout } else { 0.0 };
-        let context = Tensor::scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            Some(mask_bias),
-            dropout,
-            false,
-            None,
-            false,
-        )
-        .transpose(1, 2)
-        .contiguous()
-        .view([b, len, hidden]);
-        let attended = self.attention_norm.forward(
-            &(self
-                .attention_out
-                .forward(&context)
-                .dropout(self.dropout, train)
-                + x),
-        );
-        let inner = self.intermediate.forward(&attended);
-        let inner = match self.act.as_str() {
-            "relu" => inner.relu(),
-            "gelu_new" => inner.gelu("tanh"),
-            _ => inner.gelu("none"),
-        };
-        let out = self.output.forward(&inner).dropout(self.dropout, train);
-        self.output_norm.forward(&(out + attended))
-    }
-}
-
 /// BERT without the pooler: token ids in, last hidden states out.
 #[derive(Debug)]
 pub struct Bert {
@@ -227,8 +119,9 @@ impl Bert {
     /// Creates the modules under `p` (HF names: `embeddings.*`, `encoder.layer.<i>.*`).
     pub fn new(p: &nn::Path, config: BertConfig, init: Init) -> Self {
         let embeddings = Embeddings::new(p / "embeddings", &config, init);
+        let shape = config.layer_shape();
         let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::new(p / "encoder" / "layer" / i, &config, init))
+            .map(|i| Layer::new(p / "encoder" / "layer" / i, &shape, &ATTENTION, init))
             .collect();
         Self {
             config,

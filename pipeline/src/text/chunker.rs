@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use super::bert::Init;
 use super::encoder::{EncoderFiles, TextEncoder, pad_batch};
 use super::np::{NpTag, decode, np_spans, span_f1};
 use super::tokenizer::{MAX_PIECES, Pieces};
+use super::transformer::Init;
 use crate::error::Result;
 use crate::io::conll2000::ChunkedSentence;
 use crate::rng::Rng;

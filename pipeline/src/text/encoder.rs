@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use super::bert::{Bert, BertConfig, Init};
+use super::bert::{Bert, BertConfig};
 use super::mpnet::{Mpnet, MpnetConfig};
 use super::tokenizer::{Architecture, MAX_PIECES, Pieces, WordPieces};
+use super::transformer::Init;
 use crate::digest::Digest;
 use crate::error::{IoContext, Result};
 

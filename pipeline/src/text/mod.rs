@@ -8,3 +8,4 @@ pub mod np;
 pub mod shape;
 pub mod tokenize;
 pub mod tokenizer;
+pub mod transformer;

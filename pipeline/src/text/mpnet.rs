@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use super::bert::Init;
+use super::transformer::{AttentionNames, Init, Layer, LayerShape};
 use crate::error::{Error, IoContext, Result};
 
 /// The relative position buckets, as HF computes them: 32 whatever `relative_attention_num_buckets`
@@ -76,13 +76,7 @@ impl MpnetConfig {
         }
         let config: Self = serde_json::from_value(value)
             .map_err(|e| Error::Config(format!("{}: not an MPNet config: {e}", path.display())))?;
-        if config.num_attention_heads <= 0 || config.hidden_size % config.num_attention_heads != 0 {
-            crate::bail!(
-                Config,
-                "{}: hidden_size is not a multiple of the head count",
-                path.display()
-            );
-        }
+        config.layer_shape().check(path)?;
         if config.relative_attention_num_buckets < NUM_BUCKETS {
             crate::bail!(
                 Config,
@@ -99,35 +93,30 @@ impl MpnetConfig {
                 config.pad_token_id
             );
         }
-        if !matches!(config.hidden_act.as_str(), "gelu" | "relu" | "gelu_new") {
-            crate::bail!(
-                Config,
-                "{}: unsupported hidden_act {:?}",
-                path.display(),
-                config.hidden_act
-            );
-        }
         Ok(config)
     }
-}
 
-fn layer_norm(p: nn::Path, config: &MpnetConfig) -> nn::LayerNorm {
-    let ln = nn::LayerNormConfig {
-        eps: config.layer_norm_eps,
-        ..Default::default()
-    };
-    nn::layer_norm(p, vec![config.hidden_size], ln)
-}
-
-fn embedding_config(init: Init) -> nn::EmbeddingConfig {
-    nn::EmbeddingConfig {
-        ws_init: match init {
-            Init::Zeros => nn::Init::Const(0.0),
-            Init::Random => nn::EmbeddingConfig::default().ws_init,
-        },
-        ..Default::default()
+    fn layer_shape(&self) -> LayerShape {
+        LayerShape {
+            hidden: self.hidden_size,
+            intermediate: self.intermediate_size,
+            heads: self.num_attention_heads,
+            act: self.hidden_act.clone(),
+            dropout: self.hidden_dropout_prob,
+            attention_dropout: self.attention_probs_dropout_prob,
+            layer_norm_eps: self.layer_norm_eps,
+        }
     }
 }
+
+/// MPNet's names of a layer's attention weights.
+const ATTENTION: AttentionNames = AttentionNames {
+    query: &["attention", "attn", "q"],
+    key: &["attention", "attn", "k"],
+    value: &["attention", "attn", "v"],
+    output: &["attention", "attn", "o"],
+    norm: &["attention", "LayerNorm"],
+};
 
 #[derive(Debug)]
 struct Embeddings {
@@ -140,12 +129,12 @@ struct Embeddings {
 
 impl Embeddings {
     fn new(p: nn::Path, c: &MpnetConfig, init: Init) -> Self {
-        let config = embedding_config(init);
+        let config = init.embedding();
         let emb = |name: &str, n| nn::embedding(&p / name, n, c.hidden_size, config);
         Self {
             word: emb("word_embeddings", c.vocab_size),
             position: emb("position_embeddings", c.max_position_embeddings),
-            norm: layer_norm(&p / "LayerNorm", c),
+            norm: c.layer_shape().layer_norm(&p / "LayerNorm"),
             pad: c.pad_token_id,
             dropout: c.hidden_dropout_prob,
         }
@@ -178,93 +167,6 @@ fn relative_position_bucket(relative: &Tensor, num_buckets: i64, max_distance: i
     ret + n.where_self(&is_small, &large)
 }
 
-#[derive(Debug)]
-struct Layer {
-    query: nn::Linear,
-    key: nn::Linear,
-    value: nn::Linear,
-    attention_out: nn::Linear,
-    attention_norm: nn::LayerNorm,
-    intermediate: nn::Linear,
-    output: nn::Linear,
-    output_norm: nn::LayerNorm,
-    heads: i64,
-    act: String,
-    dropout: f64,
-    attention_dropout: f64,
-}
-
-impl Layer {
-    fn new(p: nn::Path, c: &MpnetConfig, init: Init) -> Self {
-        let config = match init {
-            Init::Zeros => nn::LinearConfig {
-                ws_init: nn::Init::Const(0.0),
-                bs_init: Some(nn::Init::Const(0.0)),
-                bias: true,
-            },
-            Init::Random => nn::LinearConfig::default(),
-        };
-        let linear = |p: nn::Path, i, o| nn::linear(p, i, o, config);
-        let h = c.hidden_size;
-        let attn = &p / "attention";
-        Self {
-            query: linear(&attn / "attn" / "q", h, h),
-            key: linear(&attn / "attn" / "k", h, h),
-            value: linear(&attn / "attn" / "v", h, h),
-            attention_out: linear(&attn / "attn" / "o", h, h),
-            attention_norm: layer_norm(&attn / "LayerNorm", c),
-            intermediate: linear(&p / "intermediate" / "dense", h, c.intermediate_size),
-            output: linear(&p / "output" / "dense", c.intermediate_size, h),
-            output_norm: layer_norm(&p / "output" / "LayerNorm", c),
-            heads: c.num_attention_heads,
-            act: c.hidden_act.clone(),
-            dropout: c.hidden_dropout_prob,
-            attention_dropout: c.attention_probs_dropout_prob,
-        }
-    }
-
-    /// `x`: [batch, len, hidden]; `bias`: [batch, heads, len, len], the relative position bias plus the
-    /// padding mask (very negative at padded keys), in `x`'s kind.
-    fn forward_t(&self, x: &Tensor, bias: &Tensor, train: bool) -> Tensor {
-        let (b, len, hidden) = x.size3().unwrap_or((0, 0, 0));
-        let head_dim = hidden / self.heads;
-        let split = |t: Tensor| t.view([b, len, self.heads, head_dim]).transpose(1, 2);
-        let q = split(self.query.forward(x));
-        let k = split(self.key.forward(x));
-        let v = split(self.value.forward(x));
-        // softmax(q k^T / sqrt(d) + bias) v, fused; the scale applies before the bias is added, as in HF.
-        let dropout = if train { self.attention_dropout } else { 0.0 };
-        let context = Tensor::scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            Some(bias),
-            dropout,
-            false,
-            None,
-            false,
-        )
-        .transpose(1, 2)
-        .contiguous()
-        .view([b, len, hidden]);
-        let attended = self.attention_norm.forward(
-            &(self
-                .attention_out
-                .forward(&context)
-                .dropout(self.dropout, train)
-                + x),
-        );
-        let inner = self.intermediate.forward(&attended);
-        let inner = match self.act.as_str() {
-            "relu" => inner.relu(),
-            "gelu_new" => inner.gelu("tanh"),
-            _ => inner.gelu("none"),
-        };
-        let out = self.output.forward(&inner).dropout(self.dropout, train);
-        self.output_norm.forward(&(out + attended))
-    }
-}
-
 /// MPNet without the pooler: token ids in, hidden states out.
 #[derive(Debug)]
 pub struct Mpnet {
@@ -279,14 +181,15 @@ impl Mpnet {
     /// `encoder.relative_attention_bias`.
     pub fn new(p: &nn::Path, config: MpnetConfig, init: Init) -> Self {
         let embeddings = Embeddings::new(p / "embeddings", &config, init);
+        let shape = config.layer_shape();
         let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::new(p / "encoder" / "layer" / i, &config, init))
+            .map(|i| Layer::new(p / "encoder" / "layer" / i, &shape, &ATTENTION, init))
             .collect();
         let relative_attention_bias = nn::embedding(
             p / "encoder" / "relative_attention_bias",
             config.relative_attention_num_buckets,
             config.num_attention_heads,
-            embedding_config(init),
+            init.embedding(),
         );
         Self {
             config,

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
 use clap::Parser;
-use pipeline::text::bert::{Bert, BertConfig, Init};
+use pipeline::text::bert::{Bert, BertConfig};
 use pipeline::text::mpnet::{Mpnet, MpnetConfig};
 use pipeline::text::tokenizer::{Architecture, WordPieces};
+use pipeline::text::transformer::Init;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
