@@ -3,18 +3,15 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use pipeline::dataset::Dataset;
 use pipeline::schema::Split;
-use pipeline::stages::ingest::OnError;
-use pipeline::text::bert::Init;
 use pipeline::text::mpnet::{Mpnet, MpnetConfig};
-use pipeline::text::tokenize::is_url;
 use pipeline::text::tokenizer::{Architecture, WordPieces};
+use pipeline::text::transformer::Init;
 use serde_json::json;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use crate::common::{self, reference, repo};
+use crate::common::{self, real_tweets, repo};
 
 fn model_dir() -> PathBuf {
     repo().join("models/mpnet-base")
@@ -36,38 +33,17 @@ fn load() -> (VarStore, Mpnet, WordPieces) {
     (vs, model, pieces)
 }
 
-/// The first `n` tweets of a Twitter-2017 split, as words.
-fn real_tweets(split: Split, n: usize) -> Vec<Vec<String>> {
-    let dir = tempfile::tempdir().unwrap();
-    let dataset = Dataset::resolve("twitter2017", Some(&common::data_dir()), None).unwrap();
-    let (_, tweets) = common::ingest(dir.path(), &dataset, OnError::Fail).unwrap();
-    tweets
-        .into_iter()
-        .filter(|t| t.split == split)
-        .take(n)
-        .map(|t| t.tokens)
-        .collect()
-}
-
-/// Runs `mpnet_states.py` in `mode` (`--input` ids or `--tokenize` words) on `input`, written as JSON
-/// in `dir`; returns the path of its output file `output`.
+/// Runs `mpnet_states.py` (see [`common::run_encoder_reference`]) on two threads.
 fn run_mpnet_reference(dir: &Path, mode: &str, input: serde_json::Value, output: &str) -> PathBuf {
-    let input_path = dir.join("input.json");
-    std::fs::write(&input_path, input.to_string()).unwrap();
-    let out = dir.join(output);
-    let model = model_dir();
-    let args = [
-        "--model",
-        model.to_str().unwrap(),
-        mode,
-        input_path.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--threads",
-        "2",
-    ];
-    reference("mpnet_states.py", &args);
-    out
+    let extra = ["--threads", "2"];
+    common::run_encoder_reference(
+        "mpnet_states.py",
+        &model_dir(),
+        dir,
+        (mode, input),
+        output,
+        &extra,
+    )
 }
 
 /// Pads `sequences` with `pad` to their longest: ids and mask, [batch, len] int64.
@@ -229,37 +205,13 @@ fn mpnet_word_pieces_match_hf_tokenizer() {
         (0, 2, 1, 104)
     );
     let tweets = real_tweets(Split::Dev, 200);
-    // HF sees what we feed the model: URLs as the word "url".
-    let words: Vec<Vec<String>> = tweets
-        .iter()
-        .map(|t| {
-            t.iter()
-                .map(|w| {
-                    if is_url(w) {
-                        "url".to_owned()
-                    } else {
-                        w.clone()
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_mpnet_reference(
-        dir.path(),
-        "--tokenize",
-        json!({ "words": words }),
-        "tok.json",
-    );
-    let hf: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let hf = common::hf_word_pieces("mpnet_states.py", &model_dir(), &tweets);
 
     let (mut compared, mut words_compared) = (0, 0);
-    for (i, tweet) in tweets.iter().enumerate() {
+    for (i, (tweet, hf)) in tweets.iter().zip(&hf).enumerate() {
         // Word by word: the same pieces, except that a word HF's normaliser erases gets [UNK] from us.
-        let hf_pieces: Vec<Vec<u32>> =
-            serde_json::from_value(hf["word_pieces"][i].clone()).unwrap();
-        assert_eq!(hf_pieces.len(), tweet.len());
-        for (word, theirs) in tweet.iter().zip(&hf_pieces) {
+        assert_eq!(hf.word_pieces.len(), tweet.len());
+        for (word, theirs) in tweet.iter().zip(&hf.word_pieces) {
             let ours = pieces.word(word).unwrap();
             if theirs.is_empty() {
                 assert_eq!(ours, [pieces.unk_id()], "tweet {i}: {word:?}");
@@ -269,23 +221,12 @@ fn mpnet_word_pieces_match_hf_tokenizer() {
             words_compared += 1;
         }
         // The whole tweet: <s> pieces </s> and each word's first piece.
-        let hf_ids: Vec<u32> = serde_json::from_value(hf["input_ids"][i].clone()).unwrap();
-        let hf_words: Vec<Option<usize>> =
-            serde_json::from_value(hf["word_ids"][i].clone()).unwrap();
-        let hf_starts: Vec<u32> = (0..tweet.len())
-            .filter_map(|w| {
-                hf_words
-                    .iter()
-                    .position(|x| *x == Some(w))
-                    .map(|p| p as u32)
-            })
-            .collect();
-        if hf_starts.len() < tweet.len() {
+        let Some(hf_starts) = &hf.word_starts else {
             continue; // HF drops a word the normaliser erases; we keep it as [UNK] (checked above)
-        }
+        };
         let ours = pieces.tweet(tweet).unwrap();
-        assert_eq!(ours.ids, hf_ids, "tweet {i}: {tweet:?}");
-        assert_eq!(ours.word_starts, hf_starts, "tweet {i}");
+        assert_eq!(ours.ids, hf.ids, "tweet {i}: {tweet:?}");
+        assert_eq!(&ours.word_starts, hf_starts, "tweet {i}");
         compared += 1;
     }
     eprintln!("MPNet word pieces: {compared} tweets and {words_compared} words equal to HF's");

@@ -2,55 +2,27 @@
 //! `.venv-ref`, see setup/README.md), the chunker, and memoised text features.
 use std::path::{Path, PathBuf};
 
-use pipeline::dataset::Dataset;
-use pipeline::stages::ingest::OnError;
+use pipeline::schema::Split;
 use pipeline::text::encoder::{EncoderFiles, Precision, TextEncoder, default_files};
-use pipeline::text::tokenize::is_url;
 use serde_json::json;
 use tch::{Device, Tensor};
 
-use crate::common::{self, reference, repo};
+use crate::common::{self, real_tweets, repo};
 
 fn encoder_files() -> EncoderFiles {
     default_files(&repo().join("models"))
 }
 
-/// The first `n` tweets of a Twitter-2017 split, as words.
-fn real_tweets(split: pipeline::schema::Split, n: usize) -> Vec<Vec<String>> {
-    let dir = tempfile::tempdir().unwrap();
-    let dataset = Dataset::resolve("twitter2017", Some(&common::data_dir()), None).unwrap();
-    let (_, tweets) = common::ingest(dir.path(), &dataset, OnError::Fail).unwrap();
-    tweets
-        .into_iter()
-        .filter(|t| t.split == split)
-        .take(n)
-        .map(|t| t.tokens)
-        .collect()
-}
-
-/// Runs `bert_states.py` in `mode` (`--input` ids or `--tokenize` words) on `input`, written as JSON
-/// in `dir`; returns the path of its output file `output`.
+/// Runs `bert_states.py` (see [`common::run_encoder_reference`]).
 fn run_bert_reference(dir: &Path, mode: &str, input: serde_json::Value, output: &str) -> PathBuf {
-    let input_path = dir.join("input.json");
-    std::fs::write(&input_path, input.to_string()).unwrap();
-    let out = dir.join(output);
     let model = encoder_files().dir;
-    let args = [
-        "--model",
-        model.to_str().unwrap(),
-        mode,
-        input_path.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ];
-    reference("bert_states.py", &args);
-    out
+    common::run_encoder_reference("bert_states.py", &model, dir, (mode, input), output, &[])
 }
 
 #[test]
 fn encoder_matches_pytorch_on_real_tweets() {
     let encoder = TextEncoder::load(&encoder_files(), Device::Cpu).unwrap();
-    let mut tweets = real_tweets(pipeline::schema::Split::Test, 60);
+    let mut tweets = real_tweets(Split::Test, 60);
     // Odd words too: a lone no-break space, an emoji, a mention, a hashtag, a URL.
     tweets.push(
         [
@@ -101,7 +73,7 @@ fn encoder_matches_pytorch_on_real_tweets() {
 #[test]
 fn encoder_states_do_not_depend_on_the_batch() {
     let encoder = TextEncoder::load_for_inference(&encoder_files(), Device::Cpu).unwrap();
-    let tweets = real_tweets(pipeline::schema::Split::Dev, 150);
+    let tweets = real_tweets(Split::Dev, 150);
     let sequences: Vec<Vec<u32>> = tweets
         .iter()
         .map(|t| encoder.pieces.tweet(t).unwrap().ids)
@@ -129,50 +101,17 @@ fn encoder_states_do_not_depend_on_the_batch() {
 #[test]
 fn word_pieces_match_hf_tokenizer() {
     let encoder = TextEncoder::load(&encoder_files(), Device::Cpu).unwrap();
-    let tweets = real_tweets(pipeline::schema::Split::Dev, 200);
-    // HF sees what we feed the model: URLs as the word "url".
-    let words: Vec<Vec<String>> = tweets
-        .iter()
-        .map(|t| {
-            t.iter()
-                .map(|w| {
-                    if is_url(w) {
-                        "url".to_owned()
-                    } else {
-                        w.clone()
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_bert_reference(
-        dir.path(),
-        "--tokenize",
-        json!({ "words": words }),
-        "tok.json",
-    );
-    let hf: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let tweets = real_tweets(Split::Dev, 200);
+    let hf = common::hf_word_pieces("bert_states.py", &encoder_files().dir, &tweets);
 
     let mut compared = 0;
-    for (i, tweet) in tweets.iter().enumerate() {
-        let hf_ids: Vec<u32> = serde_json::from_value(hf["input_ids"][i].clone()).unwrap();
-        let hf_words: Vec<Option<usize>> =
-            serde_json::from_value(hf["word_ids"][i].clone()).unwrap();
-        let hf_starts: Vec<u32> = (0..tweet.len())
-            .filter_map(|w| {
-                hf_words
-                    .iter()
-                    .position(|x| *x == Some(w))
-                    .map(|p| p as u32)
-            })
-            .collect();
-        if hf_starts.len() < tweet.len() {
+    for (i, (tweet, hf)) in tweets.iter().zip(&hf).enumerate() {
+        let Some(hf_starts) = &hf.word_starts else {
             continue; // HF drops a word the normaliser erases; we keep it as [UNK] (see below)
-        }
+        };
         let ours = encoder.pieces.tweet(tweet).unwrap();
-        assert_eq!(ours.ids, hf_ids, "tweet {i}: {tweet:?}");
-        assert_eq!(ours.word_starts, hf_starts, "tweet {i}");
+        assert_eq!(ours.ids, hf.ids, "tweet {i}: {tweet:?}");
+        assert_eq!(&ours.word_starts, hf_starts, "tweet {i}");
         compared += 1;
     }
     assert!(compared >= 190, "only {compared} tweets compared");
@@ -380,7 +319,7 @@ fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
 #[test]
 fn bf16_states_stay_close_to_f32() {
     let mut encoder = TextEncoder::load(&encoder_files(), Device::Cpu).unwrap();
-    let tweets = real_tweets(pipeline::schema::Split::Test, 60);
+    let tweets = real_tweets(Split::Test, 60);
     let pieces: Vec<_> = tweets
         .iter()
         .map(|t| encoder.pieces.tweet(t).unwrap())

@@ -3,7 +3,9 @@
 Everything is loaded from a local directory: the HF hub is never contacted.
 """
 
+import json
 import os
+import sys
 
 # must be set before transformers / huggingface_hub are imported
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,3 +42,32 @@ def load_bert(path: str, attn: str | None = None):
     model = BertModel.from_pretrained(model_dir(path), local_files_only=True, dtype=torch.float32, **kw)
     model.eval()
     return model
+
+
+def write_json(path, obj):
+    """Writes `obj` to `path` atomically (a temporary file, then a rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def tokenize(model: str, words_path: str, output: str):
+    """The tokenizer mode of bert_states.py and mpnet_states.py: per sequence of words, input_ids and
+    word_ids with is_split_into_words=True and the special tokens, and word_pieces word by word with
+    add_special_tokens=False (what the Rust WordPieces does). No truncation, no padding."""
+    with open(words_path) as f:
+        words = json.load(f)["words"]
+    tok = load_tokenizer(model)
+    ids, wids, pieces = [], [], []
+    for i, ws in enumerate(words):
+        if not isinstance(ws, list) or not all(isinstance(w, str) for w in ws):
+            raise SystemExit(f"words[{i}]: expected a list of strings")
+        enc = tok(ws, is_split_into_words=True, truncation=False, padding=False, add_special_tokens=True)
+        ids.append(list(enc["input_ids"]))
+        wids.append(enc.word_ids())
+        pieces.append([list(tok(w, add_special_tokens=False, truncation=False, padding=False)["input_ids"])
+                       for w in ws])
+    write_json(output, {"input_ids": ids, "word_ids": wids, "word_pieces": pieces})
+    print(f"tokenized {len(words)} sequences -> {output}", file=sys.stderr)

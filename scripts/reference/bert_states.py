@@ -10,8 +10,9 @@ Run with .venv-ref/bin/python (REFERENCE=1 setup/setup.sh builds it).
 
   bert_states.py --model models/minilm-l6 --tokenize words.json --output tok.json
       words.json: {"words": [["RT", "@user", "Obama", ...], ...]}
-      tok.json:   {"input_ids": [[...], ...], "word_ids": [[null, 0, 0, 1, ..., null], ...]}
-      HF fast tokenizer from the same directory, is_split_into_words=True, no truncation, no padding.
+      tok.json:   {"input_ids": [[...], ...], "word_ids": [[null, 0, 0, 1, ..., null], ...],
+                   "word_pieces": [[[ids of word 0], ...], ...]}
+      HF fast tokenizer from the same directory (_common.tokenize), no truncation, no padding.
 """
 
 import argparse
@@ -21,29 +22,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402  (sets the offline environment first)
-
-
-def write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def tokenize(args):
-    with open(args.tokenize) as f:
-        words = json.load(f)["words"]
-    tok = _common.load_tokenizer(args.model)
-    ids, wids = [], []
-    for i, ws in enumerate(words):
-        if not isinstance(ws, list) or not all(isinstance(w, str) for w in ws):
-            raise SystemExit(f"words[{i}]: expected a list of strings")
-        enc = tok(ws, is_split_into_words=True, truncation=False, padding=False, add_special_tokens=True)
-        ids.append(list(enc["input_ids"]))
-        wids.append(enc.word_ids())
-    write_json(args.output, {"input_ids": ids, "word_ids": wids})
-    print(f"tokenized {len(words)} sequences -> {args.output}", file=sys.stderr)
 
 
 def states(args):
@@ -86,7 +64,7 @@ def main():
                    help="attention implementation (default eager: the plain softmax(QK^T/sqrt(d))V)")
     args = p.parse_args()
     if args.tokenize:
-        tokenize(args)
+        _common.tokenize(args.model, args.tokenize, args.output)
     else:
         states(args)
 

@@ -31,14 +31,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402  (sets the offline environment first)
 
 
-def write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def load_mpnet(path):
     import torch
     from transformers import MPNetModel
@@ -49,23 +41,6 @@ def load_mpnet(path):
                                        attn_implementation="eager", add_pooling_layer=False)
     model.eval()
     return model
-
-
-def tokenize(args):
-    with open(args.tokenize) as f:
-        words = json.load(f)["words"]
-    tok = _common.load_tokenizer(args.model)
-    ids, wids, pieces = [], [], []
-    for i, ws in enumerate(words):
-        if not isinstance(ws, list) or not all(isinstance(w, str) for w in ws):
-            raise SystemExit(f"words[{i}]: expected a list of strings")
-        enc = tok(ws, is_split_into_words=True, truncation=False, padding=False, add_special_tokens=True)
-        ids.append(list(enc["input_ids"]))
-        wids.append(enc.word_ids())
-        pieces.append([list(tok(w, add_special_tokens=False, truncation=False, padding=False)["input_ids"])
-                       for w in ws])
-    write_json(args.output, {"input_ids": ids, "word_ids": wids, "word_pieces": pieces})
-    print(f"tokenized {len(words)} sequences -> {args.output}", file=sys.stderr)
 
 
 def states(args):
@@ -122,7 +97,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=16, help="rows per forward with attention_mask (16)")
     args = p.parse_args()
     if args.tokenize:
-        tokenize(args)
+        _common.tokenize(args.model, args.tokenize, args.output)
     else:
         states(args)
 

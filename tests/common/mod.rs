@@ -3,9 +3,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use pipeline::dataset::Dataset;
-use pipeline::schema::Tweet;
+use pipeline::schema::{Split, Tweet};
 use pipeline::stages::Artifacts;
 use pipeline::stages::ingest::{self, OnError};
+use pipeline::text::tokenize::is_url;
 
 /// The real data (../shared/data here). Tests that need it fail, loudly, without it.
 pub fn data_dir() -> PathBuf {
@@ -101,6 +102,107 @@ pub fn reference(script: &str, args: &[&str]) {
         "{script}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The first `n` tweets of a Twitter-2017 split, as words.
+pub fn real_tweets(split: Split, n: usize) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = Dataset::resolve("twitter2017", Some(&data_dir()), None).unwrap();
+    let (_, tweets) = ingest(dir.path(), &dataset, OnError::Fail).unwrap();
+    tweets
+        .into_iter()
+        .filter(|t| t.split == split)
+        .take(n)
+        .map(|t| t.tokens)
+        .collect()
+}
+
+/// Runs a reference encoder script (`bert_states.py`, `mpnet_states.py`) on the model in `model`, in
+/// `mode` (`--input` ids or `--tokenize` words) on `input`, written as JSON in `dir`, with `extra`
+/// arguments; returns the path of its output file `output`.
+pub fn run_encoder_reference(
+    script: &str,
+    model: &Path,
+    dir: &Path,
+    (mode, input): (&str, serde_json::Value),
+    output: &str,
+    extra: &[&str],
+) -> PathBuf {
+    let input_path = dir.join("input.json");
+    std::fs::write(&input_path, input.to_string()).unwrap();
+    let out = dir.join(output);
+    let mut args = vec![
+        "--model",
+        model.to_str().unwrap(),
+        mode,
+        input_path.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    reference(script, &args);
+    out
+}
+
+/// How HF's tokenizer splits one tweet.
+pub struct HfPieces {
+    /// The whole tweet's piece ids, special pieces included.
+    pub ids: Vec<u32>,
+    /// Each word's first piece; `None` when HF's normaliser erased a word (it then has no piece).
+    pub word_starts: Option<Vec<u32>>,
+    /// Each word's pieces, tokenized alone without special pieces.
+    pub word_pieces: Vec<Vec<u32>>,
+}
+
+/// HF's word pieces of `tweets` from the tokenizer in `model`, by the reference `script`'s tokenizer
+/// mode. URLs go in as the word "url", as the pipeline feeds them to the encoder.
+pub fn hf_word_pieces(script: &str, model: &Path, tweets: &[Vec<String>]) -> Vec<HfPieces> {
+    let words: Vec<Vec<String>> = tweets
+        .iter()
+        .map(|t| {
+            t.iter()
+                .map(|w| {
+                    if is_url(w) {
+                        "url".to_owned()
+                    } else {
+                        w.clone()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_encoder_reference(
+        script,
+        model,
+        dir.path(),
+        ("--tokenize", serde_json::json!({ "words": words })),
+        "tok.json",
+        &[],
+    );
+    let hf: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let field = |name: &str, i: usize| hf[name][i].clone();
+    tweets
+        .iter()
+        .enumerate()
+        .map(|(i, tweet)| {
+            let word_ids: Vec<Option<usize>> =
+                serde_json::from_value(field("word_ids", i)).unwrap();
+            let starts: Vec<u32> = (0..tweet.len())
+                .filter_map(|w| {
+                    word_ids
+                        .iter()
+                        .position(|x| *x == Some(w))
+                        .map(|p| p as u32)
+                })
+                .collect();
+            HfPieces {
+                ids: serde_json::from_value(field("input_ids", i)).unwrap(),
+                word_starts: (starts.len() == tweet.len()).then_some(starts),
+                word_pieces: serde_json::from_value(field("word_pieces", i)).unwrap(),
+            }
+        })
+        .collect()
 }
 
 /// Runs a Node reference script (its modules come from `.node-ref`, installed by set-up).
