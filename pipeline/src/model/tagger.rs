@@ -165,7 +165,7 @@ impl Tagger {
     /// A new tagger: pretrained encoder (fine-tune mode), freshly initialised tagger weights.
     pub fn new(config: TaggerConfig, encoder: &EncoderFiles, device: Device) -> Result<Self> {
         // Frozen mode reads cached states: the encoder is not loaded (nor its pieces padded).
-        let (vs, bert, pad_id) = match config.mode {
+        let (vs, network, pad_id) = match config.mode {
             TextMode::FineTune => {
                 let text = TextEncoder::load(encoder, device)?;
                 let pad_id = text.pieces.pad_id();
@@ -178,7 +178,7 @@ impl Tagger {
             config,
             vs,
             umgf,
-            encoder: bert,
+            encoder: network,
             pad_id,
         })
     }
@@ -229,8 +229,8 @@ impl Tagger {
         let g = &batch.graph;
         let words = match &self.encoder {
             None => g.words.shallow_clone(),
-            Some(bert) => {
-                let states = bert.forward_t(&batch.pieces.ids, &batch.pieces.mask, train);
+            Some(encoder) => {
+                let states = encoder.forward_t(&batch.pieces.ids, &batch.pieces.mask, train);
                 let hidden = states.size()[2];
                 let index = batch
                     .pieces

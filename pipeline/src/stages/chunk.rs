@@ -15,8 +15,9 @@ use crate::text::np::np_spans;
 
 pub const STAGE: &str = "chunk";
 /// 2: the encoder's batches no longer change a tweet's logits (padded lengths fixed per tweet); the memo key has
-/// the version.
-pub const VERSION: u32 = 2;
+/// the version. 3: every forward pass has the batch's full row count (filler rows; features version 4):
+/// on some CPUs the row count changes the bits, and entries memoised before may differ from a fresh run.
+pub const VERSION: u32 = 3;
 pub const NOUN_PHRASES: &str = "noun_phrases.parquet";
 const MEMO: &str = "noun-phrases";
 /// Tweets per model call and per memo write.

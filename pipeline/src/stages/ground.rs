@@ -23,8 +23,9 @@ use crate::vision::image::load_rgb;
 use crate::vision::workers::{ModelPool, default_workers};
 
 pub const STAGE: &str = "ground";
-/// 2: query embeddings independent of their batch, detector threads fixed per worker.
-pub const VERSION: u32 = 2;
+/// 2: query embeddings independent of their batch, detector threads fixed per worker. 3: the text
+/// encoder's forward passes have the batch's full row count (filler rows; features version 4).
+pub const VERSION: u32 = 3;
 pub const OBJECTS: &str = "objects.parquet";
 pub const REPORT: &str = "report.jsonl";
 const DETECTIONS_MEMO: &str = "detections";
