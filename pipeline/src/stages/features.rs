@@ -38,7 +38,8 @@ const WRITE_CHUNK: usize = 4 * crate::io::parquet::ROWS_PER_WRITE;
 const BATCH: usize = 32;
 
 /// Which of the encoder's hidden states (0 = the embeddings' output, then one per layer) are cached
-/// for each word. Written `all`, `last`, `lastN` (the last N) or a comma-separated list of indices.
+/// for each word. Written `all`, `last`, `lastN` (the last N) or a comma-separated list of indices and
+/// inclusive ranges (`4-8` is `4,5,6,7,8`, and is written so in keys).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LayerSelection {
     All,
@@ -91,7 +92,7 @@ impl std::str::FromStr for LayerSelection {
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
             Error::Config(format!(
-                "text layers are all, last, lastN or a list of indices like 4,5,6, not {s:?}"
+                "text layers are all, last, lastN or a list of indices and ranges like 0,4-8, not {s:?}"
             ))
         };
         match s {
@@ -101,10 +102,17 @@ impl std::str::FromStr for LayerSelection {
                 if let Some(n) = s.strip_prefix("last") {
                     return n.parse().map(Self::Last).map_err(|_| bad());
                 }
-                let list = s
-                    .split(',')
-                    .map(|i| i.trim().parse::<usize>().map_err(|_| bad()))
-                    .collect::<Result<Vec<_>>>()?;
+                let index = |i: &str| i.trim().parse::<usize>().map_err(|_| bad());
+                let mut list = Vec::new();
+                for item in s.split(',') {
+                    match item.split_once('-') {
+                        Some((from, to)) if index(from)? <= index(to)? => {
+                            list.extend(index(from)?..=index(to)?)
+                        }
+                        Some(_) => return Err(bad()),
+                        None => list.push(index(item)?),
+                    }
+                }
                 if list.is_empty() {
                     return Err(bad());
                 }
@@ -546,6 +554,11 @@ mod tests {
                 .is_ok_and(|l| l.resolve(7).is_err())
         );
         assert!("top".parse::<LayerSelection>().is_err());
+        let range: LayerSelection = "0,4-8".parse().unwrap_or(LayerSelection::All);
+        assert_eq!(range, LayerSelection::List(vec![0, 4, 5, 6, 7, 8]));
+        assert_eq!(range.to_string(), "0,4,5,6,7,8", "keys spell a range out");
+        assert!("8-4".parse::<LayerSelection>().is_err());
+        assert!("4-".parse::<LayerSelection>().is_err());
         let json = serde_json::to_string(&LayerSelection::Last(1)).unwrap_or_default();
         assert_eq!(json, "\"last\"");
     }
