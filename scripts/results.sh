@@ -9,8 +9,8 @@
 #   SUMMARY_ONLY=1 scripts/results.sh       # only the table, from the runs recorded so far
 #
 # Writes one JSON line per run to $OUT (default results/runs.jsonl; train metrics, the cross-domain test
-# scores and TRAIN_ARGS) and prints the table from all lines there: one row per model, mode, TRAIN_ARGS
-# and dataset.
+# scores, TRAIN_ARGS, the train run's wall time and the size of the text features it read) and prints the
+# table from all lines there: one row per model, mode, TRAIN_ARGS and dataset (means over its seeds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CARGO_TARGET_DIR:-target}/release
@@ -55,6 +55,9 @@ print(json.dumps({
     "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "cross_dataset": cross,
     "cross_test_f1": c["test"]["f1"] if c else None, "best_epoch": t["best_epoch"], "epochs": len(t["epochs"]),
     "seconds": run["seconds"], "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
+    # The size of the text features the run read (the artifact, not the per-tweet memo).
+    "features_mb": os.path.getsize(
+        f"artifacts/store/blobs/{run['inputs']['text_features'][:2]}/{run['inputs']['text_features']}") / 1e6,
     "args": os.environ.get("TRAIN_ARGS", "").strip(),
     # The train stage's code version: runs of different versions are different rows.
     "train_version": run["version"],
@@ -85,8 +88,12 @@ def spread(values):
     if len(values) == 1:
         return f"{mean:.2f}"
     return f"{mean:.2f} ± {statistics.stdev(values):.2f}"
-print("| model | mode | train v | TRAIN_ARGS | trained on | seeds | dev F1 | test F1 | cross-domain test F1 | epochs (best) | s/epoch |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+def mean_of(rs, field, fmt):
+    values = [r[field] for r in rs if r.get(field) is not None]
+    return format(statistics.mean(values), fmt) if values else "-"
+print("| model | mode | train v | TRAIN_ARGS | trained on | seeds | dev F1 | test F1 | cross-domain test F1 "
+      "| epochs (best) | s/epoch | train s | features MB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (model, mode, version, args, dataset), rs in sorted(groups.items()):
     # "*": a run from before the initial weights were seeded (its seed fixed batch order and dropout only).
     seeds = ','.join(str(r['seed']) + ('*' if r.get('init_seeded') is False else '') for r in rs)
@@ -94,5 +101,6 @@ for (model, mode, version, args, dataset), rs in sorted(groups.items()):
           f"| {spread([r['dev_f1'] for r in rs])} | {spread([r['test_f1'] for r in rs])} "
           f"| {cross(rs)} "
           f"| {'/'.join(str(r['epochs']) + '(' + str(r['best_epoch']) + ')' for r in rs)} "
-          f"| {statistics.mean(r['seconds_per_epoch'] for r in rs):.1f} |")
+          f"| {mean_of(rs, 'seconds_per_epoch', '.1f')} | {mean_of(rs, 'seconds', '.0f')} "
+          f"| {mean_of(rs, 'features_mb', '.0f')} |")
 PY
