@@ -35,7 +35,8 @@ ON_ERROR  ?= fail
 # under 10 minutes here. MODE=fine-tune keeps MiniLM (its recipe was chosen on MiniLM; fine-tuning MPNet
 # takes about 2 hours on 2 cores: ENCODER=mpnet MODE=fine-tune).
 ENCODER   ?= $(if $(filter fine-tune,$(MODE)),minilm,mpnet)
-# bf16 for MPNet (its F1 cost measured there: README, "Choices"); f32 for MiniLM, whose results were.
+# bf16 for MPNet (seed 1: within 0.7 dev F1 of f32 at every epoch; README, "Choices"); f32 for MiniLM,
+# whose results were measured so.
 PRECISION ?= $(if $(filter mpnet,$(ENCODER)),bf16,f32)
 # Per encoder: the hidden states cached (0 = the embeddings' output) and the frozen head's epoch cap.
 # MPNet's 4-8 carry most of the learnt mix over all 13 and keep Twitter-2015's features under 1 GB.
