@@ -30,13 +30,13 @@ DATASET   ?= twitter2017
 DATA_DIR  ?=
 IMAGE_DIR ?=
 ON_ERROR  ?= fail
-# The default recipe (README, "Choices"; chosen on dev): the frozen head on MPNet's hidden states 4-8,
-# encoded in bfloat16, at most 5 epochs: the most accurate on dev whose cold run (chunker excluded) takes
-# under 10 minutes here. MODE=fine-tune keeps MiniLM (its recipe was chosen on MiniLM; fine-tuning MPNet
+# The default recipe (results/README.md, "Choices"; chosen on dev): the frozen head on MPNet's
+# hidden states 4-8, encoded in bfloat16, at most 5 epochs: the most accurate on dev whose cold run
+# (chunker excluded) takes under 10 minutes here. MODE=fine-tune keeps MiniLM (its recipe was chosen on MiniLM; fine-tuning MPNet
 # takes about 2 hours on 2 cores: ENCODER=mpnet MODE=fine-tune).
 ENCODER   ?= $(if $(filter fine-tune,$(MODE)),minilm,mpnet)
-# bf16 for MPNet (seed 1: within 0.7 dev F1 of f32 at every epoch; README, "Choices"); f32 for MiniLM,
-# whose results were measured so.
+# bf16 for MPNet (seed 1: within 0.7 dev F1 of f32 at every epoch; results/README.md, "Choices");
+# f32 for MiniLM, whose results were measured so.
 PRECISION ?= $(if $(filter mpnet,$(ENCODER)),bf16,f32)
 # Per encoder: the hidden states cached (0 = the embeddings' output) and the frozen head's epoch cap.
 # MPNet's 4-8 carry most of the learnt mix over all 13 and keep Twitter-2015's features under 1 GB.
@@ -106,7 +106,7 @@ chunker: build
 # Per-record stages (chunk, ground, features) in shards: SLURM=1 submits each as one Slurm array job
 # (SHARDS tasks, default 8), SHARDS=N alone runs N local processes; either way the plain run then
 # merges, and a re-run redoes only shards that did not finish. Upstream per-record stages are sharded
-# first. scripts/shards.sh documents the Slurm settings (README, "Running on a cluster").
+# first. scripts/shards.sh documents the Slurm settings (docs/cluster.md).
 SLURM     ?= 0
 SHARDS    ?= $(if $(filter 1,$(SLURM)),8,1)
 SLURM_PARTITION ?=
@@ -142,7 +142,7 @@ features: build
 # Training: MODEL=umgf|baseline, MODE=frozen|fine-tune, SEED=; TRAIN_ARGS= passes any other option of
 # `target/release/train --help` (e.g. TRAIN_ARGS="--layers 1 --no-object-edges"); a value given there
 # wins over the same option earlier on the line. MODE=fine-tune adds the fine-tune recipe chosen on dev
-# (README, "Choices"); FINE_TUNE_ARGS= drops it.
+# (results/README.md, "Choices"); FINE_TUNE_ARGS= drops it.
 # The frozen text head (character CNN, BiLSTM, their dropouts) is off in the fine-tune recipe: it was
 # chosen without them.
 FINE_TUNE_ARGS ?= --max-epochs 8 --patience 3 --linear-decay --concat-text --encoder-lr 5e-5 --lr 3e-4 \
@@ -186,7 +186,7 @@ bench-vision: build setup-reference
 	scripts/bench_vision.sh
 
 # The whole-pipeline benchmark: cold, incremental and no-op runs, seconds per epoch, and the text and
-# vision comparisons, as one report (README, "Benchmarks"). BENCH_REPEATS runs per figure (medians).
+# vision comparisons, as one report (results/benchmarks.md). BENCH_REPEATS runs per figure (medians).
 BENCH_REPEATS ?= 3
 bench: build setup-reference
 	python3 scripts/bench.py --repeats $(BENCH_REPEATS) --data-dir $(or $(DATA_DIR),$(UMGF_DATA_DIR),../shared/data) \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains every (model, mode, seed) on Twitter-2015 and Twitter-2017, scores each model on the other
 # dataset's test set too (cross-domain), and prints the table of test F1 (mean and spread over seeds)
-# that README.md shows. Every run is a cached stage: re-running this script only trains what is new.
+# that results/README.md shows. Every run is a cached stage: re-running this script only trains what is new.
 #
 #   scripts/results.sh                      # baseline and umgf, frozen, seeds 1 2 3
 #   MODES="fine-tune" SEEDS="1" scripts/results.sh

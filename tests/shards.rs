@@ -1,5 +1,5 @@
-//! Sharded runs of the per-record stages through `scripts/shards.sh` (README, "Running on a
-//! cluster"): chunk, ground and features as 4 shards, once as local processes and once as Slurm
+//! Sharded runs of the per-record stages through `scripts/shards.sh` (docs/cluster.md):
+//! chunk, ground and features as 4 shards, once as local processes and once as Slurm
 //! array tasks on a one-node cluster this test starts on loopback (tests/slurm/). Each time:
 //! - one shard of `chunk` is killed mid-run: the driver must report it and fail, and running it
 //!   again must run that shard only;

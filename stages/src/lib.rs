@@ -237,8 +237,8 @@ pub fn chunker_model(
     Ok((trained.manifest.output(chunker::MODEL)?.digest, encoder))
 }
 
-/// Sharded runs of a per-record stage (`chunk`, `ground`, `features`; README, "Running on a
-/// cluster"): `scripts/shards.sh` asks which shards are missing, runs them (Slurm array tasks or
+/// Sharded runs of a per-record stage (`chunk`, `ground`, `features`; docs/cluster.md):
+/// `scripts/shards.sh` asks which shards are missing, runs them (Slurm array tasks or
 /// local processes), then runs the stage plainly, which merges.
 #[derive(Args, Debug)]
 pub struct ShardArgs {

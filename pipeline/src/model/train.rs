@@ -40,10 +40,10 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     /// At most 10 epochs: the default job's cold run stays under 10 minutes on 2 cores (the frozen
     /// head's dev F1 still rises to epoch 17 of 30: `--max-epochs 30` is the slower, better recipe;
-    /// README, "Choices"). The paper's batch 16; lr 1e-3 for the frozen text head (README, "Choices"; before it, 3e-4 was
-    /// chosen over the paper's 1e-4, which learns slower from scratch: dev F1 50.4 vs 53.6 after two
-    /// epochs on Twitter-2017; the fine-tune recipe keeps 3e-4); encoder lr as usual for BERT
-    /// fine-tuning.
+    /// results/README.md, "Choices"). The paper's batch 16; lr 1e-3 for the frozen text head
+    /// (results/README.md, "Choices"; before it, 3e-4 was chosen over the paper's 1e-4, which
+    /// learns slower from scratch: dev F1 50.4 vs 53.6 after two epochs on Twitter-2017; the
+    /// fine-tune recipe keeps 3e-4); encoder lr as usual for BERT fine-tuning.
     fn default() -> Self {
         Self {
             seed: 1,

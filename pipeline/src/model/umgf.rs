@@ -65,7 +65,7 @@ pub struct TextHeadConfig {
 impl TextHeadConfig {
     /// The frozen-mode head `make train` uses: a scalar mix of the cached states, a character CNN
     /// (30-wide embeddings, 50 filters), a 2-layer BiLSTM of 256 per direction, dropout 0.5 and word
-    /// dropout 0.05 (README, "Choices": dev evidence).
+    /// dropout 0.05 (results/README.md, "Choices": dev evidence).
     pub fn recommended() -> Self {
         Self {
             layers: 1,
@@ -132,8 +132,8 @@ impl UmgfConfig {
 
 impl Default for UmgfConfig {
     /// The paper's d 512, 8 heads and 2 layers. FFN width and dropout were chosen on Twitter-2017 dev
-    /// (README, "Choices"): the paper's dropout 0.5 left dev F1 at 0 after two epochs where 0.1 reached
-    /// 51; an FFN of 512 learns as fast as 2048 at 0.7x the time per epoch.
+    /// (results/README.md, "Choices"): the paper's dropout 0.5 left dev F1 at 0 after two epochs
+    /// where 0.1 reached 51; an FFN of 512 learns as fast as 2048 at 0.7x the time per epoch.
     fn default() -> Self {
         Self {
             text_dim: 384,
