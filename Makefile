@@ -20,6 +20,8 @@
 #   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
 #   make status               which stages are up to date, which would re-run
 #   make test                 the test suite
+#   make test-fast            the suite without the reference parity tests and the long runs (< 2 min)
+#   make lint                 cargo fmt --check and clippy, as CI runs them
 #   make bench-text           text features: Rust vs Python transformers, same weights and tweets
 #   make bench-vision         decode + detector + visual features: Rust vs PIL + PyTorch, same weights
 #   make bench                the whole-pipeline benchmark (cold, incremental, no-op, epochs, both above)
@@ -68,8 +70,8 @@ TEXT   := --encoder $(ENCODER) --precision $(PRECISION) --text-layers $(TEXT_LAY
           --storage $(STORAGE)
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
-.PHONY: all setup setup-reference build ingest chunker chunk ground graphs features train eval predict status test \
-	bench bench-text bench-vision kill-test fuzz clean distclean data help
+.PHONY: all setup setup-reference setup-photos build ingest chunker chunk ground graphs features train eval predict status test \
+	test-fast lint bench bench-text bench-vision kill-test fuzz clean distclean data help
 
 all: setup train
 
@@ -87,6 +89,10 @@ setup: $(SETUP_STAMP) build
 # benchmarks, in their own venv so the pipeline's stays small.
 setup-reference:
 	REFERENCE=1 setup/setup.sh
+
+# skimage's photos alone (photos/), for the vision tests of `make test-fast`.
+setup-photos:
+	TEST_PHOTOS=1 setup/setup.sh
 
 # --all-targets: the test binaries too, so that `make test` reuses this build (bins alone resolve
 # dependency features without the dev-dependencies, and the tests would rebuild half of them).
@@ -176,6 +182,23 @@ test: build setup-reference
 	else \
 		cargo test --release --workspace --no-fail-fast; \
 	fi
+
+# The edit-test loop, under two minutes: the suite without the parity tests against the Python and
+# Node references (no .venv-ref needed), the kill-anywhere and sharding harnesses, and the long
+# end-to-end runs. Test names containing any of FAST_SKIP are skipped.
+FAST_SKIP ?= kill:: shards:: matches_pytorch match_hf matches_tfjs seqeval chunk_stage_ grown_dump \
+	train_on_photos
+test-fast: build setup-photos
+	@if command -v cargo-nextest >/dev/null; then \
+		cargo nextest run --release --workspace -- $(addprefix --skip ,$(FAST_SKIP)); \
+	else \
+		cargo test --release --workspace -- $(addprefix --skip ,$(FAST_SKIP)); \
+	fi
+
+# Formatting and lints, as CI checks them (.ci/run).
+lint: | $(SETUP_STAMP)
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 # --- benchmarks (not tests) -----------------------------------------------------------------------------
 BENCH_CONLL ?= $(or $(DATA_DIR),$(UMGF_DATA_DIR),../shared/data)/twitter2017/train.txt

@@ -4,6 +4,7 @@
 #   GPU=1 setup/setup.sh    the same with torch's full NVIDIA package set
 #   REFERENCE=1 setup/setup.sh   also .venv-ref: torch that imports, transformers, seqeval (scripts/reference),
 #                                .node-ref: pure-JS TF.js (CPU backend) for scripts/reference/tfjs_graph.js
+#   TEST_PHOTOS=1 setup/setup.sh   also photos/ alone (what `make test-fast` needs; REFERENCE=1 includes it)
 # Downloads go to a per-user cache (UMGF_CACHE, default ~/.cache/umgf); with the cache filled the
 # set-up runs offline. Idempotent (a stamp makes a re-run a no-op) and safe to interrupt and re-run.
 set -euo pipefail
@@ -25,7 +26,8 @@ case "${REFERENCE:-0}" in 1|true|yes|on) REFERENCE=1 ;; *) REFERENCE=0 ;; esac
 REF_VENV=$ROOT/.venv-ref
 REF_REQS=$SETUP/requirements-reference.txt   # includes requirements-gpu.txt
 REF_RECIPE=1
-PHOTOS=$ROOT/photos      # real photos for the vision tests, from Debian's python3-skimage (REFERENCE=1)
+case "${TEST_PHOTOS:-0}" in 1|true|yes|on) TEST_PHOTOS=1 ;; *) TEST_PHOTOS=$REFERENCE ;; esac
+PHOTOS=$ROOT/photos      # real photos for the vision tests, from Debian's python3-skimage (TEST_PHOTOS=1)
 PHOTO_NAMES="astronaut.png chelsea.png coffee.png horse.png motorcycle_left.png rocket.jpg"
 NODE_REF=$ROOT/.node-ref   # npm ci of scripts/reference/node/package-lock.json (REFERENCE=1)
 NODE_PKG=$ROOT/scripts/reference/node
@@ -87,7 +89,8 @@ node_ref_ok() {  # cheap: the stamp (package.json + lock) and a node on PATH; no
 }
 
 if [[ -f $VENV/umgf-setup.stamp && $(cat "$VENV/umgf-setup.stamp") == "$all_key" ]] && venv_ok && models_ok &&
-  { [[ $REFERENCE == 0 ]] || { ref_ok && photos_ok && node_ref_ok && slurm_ok; }; }; then
+  { [[ $REFERENCE == 0 ]] || { ref_ok && node_ref_ok && slurm_ok; }; } &&
+  { [[ $TEST_PHOTOS == 0 ]] || photos_ok; }; then
   if [[ $REFERENCE == 1 ]]; then
     say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/, .venv-ref, .node-ref)"
   else
@@ -238,10 +241,10 @@ print("setup: .venv-ref: torch", torch.__version__, "transformers", transformers
   fi
 fi
 
-# ---- 4. test photos (REFERENCE=1) ----------------------------------------------------------------
+# ---- 4. test photos (TEST_PHOTOS=1, or REFERENCE=1) ----------------------------------------------
 # skimage's sample photos (astronaut, chelsea the cat, coffee, ...), taken from the Debian package's
 # .deb (pinned by sha256 in setup/photos.lock) without installing it and its 190 dependencies.
-if [[ $REFERENCE == 1 ]]; then
+if [[ $TEST_PHOTOS == 1 ]]; then
   if photos_ok; then
     say "test photos up to date"
   else

@@ -186,7 +186,7 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
             .all(|o| o.object_id < params.max_objects as u32)
     );
     let report = std::fs::read_to_string(
-        store.blob_path(&first.manifest.output(ground::REPORT).unwrap().digest),
+        store.blob_path(&first.manifest.output(ground::BAD_IMAGES).unwrap().digest),
     )
     .unwrap();
     assert_eq!(report.lines().count(), 2, "{report}");

@@ -403,12 +403,17 @@ impl DatasetRun {
         outcome: &RunOutcome,
         name: &str,
     ) -> anyhow::Result<PathBuf> {
-        let digest = outcome.manifest.output(name)?.digest;
-        let link = self
-            .artifacts
-            .link_view(&self.dataset.label, name, &digest)?;
+        let link = self.link(outcome, name)?;
         self.report(stage, outcome);
         Ok(link)
+    }
+
+    /// Links the output `name` of a stage run as `artifacts/<dataset>/<name>`, and returns the link.
+    pub fn link(&self, outcome: &RunOutcome, name: &str) -> anyhow::Result<PathBuf> {
+        let digest = outcome.manifest.output(name)?.digest;
+        Ok(self
+            .artifacts
+            .link_view(&self.dataset.label, name, &digest)?)
     }
 
     /// Prints the run's report line (see [`describe`]).

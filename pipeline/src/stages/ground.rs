@@ -2,7 +2,7 @@
 //! (memoised by image digest + detector digest + detector settings); the grounder then decides which
 //! detections the tweet's noun phrases and the general words point at (memoised per tweet), and the
 //! best-scoring grounded objects are kept. A tweet whose image is missing or unreadable has no
-//! objects; unreadable images are counted and listed in `report.jsonl`.
+//! objects; unreadable images are counted and listed in `bad_images.jsonl`.
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -24,10 +24,12 @@ use crate::vision::workers::{ModelPool, default_workers};
 
 pub const STAGE: &str = "ground";
 /// 2: query embeddings independent of their batch, detector threads fixed per worker. 3: the text
-/// encoder's forward passes have the batch's full row count (filler rows; features version 4).
-pub const VERSION: u32 = 3;
+/// encoder's forward passes have the batch's full row count (filler rows; features version 4). 4: the
+/// list of unreadable images is `bad_images.jsonl` (it was `report.jsonl`, the name of ingest's report).
+pub const VERSION: u32 = 4;
 pub const OBJECTS: &str = "objects.parquet";
-pub const REPORT: &str = "report.jsonl";
+/// One JSON line per unreadable image: its tweet, path and why.
+pub const BAD_IMAGES: &str = "bad_images.jsonl";
 const DETECTIONS_MEMO: &str = "detections";
 const GROUNDINGS_MEMO: &str = "groundings";
 /// Images per memo write (a killed run keeps what it finished).
@@ -151,7 +153,7 @@ pub fn run(
             objects::NAME,
             objects::VERSION,
         )?;
-        write_report(&outputs.path(REPORT), &grounded.report)?;
+        write_report(&outputs.path(BAD_IMAGES), &grounded.report)?;
         let with_image = tweets
             .iter()
             .filter(|t| t.image_status == ImageStatus::Ok)

@@ -63,11 +63,11 @@ fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
     )
 }
 
-/// A convolution and the batch norm after it; [`ConvBn::fold`] merges the two for inference.
+/// A convolution and the batch norm after it (in eval mode: running statistics).
 #[derive(Debug)]
 struct ConvBn {
     conv: nn::Conv2D,
-    bn: Option<nn::BatchNorm>,
+    bn: nn::BatchNorm,
 }
 
 impl ConvBn {
@@ -83,36 +83,12 @@ impl ConvBn {
     ) -> Self {
         Self {
             conv: conv(conv_path, cin, cout, k, stride, groups),
-            bn: Some(bn(bn_path, cout)),
+            bn: bn(bn_path, cout),
         }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        let y = self.conv.forward(x);
-        match &self.bn {
-            Some(bn) => bn.forward_t(&y, false),
-            None => y,
-        }
-    }
-
-    /// Folds the batch norm into the convolution (exact in real arithmetic, inference only):
-    /// w' = w * g / sqrt(v + eps) per output channel, b' = beta - mean * g / sqrt(v + eps). The
-    /// filter is stored channels-last, the layout libtorch's CPU convolutions run fastest on.
-    fn fold(&mut self) -> Result<()> {
-        let Some(bn) = self.bn.take() else {
-            return Ok(());
-        };
-        let (Some(gamma), Some(beta)) = (&bn.ws, &bn.bs) else {
-            crate::bail!(
-                Config,
-                "EfficientNet: a batch norm without its affine weights"
-            );
-        };
-        let scale = gamma.f_mul(&bn.running_var.f_add_scalar(BN_EPS)?.f_rsqrt()?)?;
-        let weight = self.conv.ws.f_mul(&scale.f_view([-1, 1, 1, 1])?)?;
-        self.conv.ws = super::graph::channels_last(&weight.f_detach()?)?;
-        self.conv.bs = Some(beta.f_sub(&bn.running_mean.f_mul(&scale)?)?.f_detach()?);
-        Ok(())
+        self.bn.forward_t(&self.conv.forward(x), false)
     }
 }
 
@@ -153,14 +129,6 @@ impl Block {
         h = self.project.forward(&h);
         if self.residual { h + x } else { h }
     }
-
-    fn fold(&mut self) -> Result<()> {
-        if let Some(expand) = &mut self.expand {
-            expand.fold()?;
-        }
-        self.depthwise.fold()?;
-        self.project.fold()
-    }
 }
 
 /// EfficientNet-Lite0, inference only.
@@ -184,18 +152,6 @@ impl EfficientNetLite0 {
             head: ConvBn::new(p / "_conv_head", p / "_bn1", 320, FEATURES, 1, 1, 1),
             fc: nn::linear(p / "_fc", FEATURES, CLASSES, Default::default()),
         }
-    }
-
-    /// Merges every batch norm into its convolution: fewer passes over the activations at
-    /// inference. Call after loading the weights.
-    pub fn fold_batch_norms(&mut self) -> Result<()> {
-        tch::no_grad(|| {
-            self.stem.fold()?;
-            for block in &mut self.blocks {
-                block.fold()?;
-            }
-            self.head.fold()
-        })
     }
 
     /// Pooled features [batch, 1280] of normalised images [batch, 3, 224, 224].
@@ -258,7 +214,8 @@ impl ImageEncoder {
 
     /// Pooled features [n, 1280] of [n, 3, 224, 224] crops (RGB values 0..=255).
     pub fn encode(&self, crops: &Tensor) -> Result<Tensor> {
-        // As an NHWC tensor seen as NCHW: channels-last, like the filters.
+        // As an NHWC tensor seen as NCHW: channels-last, the layout libtorch's CPU convolutions
+        // run fastest on.
         let batch = crops
             .f_permute([0, 2, 3, 1])?
             .f_contiguous()?

@@ -53,13 +53,14 @@ fn main() -> anyhow::Result<()> {
     };
     let objects = outcome.manifest.output(ground::OBJECTS)?.digest;
     let link = run.publish("ground", &outcome, ground::OBJECTS)?;
+    let bad_images = run.link(&outcome, ground::BAD_IMAGES)?;
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} tweets, {} with an image ({} unreadable, see {}), {} with objects: {} objects, {} groundings -> {}",
         c["tweets"],
         c["tweets_with_image"],
         c["bad_images"],
-        ground::REPORT,
+        bad_images.display(),
         c["tweets_with_objects"],
         c["objects"],
         c["groundings"],
