@@ -19,6 +19,7 @@
 #   make predict DATASET=new.jsonl  entities of new tweets (JSONL and CoNLL) with that model
 #   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
 #   make status               which stages are up to date, which would re-run
+#   make gc                   remove store objects no link and none of the last GC_KEEP runs per stage use
 #   make test                 the test suite
 #   make test-fast            the suite without the reference parity tests and the long runs (< 2 min)
 #   make lint                 cargo fmt --check and clippy, as CI runs them
@@ -71,7 +72,7 @@ TEXT   := --encoder $(ENCODER) --precision $(PRECISION) --text-layers $(TEXT_LAY
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
 
 .PHONY: all setup setup-reference setup-photos build ingest chunker chunk ground graphs features train eval predict status test \
-	test-fast lint bench bench-text bench-vision kill-test fuzz clean distclean data help
+	test-fast lint gc bench bench-text bench-vision kill-test fuzz clean distclean data help
 
 all: setup train
 
@@ -163,6 +164,11 @@ eval: build
 
 predict: build
 	$(BIN)/predict $(DATA) --on-error $(ON_ERROR) $(if $(MODEL_DIR),--model $(MODEL_DIR)) $(COMMON)
+
+# Garbage collection: keeps the linked runs, the last GC_KEEP runs per stage and what they read.
+GC_KEEP ?= 3
+gc: build
+	$(BIN)/gc --artifacts $(ARTIFACTS) --keep $(GC_KEEP) $(GC_ARGS)
 
 status: build
 	$(BIN)/status $(DATA) $(TEXT) --verify $(COMMON)

@@ -362,3 +362,148 @@ fn largest_file(dir: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Runs `spec` writing `content` as output "out"; the work also stores a memo entry in `namespace`.
+fn run_with_memo(store: &Store, spec: &RunSpec, content: &[u8], namespace: Option<&str>) -> Digest {
+    let outcome = store
+        .run(spec, |outputs| {
+            if let Some(ns) = namespace {
+                store.memo(ns)?.put(&Digest::of_bytes(content), content)?;
+            }
+            std::fs::write(outputs.path("out"), content).unwrap();
+            Ok(json!({}))
+        })
+        .unwrap();
+    // Manifests record whole seconds: the next run must finish later to be "newer".
+    std::thread::sleep(Duration::from_millis(1050));
+    output_digest(&outcome)
+}
+
+fn set_age(path: &Path, age: Duration) {
+    let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - age)
+        .unwrap();
+}
+
+#[test]
+fn gc_keeps_linked_recent_and_upstream_runs_and_removes_the_rest() {
+    use pipeline::store::gc::{GcConfig, collect};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let a = |k: u32| spec("a", 1, json!({ "k": k }), &[]);
+    let c = |k: u32| spec("c", 1, json!({ "k": k }), &[]);
+    // Stage a three times; b reads the first a's output; c twice, its first run alone using "old".
+    let a1 = run_with_memo(&store, &a(1), b"a1", Some("m"));
+    let a2 = run_with_memo(&store, &a(2), b"a2", Some("m"));
+    let b = spec("b", 1, json!({}), &[("in", a1)]);
+    run_with_memo(&store, &b, b"b", None);
+    run_with_memo(&store, &c(0), b"c0", Some("old"));
+    run_with_memo(&store, &c(1), b"c1", None);
+    let a3 = run_with_memo(&store, &a(3), b"a3", Some("m"));
+    // A link to a2's output (as artifacts/<dataset>/ holds them), an old memo entry of "m", the
+    // checkpoints of a finished run and of an unfinished one.
+    std::fs::create_dir_all(dir.path().join("ds")).unwrap();
+    std::os::unix::fs::symlink(store.blob_path(&a2), dir.path().join("ds/out")).unwrap();
+    store
+        .memo("m")
+        .unwrap()
+        .put(&Digest::of_bytes(b"stale"), b"stale")
+        .unwrap();
+    let stale = dir
+        .path()
+        .join("store/memo/m")
+        .join(&Digest::of_bytes(b"stale").hex()[..2]);
+    set_age(
+        &stale.join(Digest::of_bytes(b"stale").hex()),
+        Duration::from_secs(2 * 86400),
+    );
+    let done = store.checkpoints(&a(3).key());
+    done.write("state", |p| Ok(std::fs::write(p, b"x").unwrap()))
+        .unwrap();
+    let unfinished = store.checkpoints(&a(9).key());
+    unfinished
+        .write("state", |p| Ok(std::fs::write(p, b"x").unwrap()))
+        .unwrap();
+
+    let config = GcConfig {
+        keep: 1,
+        ..GcConfig::default()
+    };
+    let dry = collect(
+        &store,
+        dir.path(),
+        &GcConfig {
+            dry_run: true,
+            ..config.clone()
+        },
+    )
+    .unwrap();
+    let report = collect(&store, dir.path(), &config).unwrap();
+    assert_eq!(
+        dry.bytes_removed, report.bytes_removed,
+        "a dry run reports what gc removes"
+    );
+    // Kept: a3 (the latest a), a2 (linked), a1 (read by b), b, c1 (the latest c). Removed: c0.
+    assert_eq!((report.runs_kept, report.runs_removed), (5, 1));
+    assert_eq!((report.blobs_kept, report.blobs_removed), (5, 1));
+    // "m": the three runs' entries kept, the stale one removed; "old": only c0 used it.
+    assert_eq!(
+        (report.memo_entries_kept, report.memo_entries_removed),
+        (3, 2)
+    );
+    assert_eq!(report.checkpoints_removed, 1);
+    assert!(unfinished.path("state").is_file() && !done.path("state").exists());
+    for (digest, kept) in [
+        (a1, true),
+        (a2, true),
+        (a3, true),
+        (Digest::of_bytes(b"c0"), false),
+    ] {
+        assert_eq!(store.blob_path(&digest).exists(), kept);
+    }
+    assert!(
+        store.lookup(&c(0)).unwrap().is_none(),
+        "a removed run is redone"
+    );
+    assert!(store.lookup(&a(1)).unwrap().is_some());
+    let verified = store.verify().unwrap();
+    assert!(verified.is_valid(), "{:?}", verified.problems);
+    // Collecting again finds nothing more.
+    let again = collect(&store, dir.path(), &config).unwrap();
+    assert_eq!(
+        (
+            again.runs_removed,
+            again.blobs_removed,
+            again.memo_entries_removed
+        ),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn gc_refuses_while_a_run_is_in_progress() {
+    use pipeline::store::gc::{GcConfig, collect};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let (started, start) = std::sync::mpsc::channel();
+    let (finish, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let store = &store;
+        scope.spawn(move || {
+            store
+                .run(&spec("slow", 1, json!({}), &[]), |outputs| {
+                    started.send(()).unwrap();
+                    finished.recv().unwrap();
+                    std::fs::write(outputs.path("out"), b"x").unwrap();
+                    Ok(json!({}))
+                })
+                .unwrap();
+        });
+        start.recv().unwrap();
+        let err = collect(&store, dir.path(), &GcConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("in progress"), "{err}");
+        finish.send(()).unwrap();
+    });
+    let report = collect(&store, dir.path(), &GcConfig::default()).unwrap();
+    assert_eq!(report.runs_kept, 1);
+}

@@ -19,7 +19,7 @@ pub const STAGE: &str = "chunk";
 /// on some CPUs the row count changes the bits, and entries memoised before may differ from a fresh run.
 pub const VERSION: u32 = 3;
 pub const NOUN_PHRASES: &str = "noun_phrases.parquet";
-const MEMO: &str = "noun-phrases";
+pub const MEMO: &str = "noun-phrases";
 /// Tweets per model call and per memo write.
 const MEMO_CHUNK: usize = 256;
 

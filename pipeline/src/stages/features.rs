@@ -27,7 +27,7 @@ pub const STAGE: &str = "features";
 /// on some CPUs the row count changes the bits.
 pub const VERSION: u32 = 4;
 pub const TEXT_FEATURES: &str = "text_features.parquet";
-const MEMO: &str = "text-states";
+pub const MEMO: &str = "text-states";
 /// Tweets per encoder call and per memo write (a killed run keeps what it finished).
 const MEMO_CHUNK: usize = 256;
 /// Tweets decoded and written per step: the artifact streams out, so memory holds one step's states,

@@ -30,8 +30,8 @@ pub const VERSION: u32 = 4;
 pub const OBJECTS: &str = "objects.parquet";
 /// One JSON line per unreadable image: its tweet, path and why.
 pub const BAD_IMAGES: &str = "bad_images.jsonl";
-const DETECTIONS_MEMO: &str = "detections";
-const GROUNDINGS_MEMO: &str = "groundings";
+pub const DETECTIONS_MEMO: &str = "detections";
+pub const GROUNDINGS_MEMO: &str = "groundings";
 /// Images per memo write (a killed run keeps what it finished).
 const IMAGE_CHUNK: usize = 32;
 /// Tweets per grounder call.

@@ -22,6 +22,8 @@ pub const STAGE: &str = "ingest";
 pub const VERSION: u32 = 1;
 pub const TWEETS: &str = "tweets.parquet";
 pub const REPORT: &str = "report.jsonl";
+/// Image file digests by (path, size, mtime, inode).
+pub const IMAGE_DIGEST_MEMO: &str = "image-digest";
 
 /// What a rejected record does to the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -304,7 +306,7 @@ struct ImageDigests<'a> {
 impl<'a> ImageDigests<'a> {
     fn new(store: &'a Store) -> Result<Self> {
         Ok(Self {
-            memo: store.memo("image-digest")?,
+            memo: store.memo(IMAGE_DIGEST_MEMO)?,
         })
     }
 

@@ -10,11 +10,38 @@ pub mod predict;
 pub mod train;
 pub mod visual_features;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::error::{IoContext, Result};
 use crate::store::{Manifest, Store};
+
+/// The memo namespaces each stage reads and writes, by stage name (for garbage collection of stores
+/// whose manifests predate the list in them; see [`crate::store::gc::GcConfig::legacy_memo`]).
+pub fn memo_namespaces() -> BTreeMap<String, Vec<String>> {
+    let table: [(&str, &[&str]); 9] = [
+        (ingest::STAGE, &[ingest::IMAGE_DIGEST_MEMO]),
+        (chunker::STAGE, &[]),
+        (chunk::STAGE, &[chunk::MEMO]),
+        (
+            ground::STAGE,
+            &[ground::DETECTIONS_MEMO, ground::GROUNDINGS_MEMO],
+        ),
+        (features::STAGE, &[features::MEMO]),
+        (visual_features::STAGE, &[visual_features::MEMO]),
+        (graphs::STAGE, &[]),
+        (train::STAGE, &[]),
+        (predict::STAGE, &[]),
+    ];
+    table
+        .iter()
+        .map(|(stage, memos)| {
+            let memos = memos.iter().map(|m| (*m).to_owned()).collect();
+            ((*stage).to_owned(), memos)
+        })
+        .collect()
+}
 
 /// The `artifacts/` directory: the store, plus one folder per dataset of friendly names
 /// (`artifacts/twitter2017/tweets.parquet`) linking to the latest objects, for polars, pandas, duckdb.
@@ -107,6 +134,7 @@ mod tests {
             counts: serde_json::Value::Null,
             finished_at: 0,
             seconds: 0.0,
+            memo: None,
         }
     }
 

@@ -22,7 +22,7 @@ pub const STAGE: &str = "visual-features";
 /// 2: one forward pass per region, one thread per worker (features independent of the batch).
 pub const VERSION: u32 = 2;
 pub const VISUAL_FEATURES: &str = "visual_features.parquet";
-const MEMO: &str = "visual-features";
+pub const MEMO: &str = "visual-features";
 /// Regions per memo write.
 const MEMO_CHUNK: usize = 64;
 

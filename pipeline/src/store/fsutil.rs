@@ -132,14 +132,42 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// An exclusive advisory lock (flock) held until the returned file is dropped. Blocks while another
 /// process holds it; the kernel releases it when a holder dies, so a killed run never leaves it stuck.
 pub fn lock(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
+    let file = lock_file(path)?;
+    file.lock().at(path)?;
+    Ok(file)
+}
+
+/// [`lock`], shared: any number of holders, none while someone holds it exclusively.
+pub fn lock_shared(path: &Path) -> Result<File> {
+    let file = lock_file(path)?;
+    file.lock_shared().at(path)?;
+    Ok(file)
+}
+
+/// [`lock`] without waiting: `None` if someone holds it.
+pub fn try_lock(path: &Path) -> Result<Option<File>> {
+    let file = lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e).at(path),
+    }
+}
+
+fn lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .at(path)?;
-    file.lock().at(path)?;
-    Ok(file)
+        .at(path)
+}
+
+/// Sets `path`'s modification time to now, if it can (best effort: a read-only store still serves).
+pub fn touch(path: &Path) {
+    if let Ok(file) = OpenOptions::new().append(true).open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
 }
 
 /// Every regular file below `dir`, recursively, in sorted order.

@@ -50,6 +50,8 @@ impl<'a> Memo<'a> {
         match split_checked(&bytes) {
             Some(len) => {
                 bytes.truncate(len);
+                // In use: garbage collection keeps entries used since its kept runs started.
+                fsutil::touch(&path);
                 Ok(Some(bytes))
             }
             None => {

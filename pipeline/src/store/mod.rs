@@ -6,7 +6,9 @@
 //!   canonical parameters and input digests). A manifest exists only once all its blobs are published.
 //! - `memo/<namespace>/ab/<key>`: per-record results (one tweet, one image), see [`Memo`]; shards of a
 //!   stage fill them from several processes at once, see [`Shard`].
-//! - `locks/<key>.lock`: advisory locks, so two processes never compute the same run at once.
+//! - `locks/<key>.lock`: advisory locks, so two processes never compute the same run at once;
+//!   `locks/store.lock`, held shared by every run and exclusively by [`gc::collect`].
+//! - `checkpoints/<key>/`: what an unfinished long run needs to continue, see [`Checkpoints`].
 //! - `tmp/`: files being written; a run killed mid-write leaves only these, removed at the next open.
 //!
 //! Every write is temp file + fsync + rename + fsync of the directory, so a run killed at any moment
@@ -14,12 +16,14 @@
 //! Early cutoff needs no extra machinery: downstream keys are computed from output *content* digests,
 //! so a re-run that reproduces its outputs byte for byte leaves every downstream key unchanged.
 mod fsutil;
+pub mod gc;
 mod memo;
 mod shard;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +34,9 @@ use crate::error::{Error, IoContext, Result};
 pub use fsutil::{Durability, TempNamer, write_atomic};
 pub use memo::{Memo, MemoStats};
 pub use shard::Shard;
+
+/// The store-wide lock file under `locks/`: shared by runs, exclusive for garbage collection.
+const STORE_LOCK: &str = "store.lock";
 
 /// What determines a stage run's result. Its canonical JSON digest is the run's key.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -68,6 +75,10 @@ pub struct Manifest {
     /// Unix seconds at the end of the run.
     pub finished_at: u64,
     pub seconds: f64,
+    /// The memo namespaces the run read or wrote, for garbage collection (absent in manifests
+    /// written before the store recorded them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<Vec<String>>,
 }
 
 impl Manifest {
@@ -135,6 +146,8 @@ impl VerifyReport {
 pub struct Store {
     root: PathBuf,
     temp: TempNamer,
+    /// Memo namespaces opened since the current run started (see [`Manifest::memo`]).
+    memo_used: Mutex<BTreeSet<String>>,
 }
 
 impl Store {
@@ -149,6 +162,7 @@ impl Store {
         let store = Self {
             root,
             temp: TempNamer::new(),
+            memo_used: Mutex::default(),
         };
         store.temp.remove_orphans(&store.tmp_dir())?;
         Ok(store)
@@ -245,6 +259,8 @@ impl Store {
         F: FnOnce(&mut RunOutputs<'_>) -> Result<serde_json::Value>,
     {
         let key = spec.key();
+        // Shared: runs go on side by side; garbage collection waits for none of them.
+        let _store_lock = fsutil::lock_shared(&self.root.join("locks").join(STORE_LOCK))?;
         let _lock = fsutil::lock(&self.root.join("locks").join(format!("{key}.lock")))?;
         if let Some(manifest) = self.lookup(spec)? {
             return Ok(RunOutcome {
@@ -259,7 +275,16 @@ impl Store {
             store: self,
             pending: BTreeMap::new(),
         };
-        let counts = work(&mut outputs)?;
+        // The namespaces this run opens (a run nested in another counts for both).
+        let outer = std::mem::take(&mut *self.memo_used());
+        let counts = work(&mut outputs);
+        let memo: Vec<String> = {
+            let mut used = self.memo_used();
+            let mine = used.iter().cloned().collect();
+            used.extend(outer);
+            mine
+        };
+        let counts = counts?;
 
         let mut published = BTreeMap::new();
         let mut all_existed = true;
@@ -284,6 +309,7 @@ impl Store {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             seconds: started.elapsed().as_secs_f64(),
+            memo: Some(memo),
         };
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::Store(format!("cannot serialise manifest: {e}")))?;
@@ -338,7 +364,16 @@ impl Store {
 
     /// The per-record memo table `namespace` (e.g. "text-features"), see [`Memo`].
     pub fn memo(&self, namespace: &str) -> Result<Memo<'_>> {
-        Memo::open(self, namespace)
+        let memo = Memo::open(self, namespace)?;
+        self.memo_used().insert(namespace.to_owned());
+        Ok(memo)
+    }
+
+    fn memo_used(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // A panic elsewhere while the set was held leaves it usable: it is only a list of names.
+        self.memo_used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Checks the whole store: every manifest parses and names its own key, every blob and memo entry

@@ -1,0 +1,328 @@
+//! Garbage collection: the store only grows as parameters, inputs and code versions change; `gc`
+//! removes what nothing current refers to.
+//!
+//! What is kept:
+//! - the runs that the links in the artifacts folder point into (`artifacts/<dataset>/...`);
+//! - the last `keep` runs of each stage (by finish time), shard runs counting as their own stage;
+//! - every run whose outputs a kept run read, transitively (a kept model keeps its features);
+//! - every blob such a run published or read, and every linked blob;
+//! - memo entries read or written since the oldest kept run that used their namespace started (a
+//!   memo hit refreshes the entry's modification time). For runs recorded before manifests listed
+//!   their memo namespaces, [`GcConfig::legacy_memo`] says which their stage uses; a stage it does
+//!   not know counts as using every namespace;
+//! - checkpoints of unfinished runs written in the last `checkpoint_days` days.
+//!
+//! Everything else is removed: manifests, blobs, memo entries, checkpoints, lock files. The store's
+//! lock makes it safe: every run holds it shared while it works, and `gc` takes it exclusively
+//! without waiting, so it refuses to start while a run is in progress and no run starts while it
+//! removes.
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Manifest, Store, fsutil};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+
+/// Slack under a kept run's start time before a memo entry counts as unused: file times written by
+/// another host of a shared file system may lag its clock.
+const CLOCK_SLACK: Duration = Duration::from_secs(3600);
+
+/// What to keep (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct GcConfig {
+    /// Runs kept per stage, besides linked ones and their inputs.
+    pub keep: usize,
+    /// Checkpoints of unfinished runs younger than this many days are kept.
+    pub checkpoint_days: u64,
+    /// Only report what would be removed.
+    pub dry_run: bool,
+    /// The memo namespaces of each stage, for manifests that do not list theirs (shard runs,
+    /// `<stage>-shard`, are looked up under their stage).
+    pub legacy_memo: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            keep: 3,
+            checkpoint_days: 7,
+            dry_run: false,
+            legacy_memo: BTreeMap::new(),
+        }
+    }
+}
+
+/// Counts and bytes of what was kept and removed (or would be, in a dry run).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct GcReport {
+    pub runs_kept: usize,
+    pub runs_removed: usize,
+    pub blobs_kept: usize,
+    pub blobs_removed: usize,
+    pub memo_entries_kept: usize,
+    pub memo_entries_removed: usize,
+    pub checkpoints_removed: usize,
+    pub bytes_before: u64,
+    pub bytes_removed: u64,
+}
+
+/// Removes what no link under `links_root` and no kept run refers to (see the module docs).
+/// `links_root` is the artifacts folder; the store below it is skipped while looking for links.
+pub fn collect(store: &Store, links_root: &Path, config: &GcConfig) -> Result<GcReport> {
+    let _exclusive = store.try_lock_exclusive()?;
+    let mut report = GcReport::default();
+
+    let manifests = read_manifests(store)?;
+    let linked = linked_blobs(store, links_root)?;
+    let kept = kept_runs(&manifests, &linked, config.keep);
+
+    let mut live_blobs: HashSet<Digest> = linked;
+    for manifest in manifests.values().filter(|m| kept.contains(&m.key)) {
+        live_blobs.extend(manifest.outputs.values().map(|o| o.digest));
+        live_blobs.extend(manifest.spec.inputs.values().copied());
+    }
+
+    // Manifests first: a run whose manifest is gone is simply redone, whereas a manifest whose
+    // blobs are gone would fail its verification.
+    for (path, manifest) in &manifests {
+        if kept.contains(&manifest.key) {
+            report.runs_kept += 1;
+        } else {
+            report.runs_removed += 1;
+            report.bytes_removed += remove(path, config.dry_run)?;
+        }
+    }
+    for path in fsutil::files_under(&store.root.join("blobs"))? {
+        let bytes = size(&path)?;
+        report.bytes_before += bytes;
+        let digest = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<Digest>().ok());
+        if digest.is_some_and(|d| live_blobs.contains(&d)) {
+            report.blobs_kept += 1;
+        } else {
+            report.blobs_removed += 1;
+            report.bytes_removed += remove(&path, config.dry_run)?;
+        }
+    }
+
+    let cutoffs = memo_cutoffs(
+        manifests.values().filter(|m| kept.contains(&m.key)),
+        &config.legacy_memo,
+    );
+    let memo_root = store.root.join("memo");
+    for entry in fs::read_dir(&memo_root).at(&memo_root)? {
+        let dir = entry.at(&memo_root)?.path();
+        let namespace = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let cutoff = cutoffs
+            .get(namespace)
+            .or(cutoffs.get(ANY_NAMESPACE))
+            .copied();
+        for path in fsutil::files_under(&dir)? {
+            let meta = fs::metadata(&path).at(&path)?;
+            report.bytes_before += meta.len();
+            let used = meta.modified().at(&path)?;
+            if cutoff.is_some_and(|c| used >= c) {
+                report.memo_entries_kept += 1;
+            } else {
+                report.memo_entries_removed += 1;
+                report.bytes_removed += remove(&path, config.dry_run)?;
+            }
+        }
+    }
+
+    let checkpoints = store.root.join("checkpoints");
+    if checkpoints.is_dir() {
+        let max_age = Duration::from_secs(config.checkpoint_days * 24 * 3600);
+        let finished: HashSet<String> = manifests.values().map(|m| m.key.hex()).collect();
+        for entry in fs::read_dir(&checkpoints).at(&checkpoints)? {
+            let dir = entry.at(&checkpoints)?.path();
+            let key = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let files = fsutil::files_under(&dir)?;
+            let newest = files
+                .iter()
+                .filter_map(|f| fs::metadata(f).and_then(|m| m.modified()).ok())
+                .max();
+            let stale = newest.is_none_or(|t| t.elapsed().unwrap_or_default() > max_age);
+            let bytes: u64 = files.iter().map(|f| size(f)).sum::<Result<u64>>()?;
+            report.bytes_before += bytes;
+            if finished.contains(key) || stale {
+                report.checkpoints_removed += 1;
+                report.bytes_removed += bytes;
+                if !config.dry_run {
+                    fs::remove_dir_all(&dir).at(&dir)?;
+                }
+            }
+        }
+    }
+
+    // Per-key lock files: nobody holds one while the store is locked exclusively.
+    if !config.dry_run {
+        let locks = store.root.join("locks");
+        for entry in fs::read_dir(&locks).at(&locks)? {
+            let path = entry.at(&locks)?.path();
+            if path.file_name().and_then(|n| n.to_str()) != Some(super::STORE_LOCK) {
+                remove(&path, false)?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Every readable manifest, by its path. An unreadable one is left alone (`status --verify`
+/// reports it).
+fn read_manifests(store: &Store) -> Result<BTreeMap<PathBuf, Manifest>> {
+    let dir = store.root.join("runs");
+    let mut out = BTreeMap::new();
+    for entry in fs::read_dir(&dir).at(&dir)? {
+        let path = entry.at(&dir)?.path();
+        let parsed = fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok());
+        if let Some(manifest) = parsed {
+            out.insert(path, manifest);
+        }
+    }
+    Ok(out)
+}
+
+/// The blobs that symbolic links below `root` (the store's own folder excluded) point at.
+fn linked_blobs(store: &Store, root: &Path) -> Result<HashSet<Digest>> {
+    let blobs = store
+        .root
+        .join("blobs")
+        .canonicalize()
+        .at(store.root.join("blobs"))?;
+    let store_dir = store.root.canonicalize().at(&store.root)?;
+    let mut linked = HashSet::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.at(&dir)?.path();
+            let kind = fs::symlink_metadata(&path).at(&path)?.file_type();
+            if kind.is_dir() {
+                if path.canonicalize().ok().as_deref() != Some(store_dir.as_path()) {
+                    stack.push(path);
+                }
+            } else if kind.is_symlink() {
+                let Ok(target) = path.canonicalize() else {
+                    continue; // a dangling link refers to nothing
+                };
+                if target.starts_with(&blobs) {
+                    let digest = target.file_name().and_then(|n| n.to_str());
+                    if let Some(Ok(d)) = digest.map(str::parse::<Digest>) {
+                        linked.insert(d);
+                    }
+                }
+            }
+        }
+    }
+    Ok(linked)
+}
+
+/// The keys of the runs to keep: the last `keep` of each stage, those with a linked output, and,
+/// transitively, the runs that produced what a kept run read.
+fn kept_runs(
+    manifests: &BTreeMap<PathBuf, Manifest>,
+    linked: &HashSet<Digest>,
+    keep: usize,
+) -> HashSet<Digest> {
+    let mut by_stage: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();
+    for m in manifests.values() {
+        by_stage.entry(m.spec.stage.as_str()).or_default().push(m);
+    }
+    let mut kept = HashSet::new();
+    for runs in by_stage.values_mut() {
+        runs.sort_by_key(|m| std::cmp::Reverse(m.finished_at));
+        kept.extend(runs.iter().take(keep).map(|m| m.key));
+    }
+    for m in manifests.values() {
+        if m.outputs.values().any(|o| linked.contains(&o.digest)) {
+            kept.insert(m.key);
+        }
+    }
+    // Producers of each blob, then the closure over inputs.
+    let mut producers: BTreeMap<Digest, Vec<Digest>> = BTreeMap::new();
+    for m in manifests.values() {
+        for o in m.outputs.values() {
+            producers.entry(o.digest).or_default().push(m.key);
+        }
+    }
+    let by_key: BTreeMap<Digest, &Manifest> = manifests.values().map(|m| (m.key, m)).collect();
+    let mut todo: Vec<Digest> = kept.iter().copied().collect();
+    while let Some(key) = todo.pop() {
+        let Some(m) = by_key.get(&key) else { continue };
+        for input in m.spec.inputs.values() {
+            for producer in producers.get(input).into_iter().flatten() {
+                if kept.insert(*producer) {
+                    todo.push(*producer);
+                }
+            }
+        }
+    }
+    kept
+}
+
+/// The namespace key standing for runs that did not record theirs.
+const ANY_NAMESPACE: &str = "*";
+
+/// Per memo namespace, the earliest start (less [`CLOCK_SLACK`]) of a kept run that used it.
+fn memo_cutoffs<'a>(
+    kept: impl Iterator<Item = &'a Manifest>,
+    legacy: &BTreeMap<String, Vec<String>>,
+) -> BTreeMap<String, SystemTime> {
+    let mut cutoffs: BTreeMap<String, SystemTime> = BTreeMap::new();
+    for m in kept {
+        let start = UNIX_EPOCH + Duration::from_secs(m.finished_at)
+            - Duration::from_secs_f64(m.seconds.max(0.0))
+            - CLOCK_SLACK;
+        let stage = m.spec.stage.strip_suffix("-shard").unwrap_or(&m.spec.stage);
+        let namespaces: Vec<&str> = match m.memo.as_ref().or(legacy.get(stage)) {
+            Some(list) => list.iter().map(String::as_str).collect(),
+            None => vec![ANY_NAMESPACE],
+        };
+        for ns in namespaces {
+            let entry = cutoffs.entry(ns.to_owned()).or_insert(start);
+            *entry = (*entry).min(start);
+        }
+    }
+    // A legacy run's cutoff bounds every namespace.
+    if let Some(&any) = cutoffs.get(ANY_NAMESPACE) {
+        for cutoff in cutoffs.values_mut() {
+            *cutoff = (*cutoff).min(any);
+        }
+    }
+    cutoffs
+}
+
+fn size(path: &Path) -> Result<u64> {
+    Ok(fs::metadata(path).at(path)?.len())
+}
+
+/// Removes `path` unless `dry_run`; returns its size.
+fn remove(path: &Path, dry_run: bool) -> Result<u64> {
+    let bytes = size(path)?;
+    if !dry_run {
+        fs::remove_file(path).at(path)?;
+    }
+    Ok(bytes)
+}
+
+impl Store {
+    /// The store's lock, exclusively, without waiting: an error if a run is in progress.
+    fn try_lock_exclusive(&self) -> Result<fs::File> {
+        let path = self.root.join("locks").join(super::STORE_LOCK);
+        fsutil::try_lock(&path)?.ok_or_else(|| {
+            Error::Store(format!(
+                "{}: a stage run is in progress on this store; run gc again when it has ended",
+                self.root.display()
+            ))
+        })
+    }
+}
