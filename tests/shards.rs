@@ -65,6 +65,7 @@ fn single_process(dump: &Path, artifacts: &Path) -> BTreeMap<&'static str, f64> 
     for (stage, _) in STAGES {
         let started = Instant::now();
         let out = Command::new(common::bin(stage))
+            .env(common::NO_USER_STORE.0, common::NO_USER_STORE.1)
             .args(stage_args(dump, artifacts))
             .env("RUST_LOG", "warn")
             .output()
@@ -85,6 +86,7 @@ fn driver(stage: &str, dump: &Path, artifacts: &Path, env: &[(&str, String)]) ->
         .env("BIN", common::bin(stage).parent().unwrap())
         .env("SHARD_LOGS", artifacts.join("logs"))
         .env("RUST_LOG", "warn")
+        .env(common::NO_USER_STORE.0, common::NO_USER_STORE.1)
         .envs(env.iter().map(|(k, v)| (*k, v)));
     command
 }

@@ -507,3 +507,48 @@ fn gc_refuses_while_a_run_is_in_progress() {
     let report = collect(&store, dir.path(), &GcConfig::default()).unwrap();
     assert_eq!(report.runs_kept, 1);
 }
+
+#[test]
+fn a_shared_run_is_found_again_by_another_store_through_the_user_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| {
+        let user = Store::open(dir.path().join("user")).unwrap();
+        Store::open(dir.path().join(name))
+            .unwrap()
+            .with_user_level(user)
+    };
+    let s = spec(
+        "chunker",
+        1,
+        json!({"epochs": 2}),
+        &[("train", Digest::of_bytes(b"conll"))],
+    );
+    let work = Cell::new(0);
+    let shared = |store: &Store| {
+        store
+            .run_shared(&s, |outputs| {
+                work.set(work.get() + 1);
+                std::fs::write(outputs.path("model"), b"weights").unwrap();
+                Ok(json!({}))
+            })
+            .unwrap()
+    };
+    let first = shared(&open("clone-a"));
+    assert!(!first.hit);
+    // A new artifacts folder (a new clone) copies the run from the user level: no work.
+    let second = open("clone-b");
+    assert!(shared(&second).hit);
+    assert_eq!(work.get(), 1);
+    let model = first.manifest.output("model").unwrap().digest;
+    assert_eq!(std::fs::read(second.blob_path(&model)).unwrap(), b"weights");
+    assert!(second.verify().unwrap().is_valid());
+    // A corrupt copy in the user level is not trusted: the run is redone and the level repaired.
+    let user = Store::open(dir.path().join("user")).unwrap();
+    std::fs::write(user.blob_path(&model), b"tampered").unwrap();
+    assert!(!shared(&open("clone-c")).hit);
+    assert_eq!(work.get(), 2);
+    assert_eq!(std::fs::read(user.blob_path(&model)).unwrap(), b"weights");
+    // Without a user level, run_shared is a plain run.
+    let alone = Store::open(dir.path().join("alone")).unwrap();
+    assert!(!shared(&alone).hit);
+}

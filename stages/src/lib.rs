@@ -13,7 +13,7 @@ use pipeline::stages::ground::{self, GroundParams};
 use pipeline::stages::ingest::{self, OnError};
 use pipeline::stages::train::DatasetArtifacts;
 use pipeline::stages::{features, graphs, predict, visual_features};
-use pipeline::store::{RunOutcome, Shard};
+use pipeline::store::{RunOutcome, Shard, Store};
 use pipeline::text::chunker::ChunkerTraining;
 use pipeline::text::encoder::{EncoderFiles, EncoderName, Precision, default_files};
 
@@ -29,6 +29,10 @@ pub struct Common {
     /// The folder `make setup` fills with weights.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
+    /// The per-user store where the chunker, trained once, is found by every clone and artifacts
+    /// folder (default: store/ in the download cache, $UMGF_CACHE or ~/.cache/umgf; `none`: off).
+    #[arg(long, env = "UMGF_USER_STORE")]
+    pub user_store: Option<PathBuf>,
     #[command(flatten)]
     pub chunker: ChunkerArgs,
 }
@@ -430,7 +434,28 @@ impl DatasetRun {
 
 impl Common {
     pub fn open_artifacts(&self) -> anyhow::Result<Artifacts> {
-        Ok(Artifacts::open(&self.artifacts)?)
+        let mut artifacts = Artifacts::open(&self.artifacts)?;
+        if let Some(dir) = self.user_store_dir() {
+            artifacts.store = artifacts.store.with_user_level(Store::open(dir)?);
+        }
+        Ok(artifacts)
+    }
+
+    /// `--user-store`, else store/ in the download cache that set-up uses; `None` when it is `none`
+    /// or no cache folder can be named.
+    fn user_store_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.user_store {
+            return (dir.as_os_str() != "none").then(|| dir.clone());
+        }
+        let env = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let cache = env("UMGF_CACHE")
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("umgf")))
+            .or_else(|| env("HOME").map(|d| d.join(".cache/umgf")))?;
+        Some(cache.join("store"))
     }
 
     /// The data directory, if one is given or found (only benchmark datasets need it).

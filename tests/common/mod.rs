@@ -38,9 +38,14 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The environment that keeps stage binaries off the per-user store (`~/.cache/umgf/store`): each
+/// test's artifacts folder stands alone, whatever earlier runs on this machine left there.
+pub const NO_USER_STORE: (&str, &str) = ("UMGF_USER_STORE", "none");
+
 /// Runs a stage binary with `args`, with the artifacts folder `artifacts`.
 pub fn run_bin(name: &str, artifacts: &Path, args: &[&str]) -> Output {
     Command::new(bin(name))
+        .env(NO_USER_STORE.0, NO_USER_STORE.1)
         .args(args)
         .arg("--artifacts")
         .arg(artifacts)

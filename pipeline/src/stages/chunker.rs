@@ -54,10 +54,11 @@ pub fn spec(inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunSpec>
     })
 }
 
-/// Trains the chunker unless a verified one with the same key is stored.
+/// Trains the chunker unless a verified one with the same key is stored, here or in the per-user
+/// store (its inputs are the same for every dataset and artifacts folder).
 pub fn run(store: &Store, inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunOutcome> {
     let spec = spec(inputs, config)?;
-    store.run(&spec, |outputs| {
+    store.run_shared(&spec, |outputs| {
         let train = conll2000::read(&inputs.train)?;
         let test = conll2000::read(&inputs.test)?;
         tracing::info!(

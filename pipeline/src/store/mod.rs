@@ -146,6 +146,8 @@ impl VerifyReport {
 pub struct Store {
     root: PathBuf,
     temp: TempNamer,
+    /// The per-user level that [`Store::run_shared`] also consults (`~/.cache/umgf/store`).
+    user: Option<Box<Store>>,
     /// Memo namespaces opened since the current run started (see [`Manifest::memo`]).
     memo_used: Mutex<BTreeSet<String>>,
 }
@@ -162,6 +164,7 @@ impl Store {
         let store = Self {
             root,
             temp: TempNamer::new(),
+            user: None,
             memo_used: Mutex::default(),
         };
         store.temp.remove_orphans(&store.tmp_dir())?;
@@ -170,6 +173,13 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// This store with a per-user level below it: runs of [`Store::run_shared`] found there are
+    /// copied in instead of computed, and the ones computed here are copied there.
+    pub fn with_user_level(mut self, user: Store) -> Self {
+        self.user = Some(Box::new(user));
+        self
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -326,6 +336,70 @@ impl Store {
             hit: false,
             outputs_unchanged: all_existed,
         })
+    }
+
+    /// [`Store::run`] for runs whose inputs are the same files for every dataset and folder (the
+    /// noun-phrase chunker): a run missing here but stored in the per-user level is copied from it
+    /// (its blobs verified on both sides), and a run computed here is copied there, so a new clone
+    /// or a new artifacts folder finds it again.
+    pub fn run_shared<F>(&self, spec: &RunSpec, work: F) -> Result<RunOutcome>
+    where
+        F: FnOnce(&mut RunOutputs<'_>) -> Result<serde_json::Value>,
+    {
+        let Some(user) = &self.user else {
+            return self.run(spec, work);
+        };
+        if self.lookup(spec)?.is_none()
+            && let Some(manifest) = user.lookup(spec)?
+        {
+            tracing::info!(
+                "{} run {}: copied from the per-user store {}",
+                spec.stage,
+                manifest.key.short(),
+                user.root.display()
+            );
+            self.import(user, &manifest)?;
+        }
+        let outcome = self.run(spec, work)?;
+        if user.lookup(spec)?.is_none() {
+            user.import(self, &outcome.manifest)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Copies a finished run (its blobs, then its manifest) from `other`, under the run's lock.
+    fn import(&self, other: &Store, manifest: &Manifest) -> Result<()> {
+        let _store_lock = fsutil::lock_shared(&self.root.join("locks").join(STORE_LOCK))?;
+        let key = manifest.key;
+        let _lock = fsutil::lock(&self.root.join("locks").join(format!("{key}.lock")))?;
+        for output in manifest.outputs.values() {
+            let source = other.blob_path(&output.digest);
+            let temp = self.temp.path(&self.tmp_dir(), &output.digest.hex());
+            let copied = fs::copy(&source, &temp).at(&source).and_then(|_| {
+                let (entry, _) = self.publish(&temp)?;
+                if entry.digest == output.digest {
+                    Ok(())
+                } else {
+                    Err(Error::Store(format!(
+                        "{}: content changed while it was copied",
+                        source.display()
+                    )))
+                }
+            });
+            if copied.is_err() {
+                let _ = fs::remove_file(&temp);
+            }
+            copied?;
+        }
+        let json = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| Error::Store(format!("cannot serialise manifest: {e}")))?;
+        write_atomic(
+            &self.temp,
+            &self.tmp_dir(),
+            &self.manifest_path(&key),
+            &json,
+            Durability::Synced,
+        )
     }
 
     /// Moves a finished temporary file into `blobs/` under its content digest. Returns whether an
