@@ -418,11 +418,17 @@ fn gc_keeps_linked_recent_and_upstream_runs_and_removes_the_rest() {
         Duration::from_secs(2 * 86400),
     );
     let done = store.checkpoints(&a(3).key());
-    done.write("state", |p| Ok(std::fs::write(p, b"x").unwrap()))
-        .unwrap();
+    done.write("state", |p| {
+        std::fs::write(p, b"x").unwrap();
+        Ok(())
+    })
+    .unwrap();
     let unfinished = store.checkpoints(&a(9).key());
     unfinished
-        .write("state", |p| Ok(std::fs::write(p, b"x").unwrap()))
+        .write("state", |p| {
+            std::fs::write(p, b"x").unwrap();
+            Ok(())
+        })
         .unwrap();
 
     let config = GcConfig {
@@ -500,7 +506,7 @@ fn gc_refuses_while_a_run_is_in_progress() {
                 .unwrap();
         });
         start.recv().unwrap();
-        let err = collect(&store, dir.path(), &GcConfig::default()).unwrap_err();
+        let err = collect(store, dir.path(), &GcConfig::default()).unwrap_err();
         assert!(err.to_string().contains("in progress"), "{err}");
         finish.send(()).unwrap();
     });
