@@ -269,7 +269,8 @@ impl Store {
         F: FnOnce(&mut RunOutputs<'_>) -> Result<serde_json::Value>,
     {
         let key = spec.key();
-        // Shared: runs go on side by side; garbage collection waits for none of them.
+        // Shared: runs go on side by side, and `gc` (which needs it exclusively) cannot start
+        // while one is in progress.
         let _store_lock = fsutil::lock_shared(&self.root.join("locks").join(STORE_LOCK))?;
         let _lock = fsutil::lock(&self.root.join("locks").join(format!("{key}.lock")))?;
         if let Some(manifest) = self.lookup(spec)? {
