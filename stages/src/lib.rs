@@ -436,7 +436,11 @@ impl Common {
     pub fn open_artifacts(&self) -> anyhow::Result<Artifacts> {
         let mut artifacts = Artifacts::open(&self.artifacts)?;
         if let Some(dir) = self.user_store_dir() {
-            artifacts.store = artifacts.store.with_user_level(Store::open(dir)?);
+            // Optional: without it the chunker is trained in this store, as before the level.
+            match Store::open(&dir) {
+                Ok(user) => artifacts.store = artifacts.store.with_user_level(user),
+                Err(e) => tracing::warn!("no per-user store ({e}); the chunker is not shared"),
+            }
         }
         Ok(artifacts)
     }

@@ -362,8 +362,20 @@ impl Store {
             self.import(user, &manifest)?;
         }
         let outcome = self.run(spec, work)?;
-        if user.lookup(spec)?.is_none() {
-            user.import(self, &outcome.manifest)?;
+        // Best effort: a per-user store that cannot take the copy (read-only, full) costs the next
+        // clone a recomputation, not this run its result.
+        let exported = match user.lookup(spec) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => user.import(self, &outcome.manifest),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = exported {
+            tracing::warn!(
+                "{} run {}: not copied to the per-user store {}: {e}",
+                spec.stage,
+                outcome.manifest.key.short(),
+                user.root.display()
+            );
         }
         Ok(outcome)
     }
