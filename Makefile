@@ -12,7 +12,7 @@
 #   make features ENCODER=minilm TEXT_LAYERS=last4 POOLING=mean STORAGE=f32 PRECISION=f32   what they hold
 #   make features SLURM=1     the same as Slurm array jobs (chunk, ground, features; SHARDS=8 tasks each)
 #   make train                train UMGF (frozen encoder states) on DATASET, print the dev/test table
-#   make train ENCODER=minilm  the same on MiniLM's states (faster to encode, 2-5 points lower)
+#   make train ENCODER=minilm  the same on MiniLM's states (faster to encode, 2-4 points lower)
 #   make train MODEL=baseline MODE=fine-tune SEED=2
 #   make train                (again, after a stop or a kill: continues from the last finished epoch)
 #   make eval DATASET=twitter2015   score the latest twitter2017 model on another test set (cross-domain)
