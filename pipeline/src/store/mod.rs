@@ -322,16 +322,7 @@ impl Store {
             seconds: started.elapsed().as_secs_f64(),
             memo: Some(memo),
         };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| Error::Store(format!("cannot serialise manifest: {e}")))?;
-        let path = self.manifest_path(&key);
-        write_atomic(
-            &self.temp,
-            &self.tmp_dir(),
-            &path,
-            &json,
-            Durability::Synced,
-        )?;
+        self.write_manifest(&manifest)?;
         Ok(RunOutcome {
             manifest,
             hit: false,
@@ -404,12 +395,17 @@ impl Store {
             }
             copied?;
         }
+        self.write_manifest(manifest)
+    }
+
+    /// Publishes `manifest` as `runs/<key>.json`: the commit point of a run (its blobs come first).
+    fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
         let json = serde_json::to_vec_pretty(manifest)
             .map_err(|e| Error::Store(format!("cannot serialise manifest: {e}")))?;
         write_atomic(
             &self.temp,
             &self.tmp_dir(),
-            &self.manifest_path(&key),
+            &self.manifest_path(&manifest.key),
             &json,
             Durability::Synced,
         )
