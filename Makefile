@@ -67,8 +67,8 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
 BIN        := $(CARGO_TARGET_DIR)/release
 SETUP_STAMP := .venv/umgf-setup.stamp
-SOURCES    := $(shell find pipeline stages build -name '*.rs') Cargo.toml $(wildcard Cargo.lock) \
-              pipeline/Cargo.toml stages/Cargo.toml .cargo/config.toml
+SOURCES    := $(shell find crates build -name '*.rs') Cargo.toml $(wildcard Cargo.lock) \
+              $(wildcard crates/*/Cargo.toml) .cargo/config.toml
 
 COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 # How text features are made (features, train, status; eval and predict read them from the model).

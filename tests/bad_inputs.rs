@@ -2,9 +2,9 @@
 //! the store, and with `--on-error skip` is left out and listed in the report instead.
 use std::path::{Path, PathBuf};
 
-use pipeline::dataset::Dataset;
-use pipeline::stages::Artifacts;
-use pipeline::stages::ingest::{self, OnError};
+use umgf::dataset::Dataset;
+use umgf::stages::Artifacts;
+use umgf::stages::ingest::{self, OnError};
 
 use crate::common;
 
@@ -213,7 +213,7 @@ fn missing_images_are_counted_not_errors() {
         manifest.counts["images"],
         serde_json::json!({"ok": 1, "missing": 1, "none": 1})
     );
-    let expected = pipeline::Digest::of_file(&dir.path().join("there.jpg")).unwrap();
+    let expected = umgf::Digest::of_file(&dir.path().join("there.jpg")).unwrap();
     assert_eq!(tweets[0].image_digest, Some(expected));
 }
 

@@ -1,12 +1,12 @@
 //! Evaluation: entity-level scores equal `seqeval` 1.2.2 (default mode) on the same prediction files,
 //! built from the real Twitter-2015 and Twitter-2017 test sets (with their stray I- tags) and
 //! predictions corrupted at random (wrong types, shifted boundaries, new stray I- tags).
-use pipeline::dataset::Dataset;
-use pipeline::eval::{conll_predictions, evaluate};
-use pipeline::labels::{EntityType, Tag};
-use pipeline::rng::Rng;
-use pipeline::schema::Split;
-use pipeline::stages::ingest::OnError;
+use umgf::dataset::Dataset;
+use umgf::eval::{conll_predictions, evaluate};
+use umgf::labels::{EntityType, Tag};
+use umgf::rng::Rng;
+use umgf::schema::Split;
+use umgf::stages::ingest::OnError;
 
 use crate::common;
 

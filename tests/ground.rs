@@ -3,12 +3,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use pipeline::schema::{EdgeKind, NounPhrase, QueryKind, noun_phrases};
-use pipeline::stages::ground::{self, GroundModels, GroundParams};
-use pipeline::stages::visual_features;
-use pipeline::store::{RunSpec, Store};
-use pipeline::text::encoder::default_files;
-use pipeline::vision::{detector, efficientnet};
+use umgf::schema::{
+    Artifact, EdgeKind, GraphEdge, GroundedObject, NounPhrase, QueryKind, VisualFeatures,
+    noun_phrases,
+};
+use umgf::stages::ground::{self, GroundModels, GroundParams};
+use umgf::stages::visual_features;
+use umgf::store::{RunSpec, Store};
+use umgf::text::encoder::default_files;
+use umgf::vision::{detector, efficientnet};
 
 use crate::common::{self, repo};
 
@@ -30,7 +33,7 @@ fn write_dump(path: &Path, records: &[Record<'_>]) {
 }
 
 /// The records' noun phrases, stored as a `noun_phrases` artifact (hand-made: no chunker needed).
-pub(crate) fn store_phrases(store: &Store, records: &[Record<'_>]) -> pipeline::Digest {
+pub(crate) fn store_phrases(store: &Store, records: &[Record<'_>]) -> umgf::Digest {
     let rows: Vec<NounPhrase> = records
         .iter()
         .flat_map(|(id, text, _, spans)| {
@@ -53,7 +56,7 @@ pub(crate) fn store_phrases(store: &Store, records: &[Record<'_>]) -> pipeline::
     };
     let outcome = store
         .run(&spec, |outputs| {
-            pipeline::io::parquet::write(
+            umgf::io::parquet::write(
                 &outputs.path("noun_phrases.parquet"),
                 &noun_phrases::to_batch(&rows)?,
                 noun_phrases::NAME,
@@ -138,7 +141,7 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     assert_eq!(counts["bad_images"], 2);
     assert_eq!(counts["images_detected"], 6);
     let objects_digest = first.manifest.output(ground::OBJECTS).unwrap().digest;
-    let objects = ground::read_objects(&store.blob_path(&objects_digest)).unwrap();
+    let objects = GroundedObject::read(&store.blob_path(&objects_digest)).unwrap();
     for o in &objects {
         eprintln!(
             "{}: object {} {} {:.2} <- {} {:?} ({:.2})",
@@ -216,7 +219,7 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     );
     assert_eq!(counts["tweets_grounded"], 1);
     let objects_digest = second.manifest.output(ground::OBJECTS).unwrap().digest;
-    let objects = ground::read_objects(&store.blob_path(&objects_digest)).unwrap();
+    let objects = GroundedObject::read(&store.blob_path(&objects_digest)).unwrap();
     assert!(
         objects.iter().any(|o| o.tweet_id == "astronaut-again"
             && o.class == "person"
@@ -224,12 +227,12 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     );
 
     // The graphs: words, the objects, and the links between them.
-    let graph = pipeline::stages::graphs::run(&store, tweets, objects_digest).unwrap();
-    let edges = pipeline::stages::graphs::read_edges(
+    let graph = umgf::stages::graphs::run(&store, tweets, objects_digest).unwrap();
+    let edges = GraphEdge::read(
         &store.blob_path(
             &graph
                 .manifest
-                .output(pipeline::stages::graphs::EDGES)
+                .output(umgf::stages::graphs::EDGES)
                 .unwrap()
                 .digest,
         ),
@@ -279,7 +282,7 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     assert_eq!(counts["images"], 5);
     assert_eq!(counts["objects"].as_u64(), Some(distinct.len() as u64));
     // Both astronaut tweets crop the same regions of the same image: computed once.
-    let rows = visual_features::read_visual_features(
+    let rows = VisualFeatures::read(
         &store.blob_path(
             &visual
                 .manifest

@@ -1,10 +1,10 @@
 //! ingest over the real benchmark files: the published tweet counts and conlleval-style entity counts.
 use std::collections::BTreeMap;
 
-use pipeline::dataset::Dataset;
-use pipeline::labels::{spans, stray_inside_tags};
-use pipeline::schema::{ImageStatus, Split, Tweet};
-use pipeline::stages::ingest::OnError;
+use umgf::dataset::Dataset;
+use umgf::labels::{spans, stray_inside_tags};
+use umgf::schema::{ImageStatus, Split, Tweet};
+use umgf::stages::ingest::OnError;
 
 use crate::common;
 
@@ -24,7 +24,7 @@ fn counts_by_split(tweets: &[Tweet]) -> BTreeMap<Split, (usize, usize, usize)> {
     out
 }
 
-fn ingest_benchmark(name: &str) -> (pipeline::store::Manifest, Vec<Tweet>) {
+fn ingest_benchmark(name: &str) -> (umgf::store::Manifest, Vec<Tweet>) {
     let dir = tempfile::tempdir().unwrap();
     let dataset = Dataset::resolve(name, Some(&common::data_dir()), None).unwrap();
     common::ingest(dir.path(), &dataset, OnError::Fail).unwrap()

@@ -14,15 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use pipeline::Digest;
-use pipeline::model::tagger::{ModelKind, TextMode};
-use pipeline::model::train::TrainConfig;
-use pipeline::rng::Rng;
-use pipeline::stages::train::{DatasetArtifacts, TrainParams};
-use pipeline::stages::{chunk, chunker, features, graphs, ground, predict, train, visual_features};
-use pipeline::store::{RunOutcome, Store};
-use pipeline::text::chunker::ChunkerTraining;
-use pipeline::text::encoder::default_files;
+use umgf::Digest;
+use umgf::model::tagger::{ModelKind, TextMode};
+use umgf::model::train::TrainConfig;
+use umgf::rng::Rng;
+use umgf::stages::train::{DatasetArtifacts, TrainParams};
+use umgf::stages::{chunk, chunker, features, graphs, ground, predict, train, visual_features};
+use umgf::store::{RunOutcome, Store};
+use umgf::text::chunker::ChunkerTraining;
+use umgf::text::encoder::default_files;
 
 use crate::common::{self, repo};
 
@@ -74,15 +74,15 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         }
     };
     begin("ingest");
-    let ingested = pipeline::stages::ingest::ensure(
+    let ingested = umgf::stages::ingest::ensure(
         store,
-        &pipeline::dataset::Dataset::resolve(dump.to_str().unwrap(), None, None).unwrap(),
-        pipeline::stages::ingest::OnError::Fail,
+        &umgf::dataset::Dataset::resolve(dump.to_str().unwrap(), None, None).unwrap(),
+        umgf::stages::ingest::OnError::Fail,
     )
     .unwrap();
     let tweets = ingested
         .manifest
-        .output(pipeline::stages::ingest::TWEETS)
+        .output(umgf::stages::ingest::TWEETS)
         .unwrap()
         .digest;
     if step("ingest", ingested) {

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use pipeline::schema::Split;
-use pipeline::text::mpnet::{Mpnet, MpnetConfig};
-use pipeline::text::tokenizer::{Architecture, WordPieces};
-use pipeline::text::transformer::Init;
 use serde_json::json;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
+use umgf::schema::Split;
+use umgf::text::mpnet::{Mpnet, MpnetConfig};
+use umgf::text::transformer::Init;
+use umgf::text::wordpiece::{Architecture, WordPieces};
 
 use crate::common::{self, real_tweets, repo};
 
@@ -27,7 +27,7 @@ fn load() -> (VarStore, Mpnet, WordPieces) {
     let config = MpnetConfig::from_file(&dir.join("config.json")).unwrap();
     let model = Mpnet::new(&(vs.root() / "encoder"), config, Init::Zeros);
     let loaded =
-        pipeline::torch::load_safetensors(&vs, "encoder.", &dir.join("model.safetensors")).unwrap();
+        umgf::torch::load_safetensors(&vs, "encoder.", &dir.join("model.safetensors")).unwrap();
     // 12 layers x 16 + embeddings 4 + relative bias 1; the stored pooler and position_ids are unused.
     assert_eq!(loaded, 197);
     (vs, model, pieces)

@@ -93,7 +93,7 @@ fn driver(stage: &str, dump: &Path, artifacts: &Path, env: &[(&str, String)]) ->
 
 /// The digests of the linked artifacts of every stage.
 fn views(artifacts: &Path, dump: &Path) -> BTreeMap<String, String> {
-    let label = pipeline::dataset::Dataset::resolve(dump.to_str().unwrap(), None, None)
+    let label = umgf::dataset::Dataset::resolve(dump.to_str().unwrap(), None, None)
         .unwrap()
         .label;
     let mut digests = BTreeMap::new();

@@ -1,5 +1,6 @@
 //! umgf's integration tests, one binary (every test binary links libtorch: tens of megabytes each).
-//! Per-topic modules; shared helpers in `common`.
+//! Per-topic modules; shared helpers in `common`. The store's tests
+//! are in `crates/umgf-core/tests/` (they need no libtorch).
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
@@ -11,7 +12,6 @@ mod ingest_real_data;
 mod kill;
 mod mpnet;
 mod shards;
-mod store;
 mod text;
 mod train;
 mod vision;

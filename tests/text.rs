@@ -2,10 +2,10 @@
 //! `.venv-ref`, see setup/README.md), the chunker, and memoised text features.
 use std::path::{Path, PathBuf};
 
-use pipeline::schema::Split;
-use pipeline::text::encoder::{EncoderFiles, Precision, TextEncoder, default_files};
 use serde_json::json;
 use tch::{Device, Tensor};
+use umgf::schema::{Artifact, NounPhrase, Split, TextFeatures, Tweet};
+use umgf::text::encoder::{EncoderFiles, Precision, TextEncoder, default_files};
 
 use crate::common::{self, real_tweets, repo};
 
@@ -145,9 +145,9 @@ fn conll_dump(dir: &Path, name: &str, parts: &[(&Path, std::ops::Range<usize>)])
 /// Ingests a dump into `store` and returns the tweets blob's digest.
 #[test]
 fn features_of_a_grown_dump_encode_only_the_new_tweets() {
-    use pipeline::stages::features;
+    use umgf::stages::features;
     let dir = tempfile::tempdir().unwrap();
-    let store = pipeline::store::Store::open(dir.path().join("store")).unwrap();
+    let store = umgf::store::Store::open(dir.path().join("store")).unwrap();
     let data = common::data_dir().join("twitter2017");
     let (train, dev) = (data.join("train.txt"), data.join("valid.txt"));
 
@@ -180,7 +180,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
         started.elapsed().as_secs_f64(),
         first.manifest.seconds
     );
-    let rows = features::read_text_features(
+    let rows = TextFeatures::read(
         &store.blob_path(
             &second
                 .manifest
@@ -196,12 +196,11 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     // Tweets whose text already occurs in train are reused too: at most the 337 new ones are encoded.
     assert!((300..=337).contains(&computed), "computed {computed}");
     // Every distinct text once (a text repeated in the dump is encoded once).
-    let distinct: std::collections::HashSet<_> =
-        pipeline::stages::ingest::read_tweets(&store.blob_path(&tweets))
-            .unwrap()
-            .iter()
-            .map(|t| t.text_digest)
-            .collect();
+    let distinct: std::collections::HashSet<_> = Tweet::read(&store.blob_path(&tweets))
+        .unwrap()
+        .iter()
+        .map(|t| t.text_digest)
+        .collect();
     assert_eq!(computed + reused, distinct.len() as u64);
     // Word-level states have one row of hidden-size values per word.
     assert!(
@@ -218,7 +217,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     };
     let third = features::run(&store, tweets, &encoder_files(), &every_layer_mean).unwrap();
     assert_eq!(third.manifest.counts["memo_computed"], 0);
-    let pooled = features::read_text_features(
+    let pooled = TextFeatures::read(
         &store.blob_path(
             &third
                 .manifest
@@ -264,10 +263,10 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
 
 #[test]
 fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
-    use pipeline::stages::{chunk, chunker};
-    use pipeline::text::chunker::ChunkerTraining;
+    use umgf::stages::{chunk, chunker};
+    use umgf::text::chunker::ChunkerTraining;
     let dir = tempfile::tempdir().unwrap();
-    let store = pipeline::store::Store::open(dir.path().join("store")).unwrap();
+    let store = umgf::store::Store::open(dir.path().join("store")).unwrap();
     // A small chunker (the real one trains on all of CoNLL-2000: `make chunker`).
     let inputs = chunker::ChunkerInputs::new(&common::data_dir(), encoder_files());
     let config = ChunkerTraining {
@@ -292,7 +291,7 @@ fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
         &encoder_files(),
     )
     .unwrap();
-    let phrases = chunk::read_noun_phrases(
+    let phrases = NounPhrase::read(
         &store.blob_path(&first.manifest.output(chunk::NOUN_PHRASES).unwrap().digest),
     )
     .unwrap();

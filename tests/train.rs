@@ -4,15 +4,15 @@
 //! run, and entities predicted by the trained model. Also a short fine-tune run.
 use std::path::Path;
 
-use pipeline::model::batch::collate;
-use pipeline::model::tagger::{ModelKind, Tagger, TextMode};
-use pipeline::model::train::TrainConfig;
-use pipeline::model::umgf::{TextHeadConfig, UmgfConfig};
-use pipeline::stages::predict::{self, ModelFiles, Which};
-use pipeline::stages::train::{self, DatasetArtifacts, TrainParams};
-use pipeline::stages::{features, graphs, ground, visual_features};
-use pipeline::store::Store;
-use pipeline::text::encoder::default_files;
+use umgf::model::batch::collate;
+use umgf::model::tagger::{ModelKind, Tagger, TextMode};
+use umgf::model::train::TrainConfig;
+use umgf::model::umgf::{TextHeadConfig, UmgfConfig};
+use umgf::stages::predict::{self, ModelFiles, Which};
+use umgf::stages::train::{self, DatasetArtifacts, TrainParams};
+use umgf::stages::{features, graphs, ground, visual_features};
+use umgf::store::Store;
+use umgf::text::encoder::default_files;
 
 use crate::common::{self, repo};
 use crate::ground::{Record, photo, store_phrases};
@@ -170,7 +170,7 @@ fn params(mode: TextMode, max_epochs: usize) -> TrainParams {
 }
 
 /// The tagger a `train` run stored.
-fn load(store: &Store, run: &pipeline::store::RunOutcome) -> Tagger {
+fn load(store: &Store, run: &umgf::store::RunOutcome) -> Tagger {
     let out = |name: &str| store.blob_path(&run.manifest.output(name).unwrap().digest);
     let encoder = default_files(&repo().join("models"));
     Tagger::load_files(

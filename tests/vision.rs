@@ -1,7 +1,7 @@
 //! The vision side: EfficientNet-Lite0 loads the set-up's converted weights.
-use pipeline::vision::efficientnet::{EfficientNetLite0, FEATURES, INPUT, normalise};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
+use umgf::vision::efficientnet::{EfficientNetLite0, FEATURES, INPUT, normalise};
 
 #[test]
 fn efficientnet_loads_every_weight_and_runs() {
@@ -9,7 +9,7 @@ fn efficientnet_loads_every_weight_and_runs() {
         .join("../models/efficientnet-lite0/model.safetensors");
     let vs = VarStore::new(Device::Cpu);
     let model = EfficientNetLite0::new(&vs.root());
-    let loaded = pipeline::torch::load_safetensors(&vs, "", &weights).unwrap();
+    let loaded = umgf::torch::load_safetensors(&vs, "", &weights).unwrap();
     assert_eq!(
         loaded,
         vs.variables().len(),
@@ -39,12 +39,12 @@ fn photo(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn efficientnet_classifies_real_photos() {
-    use pipeline::vision::image::{center_crop, load_rgb};
+    use umgf::vision::image::{center_crop, load_rgb};
     let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../models/efficientnet-lite0/model.safetensors");
     let vs = VarStore::new(Device::Cpu);
     let model = EfficientNetLite0::new(&vs.root());
-    pipeline::torch::load_safetensors(&vs, "", &weights).unwrap();
+    umgf::torch::load_safetensors(&vs, "", &weights).unwrap();
     let top1 = |name: &str| {
         let input = center_crop(&load_rgb(&photo(name)).unwrap(), INPUT as u32)
             .unwrap()
@@ -65,12 +65,11 @@ fn efficientnet_classifies_real_photos() {
 /// The pipeline's image encoder against the PyTorch definition (batch norms unfolded) on real photos.
 #[test]
 fn efficientnet_matches_pytorch_on_real_photos() {
-    use pipeline::vision::image::{center_crop, load_rgb};
+    use umgf::vision::image::{center_crop, load_rgb};
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let weights = repo.join("models/efficientnet-lite0/model.safetensors");
     // The pipeline's encoder: batch norms folded into the convolutions, channels-last.
-    let encoder =
-        pipeline::vision::efficientnet::ImageEncoder::load(&weights, Device::Cpu).unwrap();
+    let encoder = umgf::vision::efficientnet::ImageEncoder::load(&weights, Device::Cpu).unwrap();
 
     let names = [
         "astronaut.png",
@@ -127,7 +126,7 @@ mod bad_images {
     use std::path::{Path, PathBuf};
 
     use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
-    use pipeline::vision::image::{MAX_SIDE, center_crop, load_rgb};
+    use umgf::vision::image::{MAX_SIDE, center_crop, load_rgb};
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
         let path = dir.join(name);
@@ -311,7 +310,7 @@ fn cmyk_jpeg_becomes_rgb() {
         .unwrap()
         .encode(&pixels, 8, 8, ColorType::Cmyk)
         .unwrap();
-    let image = pipeline::vision::image::load_rgb(&path).unwrap();
+    let image = umgf::vision::image::load_rgb(&path).unwrap();
     let p = image.get_pixel(4, 4);
     eprintln!("CMYK cyan decoded as RGB {p:?}");
     assert!(p[0] < 60 && p[1] > 180 && p[2] > 180, "cyan, got {p:?}");
@@ -319,7 +318,7 @@ fn cmyk_jpeg_becomes_rgb() {
 
 #[test]
 fn detector_graphs_load_with_every_weight() {
-    use pipeline::vision::tfjs::GraphModel;
+    use umgf::vision::tfjs::GraphModel;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/detector");
     for (name, nodes) in [("centernet.json", 544), ("nanodet.json", 489)] {
         let model = GraphModel::load(&dir.join(name)).unwrap();
@@ -352,8 +351,8 @@ fn detector_graphs_load_with_every_weight() {
 /// The detector on skimage's photos: `human`'s thresholds, every detection printed.
 #[test]
 fn detector_finds_the_person_and_the_motorcycle() {
-    use pipeline::vision::detector::{CenterNet, DetectorConfig, default_model};
-    use pipeline::vision::image::load_rgb;
+    use umgf::vision::detector::{CenterNet, DetectorConfig, default_model};
+    use umgf::vision::image::load_rgb;
     let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     let detector = CenterNet::load(&default_model(&models), Device::Cpu).unwrap();
     let config = DetectorConfig::default();
@@ -398,9 +397,9 @@ fn read_f32(path: &std::path::Path) -> Tensor {
 /// the same 512x512 inputs: heat maps, box sizes and the graph's decoded candidates.
 #[test]
 fn detector_graph_matches_tfjs() {
-    use pipeline::vision::detector::{CenterNet, default_model};
-    use pipeline::vision::image::load_rgb;
-    use pipeline::vision::tfjs::GraphModel;
+    use umgf::vision::detector::{CenterNet, default_model};
+    use umgf::vision::image::load_rgb;
+    use umgf::vision::tfjs::GraphModel;
     let repo = crate::common::repo();
     let model = default_model(&repo.join("models"));
     let detector = CenterNet::load(&model, Device::Cpu).unwrap();
@@ -458,14 +457,14 @@ fn detector_graph_matches_tfjs() {
 /// count the pipeline's workers use: shards, incremental dumps and one process store the same bytes.
 #[test]
 fn region_features_do_not_depend_on_the_batch() {
-    use pipeline::vision::detector::BBox;
-    use pipeline::vision::efficientnet::ImageEncoder;
+    use umgf::vision::detector::BBox;
+    use umgf::vision::efficientnet::ImageEncoder;
     let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../models/efficientnet-lite0/model.safetensors");
     let encoder = ImageEncoder::load(&weights, Device::Cpu).unwrap();
     // The pipeline's workers run one thread each.
     tch::set_num_threads(1);
-    let image = pipeline::vision::image::load_rgb(&photo("motorcycle_left.png")).unwrap();
+    let image = umgf::vision::image::load_rgb(&photo("motorcycle_left.png")).unwrap();
     let boxes: Vec<Option<BBox>> = [
         (10.0, 20.0, 300.0, 280.0),
         (100.0, 50.0, 500.0, 400.0),

@@ -2,7 +2,7 @@
 //! diagnostics, never panic, and every tweet it keeps must be well formed.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pipeline::io::conll;
+use umgf_core::io::conll;
 
 fuzz_target!(|data: &[u8]| {
     let path = umgf_fuzz::input_file("conll", data);

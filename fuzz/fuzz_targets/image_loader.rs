@@ -2,7 +2,7 @@
 //! never a panic, never an allocation beyond the decoder limits.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pipeline::vision::image::{MAX_SIDE, load_rgb};
+use umgf_core::vision::decode::{MAX_SIDE, load_rgb};
 
 fuzz_target!(|data: &[u8]| {
     let path = umgf_fuzz::input_file("image", data);

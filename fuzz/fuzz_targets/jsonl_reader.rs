@@ -1,7 +1,7 @@
 //! The JSONL dump reader on arbitrary bytes: tweets plus diagnostics, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pipeline::io::jsonl;
+use umgf_core::io::jsonl;
 
 fuzz_target!(|data: &[u8]| {
     let path = umgf_fuzz::input_file("jsonl", data);

@@ -1,7 +1,7 @@
 //! Helpers shared by the fuzz targets.
 use std::path::PathBuf;
 
-use pipeline::io::ParsedFile;
+use umgf_core::io::ParsedFile;
 
 /// The readers take a path (they stream lines and name the file in diagnostics), so each input is
 /// written to a per-process scratch file first.

@@ -2,16 +2,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pipeline::dataset::Dataset;
-use pipeline::schema::{Split, Tweet};
-use pipeline::stages::Artifacts;
-use pipeline::stages::ingest::{self, OnError};
-use pipeline::text::tokenize::is_url;
+use umgf::dataset::Dataset;
+use umgf::schema::{Artifact, Split, Tweet};
+use umgf::stages::Artifacts;
+use umgf::stages::ingest::{self, OnError};
+use umgf::text::words::is_url;
 
 /// The real data (../shared/data here). Tests that need it fail, loudly, without it.
 pub fn data_dir() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    pipeline::dataset::default_data_dir(here)
+    umgf::dataset::default_data_dir(here)
         .filter(|d| d.join("twitter2015").is_dir())
         .unwrap_or_else(|| panic!("no data directory with twitter2015/: set UMGF_DATA_DIR"))
 }
@@ -61,19 +61,19 @@ pub fn ingest(
     dir: &Path,
     dataset: &Dataset,
     on_error: OnError,
-) -> pipeline::Result<(pipeline::store::Manifest, Vec<Tweet>)> {
+) -> umgf::Result<(umgf::store::Manifest, Vec<Tweet>)> {
     let artifacts = Artifacts::open(dir)?;
     let plan = ingest::plan(dataset, on_error)?;
     let outcome = ingest::run(&artifacts.store, plan)?;
     let tweets_blob = artifacts
         .store
         .blob_path(&outcome.manifest.output(ingest::TWEETS)?.digest);
-    let tweets = ingest::read_tweets(&tweets_blob)?;
+    let tweets = Tweet::read(&tweets_blob)?;
     Ok((outcome.manifest, tweets))
 }
 
 /// Ingests a dump file (CoNLL or JSONL) into `store` and returns its `tweets` digest.
-pub fn ingest_dump(store: &pipeline::store::Store, path: &Path) -> pipeline::Digest {
+pub fn ingest_dump(store: &umgf::store::Store, path: &Path) -> umgf::Digest {
     let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
     let outcome = ingest::ensure(store, &dataset, OnError::Fail).unwrap();
     outcome.manifest.output(ingest::TWEETS).unwrap().digest
@@ -230,36 +230,36 @@ pub fn node_reference(script: &str, args: &[&str]) {
 
 /// `ground` with the installed detector and text encoder.
 pub fn ground(
-    store: &pipeline::store::Store,
-    tweets: pipeline::Digest,
-    phrases: pipeline::Digest,
-    params: &pipeline::stages::ground::GroundParams,
-) -> pipeline::store::RunOutcome {
+    store: &umgf::store::Store,
+    tweets: umgf::Digest,
+    phrases: umgf::Digest,
+    params: &umgf::stages::ground::GroundParams,
+) -> umgf::store::RunOutcome {
     let models = repo().join("models");
-    let detector = pipeline::vision::detector::default_model(&models);
-    let encoder = pipeline::text::encoder::default_files(&models);
-    let models = pipeline::stages::ground::GroundModels {
+    let detector = umgf::vision::detector::default_model(&models);
+    let encoder = umgf::text::encoder::default_files(&models);
+    let models = umgf::stages::ground::GroundModels {
         detector: &detector,
         encoder: &encoder,
     };
-    pipeline::stages::ground::run(store, tweets, phrases, &models, params).unwrap()
+    umgf::stages::ground::run(store, tweets, phrases, &models, params).unwrap()
 }
 
 /// `visual_features` with the installed EfficientNet-Lite0.
 pub fn visual_features(
-    store: &pipeline::store::Store,
-    tweets: pipeline::Digest,
-    objects: pipeline::Digest,
-) -> pipeline::store::RunOutcome {
-    let model = pipeline::vision::efficientnet::default_model(&repo().join("models"));
-    pipeline::stages::visual_features::run(store, tweets, objects, &model).unwrap()
+    store: &umgf::store::Store,
+    tweets: umgf::Digest,
+    objects: umgf::Digest,
+) -> umgf::store::RunOutcome {
+    let model = umgf::vision::efficientnet::default_model(&repo().join("models"));
+    umgf::stages::visual_features::run(store, tweets, objects, &model).unwrap()
 }
 
 /// The labelled slice: the photo tweets of `train.rs` plus `n` real Twitter-2017 dev tweets.
 pub fn write_labelled_slice(path: &Path, n: usize) {
     crate::train::write_labelled_dump(path, &crate::train::records());
     let dev = data_dir().join("twitter2017/valid.txt");
-    let parsed = pipeline::io::conll::read(&dev).unwrap();
+    let parsed = umgf::io::conll::read(&dev).unwrap();
     let mut lines = std::fs::read_to_string(path).unwrap();
     for tweet in parsed.tweets.iter().take(n) {
         let labels: Vec<String> = tweet

@@ -2,20 +2,20 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use pipeline::Digest;
-use pipeline::dataset::Dataset;
-use pipeline::schema::StateStorage;
-use pipeline::stages::Artifacts;
-use pipeline::stages::chunk;
-use pipeline::stages::chunker::{self, ChunkerInputs};
-use pipeline::stages::features::{LayerSelection, Pooling, TextFeatureParams};
-use pipeline::stages::ground::{self, GroundParams};
-use pipeline::stages::ingest::{self, OnError};
-use pipeline::stages::train::DatasetArtifacts;
-use pipeline::stages::{features, graphs, predict, visual_features};
-use pipeline::store::{RunOutcome, Shard, Store};
-use pipeline::text::chunker::ChunkerTraining;
-use pipeline::text::encoder::{EncoderFiles, EncoderName, Precision, default_files};
+use umgf::Digest;
+use umgf::dataset::Dataset;
+use umgf::schema::StateStorage;
+use umgf::stages::Artifacts;
+use umgf::stages::chunk;
+use umgf::stages::chunker::{self, ChunkerInputs};
+use umgf::stages::features::{LayerSelection, Pooling, TextFeatureParams};
+use umgf::stages::ground::{self, GroundParams};
+use umgf::stages::ingest::{self, OnError};
+use umgf::stages::train::DatasetArtifacts;
+use umgf::stages::{features, graphs, predict, visual_features};
+use umgf::store::{RunOutcome, Shard, Store};
+use umgf::text::chunker::ChunkerTraining;
+use umgf::text::encoder::{EncoderFiles, EncoderName, Precision, default_files};
 
 /// Arguments every stage takes.
 #[derive(Args, Debug)]
@@ -210,7 +210,7 @@ pub fn objects(
 /// The files of the models `ground` uses: the detector's and the text encoder's.
 pub fn ground_models(common: &Common) -> (PathBuf, EncoderFiles) {
     (
-        pipeline::vision::detector::default_model(&common.models),
+        umgf::vision::detector::default_model(&common.models),
         default_files(&common.models),
     )
 }
@@ -307,7 +307,7 @@ pub fn model_inputs(
         &artifacts.store,
         tweets,
         objects,
-        &pipeline::vision::efficientnet::default_model(&common.models),
+        &umgf::vision::efficientnet::default_model(&common.models),
     )?;
     run.publish("visual features", &visual, visual_features::VISUAL_FEATURES)?;
     let edges = graphs::run(&artifacts.store, tweets, objects)?;
@@ -467,9 +467,7 @@ impl Common {
         if let Some(dir) = &self.data_dir {
             return Ok(Some(dir.clone()));
         }
-        Ok(pipeline::dataset::default_data_dir(
-            &std::env::current_dir()?
-        ))
+        Ok(umgf::dataset::default_data_dir(&std::env::current_dir()?))
     }
 
     /// The data directory, for stages that always read from it.
@@ -477,7 +475,7 @@ impl Common {
         self.data_dir()?.ok_or_else(|| {
             anyhow::anyhow!(
                 "no data directory: set {} or pass --data-dir (DATA_DIR= for make); see README.md, section Data",
-                pipeline::dataset::DATA_DIR_ENV
+                umgf::dataset::DATA_DIR_ENV
             )
         })
     }
@@ -486,7 +484,7 @@ impl Common {
 /// What every stage binary does first: logging, and libtorch's threads in a Slurm task.
 pub fn init() {
     init_logging();
-    pipeline::torch::use_task_cpus();
+    umgf::torch::use_task_cpus();
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (info).

@@ -1,5 +1,9 @@
 //! The library's one error type. Every variant that concerns an input names where the problem is
 //! (file and line, or record id) and what was expected, so a binary can print it as is.
+//!
+//! One type for both crates: this crate does not link libtorch, so a libtorch error arrives boxed in
+//! [`Error::Torch`] (the model crate's `TorchResult::torch` does the boxing at each call into tch).
+//! A second error type in the model crate would have made every caller convert between the two.
 use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,8 +41,9 @@ pub enum Error {
     #[error("store: {0}")]
     Store(String),
 
+    /// An error of libtorch (a shape mismatch, a missing weight, an unloadable file).
     #[error("torch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(#[source] Box<dyn std::error::Error + Send + Sync>),
 
     #[error("{0}")]
     Config(String),

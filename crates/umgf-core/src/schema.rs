@@ -15,6 +15,43 @@ use crate::labels::Tag;
 /// Metadata key holding `<schema name>/<version>` in every Parquet artifact.
 pub const SCHEMA_KEY: &str = "umgf.schema";
 
+/// A Parquet artifact, implemented by its row type: the schema's name and version (tagged in the
+/// file and checked on read) and how Arrow batches become rows. Every stage reads its inputs through
+/// [`Artifact::read`], so no stage imports the stage that produced a file.
+pub trait Artifact: Sized {
+    const NAME: &'static str;
+    const VERSION: u32;
+
+    /// The rows of one batch read from `path` (named in errors).
+    fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Self>>;
+
+    /// Every row of the artifact at `path`; another schema or version is an error naming the file.
+    fn read(path: &Path) -> Result<Vec<Self>> {
+        crate::io::parquet::read_rows(path, Self::NAME, Self::VERSION, Self::from_batch)
+    }
+}
+
+/// Implements [`Artifact`] for a row type from its schema module's `NAME`, `VERSION` and `from_batch`.
+macro_rules! artifact {
+    ($row:ty, $module:ident) => {
+        impl Artifact for $row {
+            const NAME: &'static str = $module::NAME;
+            const VERSION: u32 = $module::VERSION;
+
+            fn from_batch(path: &Path, batch: &RecordBatch) -> Result<Vec<Self>> {
+                $module::from_batch(path, batch)
+            }
+        }
+    };
+}
+
+artifact!(Tweet, tweets);
+artifact!(NounPhrase, noun_phrases);
+artifact!(TextFeatures, text_features);
+artifact!(GroundedObject, objects);
+artifact!(VisualFeatures, visual_features);
+artifact!(GraphEdge, graph_edges);
+
 /// Which part of a dataset a tweet belongs to. Dumps given by path (new tweets, predictions) are `Dump`.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,

@@ -1,14 +1,16 @@
 //! The content-addressed store: hits do no work, changes re-run, identical outputs cut off downstream,
 //! corruption is detected and redone, a killed writer leaves the store valid, and locks serialise.
+//! Its own test binary in the core crate: it links no libtorch, so it builds and starts in seconds.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pipeline::Digest;
-use pipeline::store::{RunOutcome, RunSpec, Store};
 use serde_json::json;
+use umgf_core::Digest;
+use umgf_core::store::{RunOutcome, RunSpec, Store};
 
 fn spec(
     stage: &str,
@@ -278,7 +280,7 @@ fn concurrent_runs_of_one_key_work_once() {
 }
 
 const CHILD_ENV: &str = "UMGF_TEST_STORE_CHILD";
-const CHILD_TEST: &str = "store::child_writes_slowly";
+const CHILD_TEST: &str = "child_writes_slowly";
 
 /// Not a test: the child process of `killed_writer_leaves_store_valid`, which kills it mid-write.
 #[test]
@@ -387,7 +389,7 @@ fn set_age(path: &Path, age: Duration) {
 
 #[test]
 fn gc_keeps_linked_recent_and_upstream_runs_and_removes_the_rest() {
-    use pipeline::store::gc::{GcConfig, collect};
+    use umgf_core::store::gc::{GcConfig, collect};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
     let a = |k: u32| spec("a", 1, json!({ "k": k }), &[]);
@@ -488,7 +490,7 @@ fn gc_keeps_linked_recent_and_upstream_runs_and_removes_the_rest() {
 
 #[test]
 fn gc_refuses_while_a_run_is_in_progress() {
-    use pipeline::store::gc::{GcConfig, collect};
+    use umgf_core::store::gc::{GcConfig, collect};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
     let (started, start) = std::sync::mpsc::channel();

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tch::{Kind, Tensor};
 
-use crate::error::Result;
+use crate::Result;
 use crate::schema::QueryKind;
 use crate::text::encoder::TextEncoder;
+use crate::torch::TorchResult;
 use crate::vision::coco;
 use crate::vision::detector::Detection;
 
@@ -289,7 +290,8 @@ impl ClassMatchGrounder {
         let sims = self.similarities(&texts)?.to_kind(Kind::Float);
         let sims: Vec<Vec<f32>> = (0..texts.len() as i64)
             .map(|i| Vec::<f32>::try_from(sims.get(i)))
-            .collect::<std::result::Result<_, _>>()?;
+            .collect::<std::result::Result<_, _>>()
+            .torch()?;
         Ok(queries
             .iter()
             .map(|q| {

@@ -1,27 +1,16 @@
 //! umgf: multimodal named-entity recognition on tweets (UMGF, Zhang et al., AAAI 2021) as a staged,
-//! content-addressed pipeline. This library holds everything; the stage binaries in `stages/` are thin.
-//!
-//! Modules follow DESIGN.md's stage table: [`schema`] (artifact schemas), [`store`] (the
-//! content-addressed store), [`io`] (readers and writers), [`dataset`] (what `DATASET=` names),
-//! [`labels`] (BIO tags and entity chunks), [`text`], [`vision`], [`grounding`], [`model`] (UMGF, the
-//! CRF, batching and training), [`eval`] (entity-level scores), [`stages`] (one module per stage),
-//! [`torch`].
-pub mod dataset;
-pub mod digest;
-mod error;
-pub mod eval;
+//! content-addressed pipeline. This crate holds what runs on libtorch: the text encoders and the
+//! noun-phrase chunker ([`text`]), the detector and image encoder ([`vision`]), [`grounding`], the NER
+//! models and their training ([`model`]), the model stages ([`stages`]) and [`torch`] (devices and
+//! precision). What needs no libtorch (schemas, the store, readers, labels, scores, ingest, graphs) is
+//! the `umgf-core` crate, re-exported here so the whole library reads as one: `umgf::schema`,
+//! `umgf::store`. The stage binaries in `crates/umgf-cli` are thin.
+pub use umgf_core::{Digest, Error, IoContext, Result, bail};
+pub use umgf_core::{dataset, digest, eval, io, labels, progress, rng, schema, store};
+
 pub mod grounding;
-pub mod io;
-pub mod labels;
 pub mod model;
-pub mod progress;
-pub mod rng;
-pub mod schema;
 pub mod stages;
-pub mod store;
 pub mod text;
 pub mod torch;
 pub mod vision;
-
-pub use digest::Digest;
-pub use error::{Error, IoContext, Result};

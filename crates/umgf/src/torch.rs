@@ -6,7 +6,19 @@ use std::path::Path;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
+
+/// Turns a libtorch error into the library's [`Error::Torch`]: `tensor.f_matmul(&w).torch()?`. (The
+/// error type lives in `umgf-core`, which does not link libtorch, so `?` cannot convert on its own.)
+pub trait TorchResult<T> {
+    fn torch(self) -> Result<T>;
+}
+
+impl<T> TorchResult<T> for std::result::Result<T, tch::TchError> {
+    fn torch(self) -> Result<T> {
+        self.map_err(|e| Error::Torch(Box::new(e)))
+    }
+}
 
 /// The GPU when libtorch sees one, else the CPU.
 pub fn default_device() -> Device {

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use pipeline::io::conll;
-use pipeline::text::encoder::{Precision, TextEncoder, default_files};
 use serde_json::json;
+use umgf::io::conll;
+use umgf::text::encoder::{Precision, TextEncoder, default_files};
 
 #[derive(Parser, Debug)]
 #[command(about = "Time text feature extraction (tokenise + encode) on a CoNLL file")]
@@ -26,7 +26,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     tch::set_num_threads(cli.threads);
     let tweets = conll::read(&cli.conll)?.tweets;
@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
     let pieces = tweets
         .iter()
         .map(|t| encoder.pieces.tweet(&t.tokens))
-        .collect::<pipeline::Result<Vec<_>>>()?;
+        .collect::<umgf::Result<Vec<_>>>()?;
     let states = encoder.word_states(&pieces, cli.batch);
     let seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(states.len() == tweets.len());
@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         "seconds": seconds,
         "load_seconds": load_seconds,
         "tweets_per_s": tweets.len() as f64 / seconds,
-        "peak_rss_mb": stages::peak_rss_mb(),
+        "peak_rss_mb": umgf_cli::peak_rss_mb(),
         "threads": cli.threads,
         "batch": cli.batch,
         "precision": format!("{:?}", cli.precision).to_lowercase(),

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use pipeline::vision::detector::{CenterNet, DetectorConfig, default_model};
-use pipeline::vision::efficientnet::{self, ImageEncoder};
-use pipeline::vision::image::load_rgb;
-use pipeline::vision::workers::{ModelPool, default_workers};
 use serde_json::json;
+use umgf::vision::detector::{CenterNet, DetectorConfig, default_model};
+use umgf::vision::efficientnet::{self, ImageEncoder};
+use umgf::vision::image::load_rgb;
+use umgf::vision::workers::{ModelPool, default_workers};
 
 #[derive(Parser, Debug)]
 #[command(about = "Time decode + detector + visual features on image files")]
@@ -32,7 +32,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     tch::set_num_threads(cli.threads);
     let device = tch::Device::Cpu;
@@ -58,8 +58,8 @@ fn main() -> anyhow::Result<()> {
     let paths: Vec<&PathBuf> = (0..cli.repeat).flat_map(|_| cli.images.iter()).collect();
     let started = Instant::now();
     let regions = pool.map(&paths, |(detector, encoder), path| {
-        let image = load_rgb(path)
-            .map_err(|e| pipeline::Error::Config(format!("{}: {e}", path.display())))?;
+        let image =
+            load_rgb(path).map_err(|e| umgf::Error::Config(format!("{}: {e}", path.display())))?;
         let found = tch::no_grad(|| detector.detect(&image, &config))?;
         let boxes: Vec<_> = std::iter::once(None)
             .chain(found.iter().map(|d| Some(d.bbox)))
@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
         "seconds": seconds,
         "images_per_s": paths.len() as f64 / seconds,
         "load_seconds": load_seconds,
-        "peak_rss_mb": stages::peak_rss_mb(),
+        "peak_rss_mb": umgf_cli::peak_rss_mb(),
         "workers": workers,
         "threads": if workers > 1 { 1 } else { cli.threads },
     });

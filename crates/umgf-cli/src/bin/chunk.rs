@@ -1,32 +1,31 @@
 //! `chunk`: noun phrases of every tweet of a dataset (ingest and the chunker first, both cached).
 use clap::Parser;
-use pipeline::schema::Split;
-use pipeline::stages::chunk;
-use pipeline::stages::ingest;
-use stages::{ShardMode, print_missing_shards};
+use umgf::schema::{Artifact, NounPhrase, Split, Tweet};
+use umgf::stages::chunk;
+use umgf_cli::{ShardMode, print_missing_shards};
 
 #[derive(Parser, Debug)]
 #[command(about = "Noun phrases of every tweet (stage 2 of umgf)")]
 struct Cli {
     #[command(flatten)]
-    data: stages::DatasetArgs,
+    data: umgf_cli::DatasetArgs,
     /// Print the phrases of the first N tweets (of --show-split).
     #[arg(long, default_value_t = 0)]
     show: usize,
     #[arg(long, default_value = "test")]
     show_split: String,
     #[command(flatten)]
-    shards: stages::ShardArgs,
+    shards: umgf_cli::ShardArgs,
     #[command(flatten)]
-    common: stages::Common,
+    common: umgf_cli::Common,
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
-    let (chunker, encoder) = stages::chunker_model(&cli.common, artifacts)?;
+    let (chunker, encoder) = umgf_cli::chunker_model(&cli.common, artifacts)?;
     let store = &artifacts.store;
     let outcome = match cli.shards.mode() {
         ShardMode::Missing(count) => {
@@ -53,8 +52,8 @@ fn main() -> anyhow::Result<()> {
     if cli.show > 0 {
         let split = Split::parse(&cli.show_split)
             .ok_or_else(|| anyhow::anyhow!("unknown split {}", cli.show_split))?;
-        let all = ingest::read_tweets(&artifacts.store.blob_path(&tweets))?;
-        let nps = chunk::read_noun_phrases(&artifacts.store.blob_path(&phrases))?;
+        let all = Tweet::read(&artifacts.store.blob_path(&tweets))?;
+        let nps = NounPhrase::read(&artifacts.store.blob_path(&phrases))?;
         for tweet in all.iter().filter(|t| t.split == split).take(cli.show) {
             let mine: Vec<String> = nps
                 .iter()

@@ -2,20 +2,20 @@
 use std::time::Instant;
 
 use clap::Parser;
-use pipeline::stages::chunker::{self, ChunkerInputs};
-use pipeline::text::encoder::default_files;
+use umgf::stages::chunker::{self, ChunkerInputs};
+use umgf::text::encoder::default_files;
 
 #[derive(Parser, Debug)]
 #[command(about = "Train the noun-phrase chunker on CoNLL-2000 NP chunks")]
 struct Cli {
     // The training settings are `--chunker-epochs`, `--chunker-seed` and `--chunker-limit`, which
-    // every stage takes (stages::ChunkerArgs).
+    // every stage takes (umgf_cli::ChunkerArgs).
     #[command(flatten)]
-    common: stages::Common,
+    common: umgf_cli::Common,
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     let started = Instant::now();
     let data_dir = cli.common.require_data_dir()?;
@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
         artifacts.link_view("chunker", name, &outcome.manifest.output(name)?.digest)?;
     }
     let m = &outcome.manifest.counts;
-    stages::report("chunker", "conll2000", &outcome, started);
+    umgf_cli::report("chunker", "conll2000", &outcome, started);
     eprintln!(
         "  CoNLL-2000 test NP F1 {:.2} (P {:.2}, R {:.2}); dev F1 per epoch {}; seed {}",
         m["test_f1"].as_f64().unwrap_or(f64::NAN),

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
 use clap::Parser;
-use pipeline::text::bert::{Bert, BertConfig};
-use pipeline::text::mpnet::{Mpnet, MpnetConfig};
-use pipeline::text::tokenizer::{Architecture, WordPieces};
-use pipeline::text::transformer::Init;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
+use umgf::text::bert::{Bert, BertConfig};
+use umgf::text::mpnet::{Mpnet, MpnetConfig};
+use umgf::text::transformer::Init;
+use umgf::text::wordpiece::{Architecture, WordPieces};
 
 #[derive(Parser, Debug)]
 #[command(about = "Check libtorch and the installed model weights")]
@@ -22,12 +22,12 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
-    let info = pipeline::torch::info();
+    let info = umgf::torch::info();
     println!(
         "libtorch: ok (device {:?}, cuda available: {}, {} cuda devices, {} cpu threads)",
-        pipeline::torch::default_device(),
+        umgf::torch::default_device(),
         info.cuda_available,
         info.cuda_devices,
         info.cpu_threads
@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
             path.display()
         );
         if name.ends_with(".safetensors") {
-            let weights = pipeline::torch::inspect_safetensors(&path)?;
+            let weights = umgf::torch::inspect_safetensors(&path)?;
             ensure!(
                 weights.non_finite.is_empty(),
                 "{}: non-finite values in {:?}",
@@ -88,8 +88,7 @@ fn check_text_encoder(dir: &Path) -> anyhow::Result<()> {
     let mask = ids.ones_like();
     let vs = VarStore::new(Device::Cpu);
     let root = vs.root() / "encoder";
-    let load =
-        || pipeline::torch::load_safetensors(&vs, "encoder.", &dir.join("model.safetensors"));
+    let load = || umgf::torch::load_safetensors(&vs, "encoder.", &dir.join("model.safetensors"));
     let (hidden, loaded, states) = match architecture {
         Architecture::Bert => {
             let model = Bert::new(&root, BertConfig::from_file(&config)?, Init::Zeros);

@@ -2,27 +2,27 @@
 //! tweet, and visual features of each tweet's image and grounded objects (runs `ground` first, cached),
 //! memoised per region.
 use clap::Parser;
-use pipeline::stages::{features, ground, visual_features};
-use pipeline::vision::efficientnet;
-use stages::{ShardMode, print_missing_shards};
+use umgf::stages::{features, ground, visual_features};
+use umgf::vision::efficientnet;
+use umgf_cli::{ShardMode, print_missing_shards};
 
 #[derive(Parser, Debug)]
 #[command(about = "Cache text features of every tweet to Parquet (stage 4 of umgf)")]
 struct Cli {
     #[command(flatten)]
-    data: stages::DatasetArgs,
+    data: umgf_cli::DatasetArgs,
     #[command(flatten)]
-    text: stages::TextFeatureArgs,
+    text: umgf_cli::TextFeatureArgs,
     #[command(flatten)]
-    ground: stages::GroundArgs,
+    ground: umgf_cli::GroundArgs,
     #[command(flatten)]
-    shards: stages::ShardArgs,
+    shards: umgf_cli::ShardArgs,
     #[command(flatten)]
-    common: stages::Common,
+    common: umgf_cli::Common,
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
     let image_model = efficientnet::default_model(&cli.common.models);
     // A shard does its part of both halves; the visual half needs `ground` merged (a cache hit).
     let objects = || -> anyhow::Result<_> {
-        let ground = stages::objects(&cli.common, artifacts, tweets, &cli.ground)?;
+        let ground = umgf_cli::objects(&cli.common, artifacts, tweets, &cli.ground)?;
         Ok(ground.manifest.output(ground::OBJECTS)?.digest)
     };
     match cli.shards.mode() {

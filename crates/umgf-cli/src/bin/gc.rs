@@ -1,10 +1,10 @@
 //! `gc`: removes from the store what no link and no recent run refers to (see
-//! `pipeline::store::gc` for what is kept). Refuses to start while a stage run is in progress.
+//! `umgf::store::gc` for what is kept). Refuses to start while a stage run is in progress.
 use std::path::PathBuf;
 
 use clap::Parser;
-use pipeline::stages::Artifacts;
-use pipeline::store::gc::{self, GcConfig};
+use umgf::stages::Artifacts;
+use umgf::store::gc::{self, GcConfig};
 
 #[derive(Parser, Debug)]
 #[command(about = "Remove store objects and memo entries that no link and no recent run refers to")]
@@ -24,14 +24,14 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     let artifacts = Artifacts::open(&cli.artifacts)?;
     let config = GcConfig {
         keep: cli.keep,
         checkpoint_days: cli.checkpoint_days,
         dry_run: cli.dry_run,
-        legacy_memo: pipeline::stages::memo_namespaces(),
+        legacy_memo: umgf::stages::memo_namespaces(),
     };
     let r = gc::collect(&artifacts.store, artifacts.root(), &config)?;
     let mb = |bytes: u64| bytes as f64 / 1e6;

@@ -1,24 +1,24 @@
 //! `graphs`: each tweet's multimodal graph as an edge list (runs ingest, chunk and ground first, all
 //! cached).
 use clap::Parser;
-use pipeline::stages::{graphs, ground};
+use umgf::stages::{graphs, ground};
 
 #[derive(Parser, Debug)]
 #[command(about = "Build each tweet's multimodal graph as edge lists (stage 5 of umgf)")]
 struct Cli {
     #[command(flatten)]
-    data: stages::DatasetArgs,
+    data: umgf_cli::DatasetArgs,
     #[command(flatten)]
-    ground: stages::GroundArgs,
+    ground: umgf_cli::GroundArgs,
     #[command(flatten)]
-    common: stages::Common,
+    common: umgf_cli::Common,
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
-    let objects = stages::objects(&cli.common, &run.artifacts, run.tweets, &cli.ground)?
+    let objects = umgf_cli::objects(&cli.common, &run.artifacts, run.tweets, &cli.ground)?
         .manifest
         .output(ground::OBJECTS)?
         .digest;

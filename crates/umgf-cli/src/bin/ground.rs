@@ -1,8 +1,9 @@
 //! `ground`: the targeted visual objects of every tweet (detector + grounding of its noun phrases and
 //! the general words), memoised per image and per tweet. Runs ingest and chunk first (cached).
 use clap::Parser;
-use pipeline::stages::{chunk, ground, ingest};
-use stages::{ShardMode, print_missing_shards};
+use umgf::schema::{Artifact, GroundedObject, Tweet};
+use umgf::stages::{chunk, ground};
+use umgf_cli::{ShardMode, print_missing_shards};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -10,31 +11,31 @@ use stages::{ShardMode, print_missing_shards};
 )]
 struct Cli {
     #[command(flatten)]
-    data: stages::DatasetArgs,
+    data: umgf_cli::DatasetArgs,
     #[command(flatten)]
-    ground: stages::GroundArgs,
+    ground: umgf_cli::GroundArgs,
     /// Print the objects of the first N tweets that have any.
     #[arg(long, default_value_t = 0)]
     show: usize,
     #[command(flatten)]
-    shards: stages::ShardArgs,
+    shards: umgf_cli::ShardArgs,
     #[command(flatten)]
-    common: stages::Common,
+    common: umgf_cli::Common,
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
     let outcome = match cli.shards.mode() {
-        ShardMode::Whole => stages::objects(&cli.common, artifacts, tweets, &cli.ground)?,
+        ShardMode::Whole => umgf_cli::objects(&cli.common, artifacts, tweets, &cli.ground)?,
         mode => {
-            let phrases = stages::noun_phrases(&cli.common, artifacts, tweets)?
+            let phrases = umgf_cli::noun_phrases(&cli.common, artifacts, tweets)?
                 .manifest
                 .output(chunk::NOUN_PHRASES)?
                 .digest;
-            let (detector, encoder) = stages::ground_models(&cli.common);
+            let (detector, encoder) = umgf_cli::ground_models(&cli.common);
             let models = ground::GroundModels {
                 detector: &detector,
                 encoder: &encoder,
@@ -77,8 +78,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     if cli.show > 0 {
-        let all = ingest::read_tweets(&artifacts.store.blob_path(&tweets))?;
-        let rows = ground::read_objects(&artifacts.store.blob_path(&objects))?;
+        let all = Tweet::read(&artifacts.store.blob_path(&tweets))?;
+        let rows = GroundedObject::read(&artifacts.store.blob_path(&objects))?;
         for tweet in all
             .iter()
             .filter(|t| rows.iter().any(|r| r.tweet_id == t.id))

@@ -3,19 +3,19 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use pipeline::stages::ingest;
+use umgf::stages::ingest;
 
 #[derive(Parser, Debug)]
 #[command(about = "Read, validate and store a tweet dataset (stage 1 of umgf)")]
 struct Cli {
     #[command(flatten)]
-    data: stages::DatasetArgs,
+    data: umgf_cli::DatasetArgs,
     #[command(flatten)]
-    common: stages::Common,
+    common: umgf_cli::Common,
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     let started = Instant::now();
     let dataset = cli.data.resolve(&cli.common)?;
@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let counts = &outcome.manifest.counts;
-    stages::report("ingest", &dataset.label, &outcome, started);
+    umgf_cli::report("ingest", &dataset.label, &outcome, started);
     eprintln!("{}", ingest::summary(counts));
     eprintln!(
         "  -> {}",

@@ -2,30 +2,30 @@
 //! Read-only: it computes each stage's run key from its inputs (upstream outputs included) and looks it
 //! up in the store, verifying stored objects. A stage whose upstream has not run cannot be keyed yet.
 use clap::Parser;
-use pipeline::Digest;
-use pipeline::stages::chunker::{self, ChunkerInputs};
-use pipeline::stages::ingest::{self, OnError};
-use pipeline::stages::train::{self, DatasetArtifacts, TrainParams};
-use pipeline::stages::{chunk, features, graphs, ground, visual_features};
-use pipeline::store::{Manifest, RunSpec, Store};
-use pipeline::text::encoder::default_files;
-use pipeline::vision::detector::CenterNet;
-use pipeline::vision::efficientnet;
+use umgf::Digest;
+use umgf::stages::chunker::{self, ChunkerInputs};
+use umgf::stages::ingest::{self, OnError};
+use umgf::stages::train::{self, DatasetArtifacts, TrainParams};
+use umgf::stages::{chunk, features, graphs, ground, visual_features};
+use umgf::store::{Manifest, RunSpec, Store};
+use umgf::text::encoder::default_files;
+use umgf::vision::detector::CenterNet;
+use umgf::vision::efficientnet;
 
 #[derive(Parser, Debug)]
 #[command(about = "Show which umgf stages are up to date and which would re-run")]
 struct Cli {
     #[command(flatten)]
-    data: stages::DatasetArgs,
+    data: umgf_cli::DatasetArgs,
     #[command(flatten)]
-    text: stages::TextFeatureArgs,
+    text: umgf_cli::TextFeatureArgs,
     #[command(flatten)]
-    ground: stages::GroundArgs,
+    ground: umgf_cli::GroundArgs,
     /// Also check every object in the store against its digest.
     #[arg(long)]
     verify: bool,
     #[command(flatten)]
-    common: stages::Common,
+    common: umgf_cli::Common,
 }
 
 /// Prints a stage's row; returns its manifest when it is up to date.
@@ -102,7 +102,7 @@ fn output(manifest: &Manifest, name: &str) -> anyhow::Result<Digest> {
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     let data_dir = cli.common.data_dir()?;
     let dataset = cli.data.resolve(&cli.common)?;
@@ -148,7 +148,7 @@ fn main() -> anyhow::Result<()> {
     };
     let objects = match (&tweets, &phrases) {
         (Some(t), Some(p)) => {
-            let detector = pipeline::vision::detector::default_model(&cli.common.models);
+            let detector = umgf::vision::detector::default_model(&cli.common.models);
             let spec = (|| -> anyhow::Result<RunSpec> {
                 Ok(ground::spec(
                     output(t, ingest::TWEETS)?,

@@ -2,11 +2,11 @@
 //! the epoch on dev, and prints the dev and test table. A second run with the same settings is a
 //! cache hit and only prints the table again.
 use clap::Parser;
-use pipeline::model::tagger::{ModelKind, TextMode};
-use pipeline::model::text_head::LayerCombine;
-use pipeline::model::train::TrainConfig;
-use pipeline::model::umgf::{TextHeadConfig, UmgfConfig};
-use pipeline::stages::train::{self, TrainParams};
+use umgf::model::tagger::{ModelKind, TextMode};
+use umgf::model::text_head::LayerCombine;
+use umgf::model::train::TrainConfig;
+use umgf::model::umgf::{TextHeadConfig, UmgfConfig};
+use umgf::stages::train::{self, TrainParams};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -16,7 +16,7 @@ use pipeline::stages::train::{self, TrainParams};
 )]
 struct Cli {
     #[command(flatten)]
-    data: stages::DatasetArgs,
+    data: umgf_cli::DatasetArgs,
     /// umgf, or baseline (encoder states + word shapes + CRF, no fusion layers, no visual nodes).
     #[arg(long, default_value = "umgf")]
     model: ModelKind,
@@ -82,19 +82,19 @@ struct Cli {
     #[arg(long, default_value_t = UmgfConfig::default().text.word_dropout)]
     word_dropout: f64,
     #[command(flatten)]
-    text: stages::TextFeatureArgs,
+    text: umgf_cli::TextFeatureArgs,
     #[command(flatten)]
-    ground: stages::GroundArgs,
+    ground: umgf_cli::GroundArgs,
     #[command(flatten)]
-    common: stages::Common,
+    common: umgf_cli::Common,
 }
 
 fn main() -> anyhow::Result<()> {
-    stages::init();
+    umgf_cli::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let features = cli.text.params();
-    let inputs = stages::model_inputs(&cli.common, &run, &cli.ground, &features)?;
+    let inputs = umgf_cli::model_inputs(&cli.common, &run, &cli.ground, &features)?;
     let params = TrainParams {
         dataset: run.dataset.label.clone(),
         kind: cli.model,

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::labels::Tag;
-use crate::text::tokenize::tweet_tokens;
+use crate::text::words::tweet_tokens;
 
 pub fn read(path: &Path) -> Result<ParsedFile> {
     let mut out = ParsedFile::default();

@@ -5,13 +5,12 @@
 //! has only word-word edges. Cheap enough to need no per-tweet memo: the store's run key (tweets +
 //! objects) is the cache.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 
 use serde_json::json;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::schema::{EdgeKind, GraphEdge, GroundedObject, QueryKind, Tweet, graph_edges};
+use crate::schema::{Artifact, EdgeKind, GraphEdge, GroundedObject, QueryKind, Tweet, graph_edges};
 use crate::store::{RunOutcome, RunSpec, Store};
 
 pub const STAGE: &str = "graphs";
@@ -32,8 +31,8 @@ pub fn spec(tweets: Digest, objects: Digest) -> RunSpec {
 
 pub fn run(store: &Store, tweets: Digest, objects: Digest) -> Result<RunOutcome> {
     store.run(&spec(tweets, objects), |outputs| {
-        let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
-        let objects = crate::stages::ground::read_objects(&store.blob_path(&objects))?;
+        let tweets = Tweet::read(&store.blob_path(&tweets))?;
+        let objects = GroundedObject::read(&store.blob_path(&objects))?;
         let mut by_tweet: HashMap<&str, Vec<&GroundedObject>> = HashMap::new();
         for o in &objects {
             by_tweet.entry(o.tweet_id.as_str()).or_default().push(o);
@@ -106,16 +105,6 @@ pub fn edges_of(tweet: &Tweet, objects: &[&GroundedObject]) -> Vec<GraphEdge> {
             kind,
         })
         .collect()
-}
-
-/// Reads a `graph_edges` artifact.
-pub fn read_edges(path: &Path) -> Result<Vec<GraphEdge>> {
-    crate::io::parquet::read_rows(
-        path,
-        graph_edges::NAME,
-        graph_edges::VERSION,
-        graph_edges::from_batch,
-    )
 }
 
 #[cfg(test)]

@@ -340,11 +340,6 @@ fn stat_fingerprint(path: &Path) -> Option<String> {
     ))
 }
 
-/// Reads a `tweets` artifact.
-pub fn read_tweets(path: &Path) -> Result<Vec<Tweet>> {
-    crate::io::parquet::read_rows(path, tweets::NAME, tweets::VERSION, tweets::from_batch)
-}
-
 /// Plans and runs ingest: what every later stage does first (a cache hit when nothing changed).
 pub fn ensure(store: &Store, dataset: &Dataset, on_error: OnError) -> Result<RunOutcome> {
     run(store, plan(dataset, on_error)?)

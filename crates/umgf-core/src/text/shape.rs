@@ -1,6 +1,6 @@
 //! Word shapes: the case and form of a word, which the uncased encoder cannot see (no cased BERT-family
 //! model is available from the registries). A small closed set of classes, embedded by the model.
-use super::tokenize::is_url;
+use super::words::is_url;
 
 /// Number of shape classes (ids 0..COUNT).
 pub const COUNT: u8 = 12;

@@ -6,10 +6,10 @@ use tch::{Device, Tensor};
 
 use super::text_head::{MAX_CHARS, char_id};
 use super::umgf::GraphBatch;
-use crate::error::{Error, Result};
 use crate::labels::Tag;
 use crate::schema::{EdgeKind, GraphEdge, Split, StateValues, TextFeatures, Tweet, VisualFeatures};
-use crate::text::tokenizer::MAX_PIECES;
+use crate::text::wordpiece::MAX_PIECES;
+use crate::{Error, Result};
 
 /// Everything the model sees of one tweet.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use image::{Rgb, RgbImage};
 
 use super::train::EpochLog;
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 const WIDTH: u32 = 640;
 const PANEL: u32 = 200;

@@ -9,11 +9,12 @@ use tch::{Device, Tensor};
 
 use super::batch::Batch;
 use super::umgf::{GraphBatch, Umgf, UmgfConfig};
-use crate::error::{Error, IoContext, Result};
 use crate::labels::Tag;
 use crate::schema::StateStorage;
 use crate::stages::features::{LayerSelection, Pooling, TextFeatureParams};
 use crate::text::encoder::{EncoderFiles, EncoderName, Network, Precision, TextEncoder};
+use crate::torch::TorchResult;
+use crate::{Error, IoContext, Result};
 
 pub const WEIGHTS: &str = "model.safetensors";
 pub const CONFIG: &str = "config.json";
@@ -217,7 +218,7 @@ impl Tagger {
         let text =
             serde_json::to_string_pretty(&self.config).map_err(|e| Error::Config(e.to_string()))?;
         std::fs::write(config, text).at(config)?;
-        Ok(self.vs.save(weights)?)
+        self.vs.save(weights).torch()
     }
 
     pub fn device(&self) -> Device {

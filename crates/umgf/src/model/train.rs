@@ -11,11 +11,12 @@ use tch::Tensor;
 use super::batch::{Example, collate};
 use super::optim::AdamW;
 use super::tagger::{Tagger, TextMode};
-use crate::error::{Error, IoContext, Result};
 use crate::eval::{Evaluation, evaluate};
 use crate::labels::Tag;
 use crate::rng::Rng;
 use crate::store::Checkpoints;
+use crate::torch::TorchResult;
+use crate::{Error, IoContext, Result};
 
 /// Training settings; all of them enter the train stage's key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -299,7 +300,7 @@ fn save(
     tensors.extend(opt.state());
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     checkpoints.write(&progress.tensors, |path| {
-        Ok(Tensor::write_safetensors(&tensors, path)?)
+        Tensor::write_safetensors(&tensors, path).torch()
     })?;
     let json = serde_json::to_vec(&*progress).map_err(|e| Error::Config(e.to_string()))?;
     checkpoints.write(PROGRESS, |path| std::fs::write(path, &json).at(path))?;

@@ -1,17 +1,16 @@
 //! `chunk`: the noun phrases of every tweet, by the trained chunker, memoised per tweet (text digest +
 //! chunker digest): a dump that repeats old tweets chunks only the new ones.
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::json;
 
 use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::schema::{NounPhrase, Tweet, noun_phrases};
+use crate::schema::{Artifact, NounPhrase, Tweet, noun_phrases};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::chunker::NpChunker;
 use crate::text::encoder::EncoderFiles;
 use crate::text::np::np_spans;
+use crate::{Error, Result};
 
 pub const STAGE: &str = "chunk";
 /// 2: the encoder's batches no longer change a tweet's logits (padded lengths fixed per tweet); the memo key has
@@ -43,7 +42,7 @@ pub fn run(
     encoder: &EncoderFiles,
 ) -> Result<RunOutcome> {
     store.run(&spec(tweets, chunker), |outputs| {
-        let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let tweets = Tweet::read(&store.blob_path(&tweets))?;
         let (spans, stats) = phrases_of(store, &tweets, chunker, encoder)?;
         let rows: Vec<NounPhrase> = tweets
             .iter()
@@ -75,7 +74,7 @@ pub fn run_shard(
     shard: Shard,
 ) -> Result<RunOutcome> {
     store.run(&shard.spec(&spec(tweets, chunker)), |_| {
-        let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let mut tweets = Tweet::read(&store.blob_path(&tweets))?;
         tweets.retain(|t| shard.owns(&t.text_digest));
         let (_, stats) = phrases_of(store, &tweets, chunker, encoder)?;
         Ok(stats.shard_counts(tweets.len()))
@@ -165,16 +164,6 @@ fn phrase(tweet: &Tweet, start: usize, end: usize) -> NounPhrase {
         head: words[head].clone(),
         head_index: (start + head) as u32,
     }
-}
-
-/// Reads a `noun_phrases` artifact.
-pub fn read_noun_phrases(path: &Path) -> Result<Vec<NounPhrase>> {
-    crate::io::parquet::read_rows(
-        path,
-        noun_phrases::NAME,
-        noun_phrases::VERSION,
-        noun_phrases::from_batch,
-    )
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::digest::Digest;
-use crate::error::{Error, Result};
 use crate::io::conll2000;
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::chunker::{ChunkerTraining, NpChunker};
 use crate::text::encoder::EncoderFiles;
+use crate::{Error, Result};
 
 pub const STAGE: &str = "chunker";
 /// 2: training also splits handles, hashtags and possessives the way Twitter-2017 does. 3: the head's

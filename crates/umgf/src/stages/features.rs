@@ -7,18 +7,18 @@
 //! is a new artifact made from the memo without running the encoder again. A dump that repeats old
 //! tweets encodes only the new ones. The visual part is `visual_features`.
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::schema::{StateStorage, StateValues, TextFeatures, Tweet, text_features};
+use crate::schema::{Artifact, StateStorage, StateValues, TextFeatures, Tweet, text_features};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, EncoderName, Precision, TextEncoder};
 use crate::text::shape::word_shape;
-use crate::text::tokenizer::Pieces;
+use crate::text::wordpiece::Pieces;
+use crate::torch::TorchResult;
+use crate::{Error, Result};
 
 pub const STAGE: &str = "features";
 /// 2: a tweet's states no longer depend on its batch peers (padded lengths fixed per tweet); the memo key has the
@@ -232,7 +232,7 @@ pub fn run(
     let encoder_digest = encoder.digest()?;
     let shape = StateShape::of(params, encoder)?;
     store.run(&spec(tweets, encoder_digest, params), |outputs| {
-        let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let tweets = Tweet::read(&store.blob_path(&tweets))?;
         let path = outputs.path(TEXT_FEATURES);
         let schema = text_features::to_batch(&[], params.storage)?.schema();
         let mut writer = crate::io::parquet::Writer::create(
@@ -254,7 +254,7 @@ pub fn run(
             pieces += rows.iter().map(|r| r.piece_ids.len()).sum::<usize>();
             long += rows
                 .iter()
-                .filter(|r| r.piece_ids.len() > crate::text::tokenizer::MAX_PIECES)
+                .filter(|r| r.piece_ids.len() > crate::text::wordpiece::MAX_PIECES)
                 .count();
             writer.write(&text_features::to_batch(&rows, params.storage)?)?;
         }
@@ -285,7 +285,7 @@ pub fn run_shard(
 ) -> Result<RunOutcome> {
     let encoder_digest = encoder.digest()?;
     store.run(&shard.spec(&spec(tweets, encoder_digest, params)), |_| {
-        let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let mut tweets = Tweet::read(&store.blob_path(&tweets))?;
         tweets.retain(|t| shard.owns(&t.text_digest));
         let mut encoding = Encoding::new(store, encoder, encoder_digest, params, tweets.len());
         for step in tweets.chunks(WRITE_CHUNK) {
@@ -426,10 +426,12 @@ fn encode<'a>(
             out.extend_from_slice(&hidden.to_le_bytes());
             let flat = s.contiguous().flatten(0, -1);
             match storage {
-                StateStorage::F16 => Vec::<half::f16>::try_from(flat.to_kind(tch::Kind::Half))?
+                StateStorage::F16 => Vec::<half::f16>::try_from(flat.to_kind(tch::Kind::Half))
+                    .torch()?
                     .iter()
                     .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-                StateStorage::F32 => Vec::<f32>::try_from(flat)?
+                StateStorage::F32 => Vec::<f32>::try_from(flat)
+                    .torch()?
                     .iter()
                     .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
             }
@@ -522,16 +524,6 @@ fn decode(
         piece_ids,
         word_starts,
     })
-}
-
-/// Reads a `text_features` artifact.
-pub fn read_text_features(path: &Path) -> Result<Vec<TextFeatures>> {
-    crate::io::parquet::read_rows(
-        path,
-        text_features::NAME,
-        text_features::VERSION,
-        text_features::from_batch,
-    )
 }
 
 #[cfg(test)]

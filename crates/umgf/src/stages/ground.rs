@@ -10,17 +10,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::{Digest, canonical_json};
-use crate::error::{Error, IoContext, Result};
 use crate::grounding::{
     ClassMatchConfig, ClassMatchGrounder, Grounder, GroundingInput, Match, Query,
     class_match_identity,
 };
-use crate::schema::{GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet, objects};
+use crate::schema::{Artifact, GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet, objects};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, TextEncoder};
 use crate::vision::detector::{CenterNet, Detection, DetectorConfig};
 use crate::vision::image::load_rgb;
 use crate::vision::workers::{ModelPool, default_workers};
+use crate::{Error, IoContext, Result};
 
 pub const STAGE: &str = "ground";
 /// 2: query embeddings independent of their batch, detector threads fixed per worker. 3: the text
@@ -143,8 +143,8 @@ pub fn run(
     let digests = ModelDigests::of(models)?;
     let spec = spec(tweets, phrases, digests.detector, digests.encoder, params);
     store.run(&spec, |outputs| {
-        let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
-        let phrases = crate::stages::chunk::read_noun_phrases(&store.blob_path(&phrases))?;
+        let tweets = Tweet::read(&store.blob_path(&tweets))?;
+        let phrases = NounPhrase::read(&store.blob_path(&phrases))?;
         let grounded = ground_all(store, &tweets, &phrases, models, digests, params)?;
         let rows = grounded.rows;
         crate::io::parquet::write(
@@ -193,9 +193,9 @@ pub fn run_shard(
     let digests = ModelDigests::of(models)?;
     let whole = spec(tweets, phrases, digests.detector, digests.encoder, params);
     store.run(&shard.spec(&whole), |_| {
-        let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let mut tweets = Tweet::read(&store.blob_path(&tweets))?;
         tweets.retain(|t| t.image_digest.is_some_and(|d| shard.owns(&d)));
-        let phrases = crate::stages::chunk::read_noun_phrases(&store.blob_path(&phrases))?;
+        let phrases = NounPhrase::read(&store.blob_path(&phrases))?;
         let grounded = ground_all(store, &tweets, &phrases, models, digests, params)?;
         Ok(json!({
             "tweets": tweets.len(),
@@ -539,11 +539,6 @@ fn write_report(path: &Path, lines: &[serde_json::Value]) -> Result<()> {
         text.push('\n');
     }
     std::fs::write(path, text).at(path)
-}
-
-/// Reads an `objects` artifact.
-pub fn read_objects(path: &Path) -> Result<Vec<GroundedObject>> {
-    crate::io::parquet::read_rows(path, objects::NAME, objects::VERSION, objects::from_batch)
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
 use crate::eval::{Evaluation, table};
 use crate::labels::spans;
 use crate::model::batch::Example;
@@ -19,6 +18,7 @@ use crate::schema::Split;
 use crate::stages::train::{DatasetArtifacts, predictions};
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
+use crate::{Error, IoContext, Result};
 
 pub const STAGE: &str = "predict";
 pub const VERSION: u32 = 1;

@@ -11,17 +11,17 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
 use crate::eval::{Evaluation, conll_predictions, table};
 use crate::labels::Tag;
 use crate::model::batch::{Example, assemble};
 use crate::model::tagger::{self, ModelKind, Tagger, TaggerConfig, TextMode};
 use crate::model::train::{TrainConfig, evaluate_examples, train};
 use crate::model::umgf::UmgfConfig;
-use crate::schema::Split;
+use crate::schema::{Artifact, GraphEdge, Split, TextFeatures, Tweet, VisualFeatures};
 use crate::stages::features::{StateShape, TextFeatureParams};
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
+use crate::{Error, IoContext, Result};
 
 pub const STAGE: &str = "train";
 /// 2: length-bucketed training batches. 3: the initialisation is seeded, and no wall-clock times in
@@ -60,11 +60,10 @@ impl DatasetArtifacts {
     /// Reads and joins the artifacts: one example per tweet, in the tweets' order.
     pub fn examples(&self, store: &Store) -> Result<Vec<Example>> {
         let path = |d: &Digest| store.blob_path(d);
-        let tweets = crate::stages::ingest::read_tweets(&path(&self.tweets))?;
-        let text = crate::stages::features::read_text_features(&path(&self.text_features))?;
-        let visual =
-            crate::stages::visual_features::read_visual_features(&path(&self.visual_features))?;
-        let edges = crate::stages::graphs::read_edges(&path(&self.graph_edges))?;
+        let tweets = Tweet::read(&path(&self.tweets))?;
+        let text = TextFeatures::read(&path(&self.text_features))?;
+        let visual = VisualFeatures::read(&path(&self.visual_features))?;
+        let edges = GraphEdge::read(&path(&self.graph_edges))?;
         assemble(&tweets, &text, &visual, &edges)
     }
 }

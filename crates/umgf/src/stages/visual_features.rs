@@ -9,10 +9,13 @@ use std::path::Path;
 
 use serde_json::json;
 
+use crate::Result;
 use crate::digest::Digest;
-use crate::error::Result;
-use crate::schema::{GroundedObject, ImageStatus, Tweet, VisualFeatures, visual_features};
+use crate::schema::{
+    Artifact, GroundedObject, ImageStatus, Tweet, VisualFeatures, visual_features,
+};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
+use crate::torch::TorchResult;
 use crate::vision::detector::BBox;
 use crate::vision::efficientnet::ImageEncoder;
 use crate::vision::image::load_rgb;
@@ -59,8 +62,8 @@ pub fn run(
 ) -> Result<RunOutcome> {
     let model_digest = Digest::of_file(model_path)?;
     store.run(&spec(tweets, objects, model_digest), |outputs| {
-        let tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
-        let objects = crate::stages::ground::read_objects(&store.blob_path(&objects))?;
+        let tweets = Tweet::read(&store.blob_path(&tweets))?;
+        let objects = GroundedObject::read(&store.blob_path(&objects))?;
         let (regions, payloads, stats) =
             encode_memoised(store, &tweets, &objects, model_path, model_digest)?;
 
@@ -106,9 +109,9 @@ pub fn run_shard(
 ) -> Result<RunOutcome> {
     let model_digest = Digest::of_file(model_path)?;
     store.run(&shard.spec(&spec(tweets, objects, model_digest)), |_| {
-        let mut tweets = crate::stages::ingest::read_tweets(&store.blob_path(&tweets))?;
+        let mut tweets = Tweet::read(&store.blob_path(&tweets))?;
         tweets.retain(|t| t.image_digest.is_some_and(|d| shard.owns(&d)));
-        let objects = crate::stages::ground::read_objects(&store.blob_path(&objects))?;
+        let objects = GroundedObject::read(&store.blob_path(&objects))?;
         let (regions, _, stats) =
             encode_memoised(store, &tweets, &objects, model_path, model_digest)?;
         Ok(stats.shard_counts(regions.len()))
@@ -236,21 +239,11 @@ fn encode_regions<'a>(
     for ((_, mine), features) in images.iter().zip(encoded) {
         let Some(features) = features else { continue };
         for (row, &i) in mine.iter().enumerate() {
-            let values = Vec::<f32>::try_from(features.get(row as i64))?;
+            let values = Vec::<f32>::try_from(features.get(row as i64)).torch()?;
             payloads[i] = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         }
     }
     Ok(payloads)
-}
-
-/// Reads a `visual_features` artifact.
-pub fn read_visual_features(path: &Path) -> Result<Vec<VisualFeatures>> {
-    crate::io::parquet::read_rows(
-        path,
-        visual_features::NAME,
-        visual_features::VERSION,
-        visual_features::from_batch,
-    )
 }
 
 #[cfg(test)]

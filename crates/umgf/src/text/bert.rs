@@ -8,7 +8,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::transformer::{AttentionNames, Init, Layer, LayerShape};
-use crate::error::{Error, IoContext, Result};
+use crate::{Error, IoContext, Result};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct BertConfig {

@@ -10,11 +10,12 @@ use tch::{Device, Kind, Tensor};
 
 use super::encoder::{EncoderFiles, TextEncoder, pad_batch};
 use super::np::{NpTag, decode, np_spans, span_f1};
-use super::tokenizer::{MAX_PIECES, Pieces};
 use super::transformer::Init;
-use crate::error::Result;
+use super::wordpiece::{MAX_PIECES, Pieces};
+use crate::Result;
 use crate::io::conll2000::ChunkedSentence;
 use crate::rng::Rng;
+use crate::torch::TorchResult;
 
 /// Training settings; all of them enter the chunker stage's key.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -94,7 +95,7 @@ impl NpChunker {
 
     /// Saves every weight as safetensors (`path` must end in `.safetensors`: tch picks the format by it).
     pub fn save(&self, path: &Path) -> Result<()> {
-        Ok(self.encoder.vs.save(path)?)
+        self.encoder.vs.save(path).torch()
     }
 
     /// Log-probabilities of the tags of each word, [words, 3] per sequence, from piece states [len, hidden].
@@ -157,7 +158,9 @@ impl NpChunker {
         let steps_per_epoch = train.len().div_ceil(config.batch_size);
         let total = (steps_per_epoch * config.epochs).max(1);
         let warmup = (total / 10).max(1);
-        let mut opt = nn::AdamW::default().build(&self.encoder.vs, config.encoder_lr)?;
+        let mut opt = nn::AdamW::default()
+            .build(&self.encoder.vs, config.encoder_lr)
+            .torch()?;
         let mut dev_f1 = Vec::new();
         let mut best: Option<(f64, std::collections::HashMap<String, Tensor>)> = None;
         let mut step = 0;
@@ -271,7 +274,7 @@ impl NpChunker {
 }
 
 fn to_rows(scores: &Tensor) -> Result<Vec<[f32; NpTag::COUNT]>> {
-    let flat = Vec::<f32>::try_from(scores.to_device(Device::Cpu).flatten(0, -1))?;
+    let flat = Vec::<f32>::try_from(scores.to_device(Device::Cpu).flatten(0, -1)).torch()?;
     Ok(flat
         .chunks_exact(NpTag::COUNT)
         .map(|c| [c[0], c[1], c[2]])

@@ -7,10 +7,10 @@ use tch::{Device, Kind, Tensor};
 
 use super::bert::{Bert, BertConfig};
 use super::mpnet::{Mpnet, MpnetConfig};
-use super::tokenizer::{Architecture, MAX_PIECES, Pieces, WordPieces};
 use super::transformer::Init;
+use super::wordpiece::{Architecture, MAX_PIECES, Pieces, WordPieces};
 use crate::digest::Digest;
-use crate::error::{IoContext, Result};
+use crate::{IoContext, Result};
 
 /// Pieces per window beyond the limit; consecutive windows overlap by half, and each piece takes its
 /// state from the window where it is furthest from an edge.

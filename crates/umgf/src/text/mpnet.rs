@@ -15,7 +15,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::transformer::{AttentionNames, Init, Layer, LayerShape};
-use crate::error::{Error, IoContext, Result};
+use crate::{Error, IoContext, Result};
 
 /// The relative position buckets, as HF computes them: 32 whatever `relative_attention_num_buckets`
 /// says (that only sizes the bias table), telling distances apart up to `MAX_DISTANCE`.

@@ -55,7 +55,7 @@ pub(crate) struct LayerShape {
 
 impl LayerShape {
     /// Whether this layer can be built: whole heads and a known activation. `path` is the config's.
-    pub fn check(&self, path: &std::path::Path) -> crate::error::Result<()> {
+    pub fn check(&self, path: &std::path::Path) -> crate::Result<()> {
         if self.heads <= 0 || self.hidden % self.heads != 0 {
             crate::bail!(
                 Config,

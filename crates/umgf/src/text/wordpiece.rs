@@ -17,8 +17,8 @@ use tokenizers::Tokenizer;
 use tokenizers::models::ModelWrapper;
 use tokenizers::processors::PostProcessorWrapper;
 
-use super::tokenize::is_url;
-use crate::error::{Error, IoContext, Result};
+use super::words::is_url;
+use crate::{Error, IoContext, Result};
 
 /// The maximum sequence length, in pieces including the first and last special piece (the paper's and
 /// the model's).

@@ -12,7 +12,8 @@ use super::coco;
 use super::graph::{Plan, resize_bilinear_legacy};
 use super::tfjs::GraphModel;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::torch::TorchResult;
+use crate::{Error, Result};
 
 const INPUT_NODE: &str = "tower_0/images";
 const DETECTIONS_NODE: &str = "tower_0/detections";
@@ -147,7 +148,8 @@ impl CenterNet {
         let (w, h) = image.dimensions();
         let x = Tensor::from_slice(image.as_raw())
             .to_device(self.device)
-            .f_view([1, i64::from(h), i64::from(w), 3])?;
+            .f_view([1, i64::from(h), i64::from(w), 3])
+            .torch()?;
         resize_bilinear_legacy(&x, INPUT_SIDE, INPUT_SIDE)
     }
 
@@ -156,13 +158,23 @@ impl CenterNet {
     pub fn candidates(&self, input: &Tensor) -> Result<Tensor> {
         let out = self.plan.run(&[input.shallow_clone()])?;
         let detections = &out[0];
-        Ok(detections.f_squeeze_dim(0)?.f_to_kind(Kind::Float)?)
+        detections
+            .f_squeeze_dim(0)
+            .torch()?
+            .f_to_kind(Kind::Float)
+            .torch()
     }
 
     /// Objects in an image, boxes in the image's pixels.
     pub fn detect(&self, image: &RgbImage, config: &DetectorConfig) -> Result<Vec<Detection>> {
         let rows = self.candidates(&self.input(image)?)?;
-        let rows = Vec::<f32>::try_from(rows.f_flatten(0, -1)?.f_to_device(Device::Cpu)?)?;
+        let rows = Vec::<f32>::try_from(
+            rows.f_flatten(0, -1)
+                .torch()?
+                .f_to_device(Device::Cpu)
+                .torch()?,
+        )
+        .torch()?;
         let (w, h) = image.dimensions();
         let (sx, sy) = (w as f32 / INPUT_SIDE as f32, h as f32 / INPUT_SIDE as f32);
         let candidates = rows

@@ -10,7 +10,8 @@ use tch::{Device, Kind, Tensor};
 
 use super::detector::BBox;
 use super::image::{box_bounds, center_crop_region, to_tensor};
-use crate::error::Result;
+use crate::Result;
+use crate::torch::TorchResult;
 
 /// (expand ratio, kernel, stride, input channels, output channels) of each of the 16 blocks.
 const BLOCKS: [(i64, i64, i64, i64, i64); 16] = [
@@ -209,7 +210,7 @@ impl ImageEncoder {
         let each = (0..crops.size()[0])
             .map(|i| self.encode(&crops.narrow(0, i, 1)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Tensor::f_cat(&each, 0)?)
+        Tensor::f_cat(&each, 0).torch()
     }
 
     /// Pooled features [n, 1280] of [n, 3, 224, 224] crops (RGB values 0..=255).
@@ -217,11 +218,17 @@ impl ImageEncoder {
         // As an NHWC tensor seen as NCHW: channels-last, the layout libtorch's CPU convolutions
         // run fastest on.
         let batch = crops
-            .f_permute([0, 2, 3, 1])?
-            .f_contiguous()?
-            .f_permute([0, 3, 1, 2])?
-            .f_to_device(self.device)?;
-        Ok(tch::no_grad(|| self.model.features(&normalise(&batch))).f_to_device(Device::Cpu)?)
+            .f_permute([0, 2, 3, 1])
+            .torch()?
+            .f_contiguous()
+            .torch()?
+            .f_permute([0, 3, 1, 2])
+            .torch()?
+            .f_to_device(self.device)
+            .torch()?;
+        tch::no_grad(|| self.model.features(&normalise(&batch)))
+            .f_to_device(Device::Cpu)
+            .torch()
     }
 }
 
@@ -236,5 +243,5 @@ pub fn crops(image: &RgbImage, regions: &[Option<BBox>]) -> Result<Tensor> {
             center_crop_region(&pixels, bounds, INPUT as u32)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Tensor::f_stack(&crops, 0)?)
+    Tensor::f_stack(&crops, 0).torch()
 }

@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use tch::{Kind, Tensor};
 
 use super::tfjs::{Attr, GraphModel, Node};
-use crate::error::{Error, Result};
+use crate::torch::TorchResult;
+use crate::{Error, Result};
 
 /// The op of fused hard-swish nodes (not a TensorFlow op: the leading underscore marks it ours).
 const HARD_SWISH: &str = "_HardSwish";
@@ -207,30 +208,33 @@ fn kernel_input(
         return Ok((to_nchw(x)?, [top, left]));
     }
     // Padding lists start at the last axis: channels (none), width, height.
-    let padded = x.f_pad([0, 0, left, right, top, bottom], "constant", fill)?;
+    let padded = x
+        .f_pad([0, 0, left, right, top, bottom], "constant", fill)
+        .torch()?;
     Ok((to_nchw(&padded)?, [0, 0]))
 }
 
 /// The same 4-d tensor with channels-last strides (what libtorch's CPU convolutions prefer for
 /// filters when the input is channels-last: no reordering on every call).
 pub fn channels_last(x: &Tensor) -> Result<Tensor> {
-    Ok(x.f_permute([0, 2, 3, 1])?
-        .f_contiguous()?
-        .f_permute([0, 3, 1, 2])?)
+    x.f_permute([0, 2, 3, 1])
+        .torch()?
+        .f_contiguous()
+        .torch()?
+        .f_permute([0, 3, 1, 2])
+        .torch()
 }
 
 /// NHWC <-> NCHW as views.
 fn to_nchw(x: &Tensor) -> Result<Tensor> {
-    Ok(x.f_permute([0, 3, 1, 2])?)
+    x.f_permute([0, 3, 1, 2]).torch()
 }
 fn to_nhwc(x: &Tensor) -> Result<Tensor> {
-    Ok(x.f_permute([0, 2, 3, 1])?)
+    x.f_permute([0, 2, 3, 1]).torch()
 }
 
 fn int_values(t: &Tensor) -> Result<Vec<i64>> {
-    Ok(Vec::<i64>::try_from(
-        t.f_to_kind(Kind::Int64)?.f_flatten(0, -1)?,
-    )?)
+    Vec::<i64>::try_from(t.f_to_kind(Kind::Int64).torch()?.f_flatten(0, -1).torch()?).torch()
 }
 
 /// Resizes NHWC images with TensorFlow's legacy bilinear rule (`align_corners = false`,
@@ -266,10 +270,13 @@ pub fn resize_bilinear_legacy(x: &Tensor, out_h: i64, out_w: i64) -> Result<Tens
     let weights = |frac: Vec<f32>, axis: usize, len: i64| -> Result<Tensor> {
         let mut shape = [1i64; 4];
         shape[axis] = len;
-        Ok(Tensor::from_slice(&frac)
-            .f_to_device(device)?
-            .f_to_kind(kind)?
-            .f_view(shape)?)
+        Tensor::from_slice(&frac)
+            .f_to_device(device)
+            .torch()?
+            .f_to_kind(kind)
+            .torch()?
+            .f_view(shape)
+            .torch()
     };
     let index = |i: &[i64]| Tensor::from_slice(i).to_device(device);
     let (row_lo, row_hi, row_frac) = positions(size[1], out_h);
@@ -278,14 +285,26 @@ pub fn resize_bilinear_legacy(x: &Tensor, out_h: i64, out_w: i64) -> Result<Tens
     // Only the rows the output reads, interpolated along the width first and then between the two
     // rows: TensorFlow's arithmetic, on 2 * out_h rows instead of the whole image.
     let across = |rows: &[i64]| -> Result<Tensor> {
-        let rows = x.f_index_select(1, &index(rows))?.f_to_kind(kind)?;
-        let left = rows.f_index_select(2, &col_lo)?;
-        let right = rows.f_index_select(2, &col_hi)?;
-        Ok(left.f_add(&right.f_sub(&left)?.f_mul(&col_frac)?)?)
+        let rows = x
+            .f_index_select(1, &index(rows))
+            .torch()?
+            .f_to_kind(kind)
+            .torch()?;
+        let left = rows.f_index_select(2, &col_lo).torch()?;
+        let right = rows.f_index_select(2, &col_hi).torch()?;
+        left.f_add(&right.f_sub(&left).torch()?.f_mul(&col_frac).torch()?)
+            .torch()
     };
     let top = across(&row_lo)?;
     let bottom = across(&row_hi)?;
-    Ok(top.f_add(&bottom.f_sub(&top)?.f_mul(&weights(row_frac, 1, out_h)?)?)?)
+    top.f_add(
+        &bottom
+            .f_sub(&top)
+            .torch()?
+            .f_mul(&weights(row_frac, 1, out_h)?)
+            .torch()?,
+    )
+    .torch()
 }
 
 /// `x[begin:end:stride]` per axis with TensorFlow's begin/end/shrink masks (bit i: axis i).
@@ -319,13 +338,15 @@ fn strided_slice(
         } else {
             norm(end[axis])
         };
-        out = out.f_slice(axis as i64, Some(b), Some(e.max(b)), stride)?;
+        out = out
+            .f_slice(axis as i64, Some(b), Some(e.max(b)), stride)
+            .torch()?;
         if shrink_mask & bit != 0 {
             shrink.push(axis as i64);
         }
     }
     for axis in shrink.into_iter().rev() {
-        out = out.f_squeeze_dim(axis)?;
+        out = out.f_squeeze_dim(axis).torch()?;
     }
     Ok(out)
 }
@@ -543,7 +564,7 @@ impl GraphModel {
             HARD_SWISH => {
                 let scale = self.constant(steps, node, data[1])?;
                 Op::HardSwish {
-                    scale: scale.f_double_value(&[])?,
+                    scale: scale.f_double_value(&[]).torch()?,
                 }
             }
             "Relu" => Op::Unary(Unary::Relu),
@@ -637,11 +658,13 @@ impl GraphModel {
         // c * multiplier + m is what the reshape below produces); torch wants OIHW.
         let (weight, groups) = if depthwise {
             let w = filter
-                .f_permute([2, 3, 0, 1])?
-                .f_reshape([cin * cout, 1, kh, kw])?;
+                .f_permute([2, 3, 0, 1])
+                .torch()?
+                .f_reshape([cin * cout, 1, kh, kw])
+                .torch()?;
             (w, cin)
         } else {
-            (filter.f_permute([3, 2, 0, 1])?, 1)
+            (filter.f_permute([3, 2, 0, 1]).torch()?, 1)
         };
         let bias = if bias {
             Some(self.constant(steps, node, data[2])?.shallow_clone())
@@ -742,36 +765,40 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         } => {
             let kernel = [weight.size()[2], weight.size()[3]];
             let (x, pad) = kernel_input(args[0], *padding, kernel, *stride, *dilation, 0.0)?;
-            let mut y = x.f_conv2d(weight, bias.as_ref(), stride, pad, dilation, *groups)?;
+            let mut y = x
+                .f_conv2d(weight, bias.as_ref(), stride, pad, dilation, *groups)
+                .torch()?;
             match activation {
                 Activation::None => {}
-                Activation::Relu => _ = y.f_relu_()?,
-                Activation::Relu6 => _ = y.f_clamp_(0.0, 6.0)?,
+                Activation::Relu => _ = y.f_relu_().torch()?,
+                Activation::Relu6 => _ = y.f_clamp_(0.0, 6.0).torch()?,
             }
             one(to_nhwc(&y)?)
         }
         Op::HardSwish { scale } => {
             let x = args[0];
-            let mut y = x.f_add_scalar(3.0)?;
-            _ = y.f_clamp_(0.0, 6.0)?;
-            _ = y.f_mul_(x)?;
-            _ = y.f_mul_scalar_(*scale)?;
+            let mut y = x.f_add_scalar(3.0).torch()?;
+            _ = y.f_clamp_(0.0, 6.0).torch()?;
+            _ = y.f_mul_(x).torch()?;
+            _ = y.f_mul_scalar_(*scale).torch()?;
             one(y)
         }
         Op::Binary(kind) => {
             let (a, b) = (args[0], args[1]);
             let out = match kind {
-                Binary::Add => a.f_add(b)?,
-                Binary::Sub => a.f_sub(b)?,
-                Binary::Mul => a.f_mul(b)?,
-                Binary::Div => a.f_div(b)?,
-                Binary::FloorDiv if a.is_floating_point() => a.f_div(b)?.f_floor()?,
-                Binary::FloorDiv => a.f_floor_divide(b)?,
+                Binary::Add => a.f_add(b).torch()?,
+                Binary::Sub => a.f_sub(b).torch()?,
+                Binary::Mul => a.f_mul(b).torch()?,
+                Binary::Div => a.f_div(b).torch()?,
+                Binary::FloorDiv if a.is_floating_point() => {
+                    a.f_div(b).torch()?.f_floor().torch()?
+                }
+                Binary::FloorDiv => a.f_floor_divide(b).torch()?,
                 // torch's remainder takes the divisor's sign, as TensorFlow's FloorMod does.
-                Binary::FloorMod => a.f_remainder_tensor(b)?,
-                Binary::Equal => a.f_eq_tensor(b)?,
-                Binary::Maximum => a.f_maximum(b)?,
-                Binary::Minimum => a.f_minimum(b)?,
+                Binary::FloorMod => a.f_remainder_tensor(b).torch()?,
+                Binary::Equal => a.f_eq_tensor(b).torch()?,
+                Binary::Maximum => a.f_maximum(b).torch()?,
+                Binary::Minimum => a.f_minimum(b).torch()?,
             };
             one(out)
         }
@@ -779,10 +806,10 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
             let x = args[0];
             one(match kind {
                 Unary::Identity => x.shallow_clone(),
-                Unary::Relu => x.f_relu()?,
-                Unary::Relu6 => x.f_clamp(0.0, 6.0)?,
-                Unary::Sigmoid => x.f_sigmoid()?,
-                Unary::Tanh => x.f_tanh()?,
+                Unary::Relu => x.f_relu().torch()?,
+                Unary::Relu6 => x.f_clamp(0.0, 6.0).torch()?,
+                Unary::Sigmoid => x.f_sigmoid().torch()?,
+                Unary::Tanh => x.f_tanh().torch()?,
             })
         }
         Op::Mean { keep_dims } => {
@@ -791,7 +818,9 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
                 .into_iter()
                 .map(|a| if a < 0 { a + rank } else { a })
                 .collect();
-            one(args[0].f_mean_dim(axes.as_slice(), *keep_dims, args[0].kind())?)
+            one(args[0]
+                .f_mean_dim(axes.as_slice(), *keep_dims, args[0].kind())
+                .torch()?)
         }
         Op::ResizeBilinear => {
             let size = int_values(args[1])?;
@@ -807,7 +836,7 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
             let rank = parts.first().map_or(0, |p| p.dim() as i64);
             let axis = scalar(axis)?;
             let axis = if axis < 0 { axis + rank } else { axis };
-            one(Tensor::f_cat(parts, axis)?)
+            one(Tensor::f_cat(parts, axis).torch()?)
         }
         Op::MaxPool {
             kernel,
@@ -822,20 +851,22 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
                 [1, 1],
                 f64::NEG_INFINITY,
             )?;
-            let y = x.f_max_pool2d(kernel, stride, pad, [1, 1], false)?;
+            let y = x.f_max_pool2d(kernel, stride, pad, [1, 1], false).torch()?;
             one(to_nhwc(&y)?)
         }
-        Op::Reshape => one(args[0].f_reshape(int_values(args[1])?.as_slice())?),
+        Op::Reshape => one(args[0].f_reshape(int_values(args[1])?.as_slice()).torch()?),
         Op::ExpandDims => {
             let dim = scalar(args[1])?;
             let rank = args[0].dim() as i64;
-            one(args[0].f_unsqueeze(if dim < 0 { dim + rank + 1 } else { dim })?)
+            one(args[0]
+                .f_unsqueeze(if dim < 0 { dim + rank + 1 } else { dim })
+                .torch()?)
         }
-        Op::Cast(kind) => one(args[0].f_to_kind(*kind)?),
+        Op::Cast(kind) => one(args[0].f_to_kind(*kind).torch()?),
         Op::TopK { sorted } => {
             let k = scalar(args[1])?;
-            let (values, indices) = args[0].f_topk(k, -1, true, *sorted)?;
-            Ok(vec![values, indices.f_to_kind(Kind::Int)?])
+            let (values, indices) = args[0].f_topk(k, -1, true, *sorted).torch()?;
+            Ok(vec![values, indices.f_to_kind(Kind::Int).torch()?])
         }
         Op::Gather => {
             let (params, indices) = (args[0], args[1]);
@@ -845,13 +876,17 @@ fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>> {
             } else {
                 axis
             };
-            let flat = indices.f_flatten(0, -1)?.f_to_kind(Kind::Int64)?;
-            let picked = params.f_index_select(axis, &flat)?;
+            let flat = indices
+                .f_flatten(0, -1)
+                .torch()?
+                .f_to_kind(Kind::Int64)
+                .torch()?;
+            let picked = params.f_index_select(axis, &flat).torch()?;
             let shape = params.size();
             let mut out_shape = shape[..axis as usize].to_vec();
             out_shape.extend(indices.size());
             out_shape.extend(&shape[axis as usize + 1..]);
-            one(picked.f_reshape(out_shape.as_slice())?)
+            one(picked.f_reshape(out_shape.as_slice()).torch()?)
         }
         Op::StridedSlice {
             begin_mask,

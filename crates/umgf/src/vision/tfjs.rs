@@ -11,7 +11,8 @@ use base64::Engine;
 use serde::Deserialize;
 use tch::{Kind, Tensor};
 
-use crate::error::{Error, IoContext, Result};
+use crate::torch::TorchResult;
+use crate::{Error, IoContext, Result};
 
 /// One input of a node: `node` or `node:index`; `^node` is a control dependency (order only).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,7 +195,7 @@ impl GraphModel {
                         spec.name
                     );
                 };
-                let tensor = Tensor::f_from_data_size(data, &spec.shape, kind)?;
+                let tensor = Tensor::f_from_data_size(data, &spec.shape, kind).torch()?;
                 let tensor = if kind == Kind::Half {
                     tensor.to_kind(Kind::Float)
                 } else {

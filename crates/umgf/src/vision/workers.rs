@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tch::Device;
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// One worker per core on the CPU; one on a GPU (it parallelises inside each call).
 pub fn default_workers(device: Device) -> usize {

@@ -1,0 +1,135 @@
+//! The stages that need no model: ingest (raw files into the tweets artifact) and graphs (tweets
+//! and grounded objects into edge lists), and [`Artifacts`], the store with its per-dataset views. A
+//! stage plans its run (reads its inputs, computes the run key), then executes it through the store,
+//! which skips work it has already done. The model stages are in `umgf::stages`.
+pub mod graphs;
+pub mod ingest;
+
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::error::{IoContext, Result};
+use crate::store::{Manifest, Store};
+
+/// The `artifacts/` directory: the store, plus one folder per dataset of friendly names
+/// (`artifacts/twitter2017/tweets.parquet`) linking to the latest objects, for polars, pandas, duckdb.
+pub struct Artifacts {
+    root: PathBuf,
+    pub store: Store,
+}
+
+impl Artifacts {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let store = Store::open(root.join("store"))?;
+        Ok(Self { root, store })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Points `artifacts/<label>/<name>` at the stored object `digest` (a relative symlink, replaced
+    /// atomically). `label` may hold folders (`twitter2017/model`).
+    pub fn link_view(&self, label: &str, name: &str, digest: &Digest) -> Result<PathBuf> {
+        let dir = self.root.join(label);
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        let link = dir.join(name);
+        let blob = self.store.blob_path(digest);
+        // One `..` per folder of the label (`twitter2017`, `twitter2017/model`).
+        let up: PathBuf = Path::new(label).components().map(|_| "..").collect();
+        let relative = blob
+            .strip_prefix(&self.root)
+            .map_or_else(|_| blob.clone(), |rel| up.join(rel));
+        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&temp);
+        std::os::unix::fs::symlink(&relative, &temp).at(&temp)?;
+        std::fs::rename(&temp, &link).at(&link)?;
+        Ok(link)
+    }
+
+    /// Makes `artifacts/<label>/` show exactly one run's outputs (a trained model, a prediction run):
+    /// links each output, then removes the links a previous run left there whose names this run
+    /// does not have (a fine-tuned model's files next to a frozen one's would mislead). Only
+    /// symbolic links are removed; a file the user put in the folder stays.
+    pub fn link_run_folder(&self, label: &str, manifest: &Manifest) -> Result<PathBuf> {
+        for (name, entry) in &manifest.outputs {
+            self.link_view(label, name, &entry.digest)?;
+        }
+        let dir = self.root.join(label);
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name();
+            let stale = name
+                .to_str()
+                .is_none_or(|name| !manifest.outputs.contains_key(name));
+            if stale && entry.file_type().at(&dir)?.is_symlink() {
+                std::fs::remove_file(entry.path()).at(entry.path())?;
+            }
+        }
+        Ok(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::{OutputEntry, RunSpec};
+
+    fn manifest(names: &[&str]) -> Manifest {
+        let outputs = names
+            .iter()
+            .map(|name| {
+                let entry = OutputEntry {
+                    digest: Digest::of_bytes(name.as_bytes()),
+                    bytes: name.len() as u64,
+                };
+                (name.to_string(), entry)
+            })
+            .collect();
+        let spec = RunSpec {
+            stage: "train".into(),
+            version: 1,
+            params: serde_json::Value::Null,
+            inputs: BTreeMap::new(),
+        };
+        Manifest {
+            key: spec.key(),
+            spec,
+            outputs,
+            counts: serde_json::Value::Null,
+            finished_at: 0,
+            seconds: 0.0,
+            memo: None,
+        }
+    }
+
+    #[test]
+    fn run_folder_shows_only_the_latest_runs_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = Artifacts::open(dir.path()).unwrap();
+        let folder = artifacts
+            .link_run_folder("twitter2017/model", &manifest(&["a.json", "curve.png"]))
+            .unwrap();
+        std::fs::write(folder.join("notes.txt"), "mine").unwrap();
+        artifacts
+            .link_run_folder("twitter2017/model", &manifest(&["a.json", "b.json"]))
+            .unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.json", "b.json", "notes.txt"]);
+        let target = std::fs::read_link(folder.join("b.json")).unwrap();
+        let blob = artifacts.store.blob_path(&Digest::of_bytes(b"b.json"));
+        assert_eq!(
+            folder.join(target),
+            folder
+                .join("../..")
+                .join(blob.strip_prefix(dir.path()).unwrap())
+        );
+    }
+}
