@@ -75,6 +75,9 @@ COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 TEXT   := --encoder $(ENCODER) --precision $(PRECISION) --text-layers $(TEXT_LAYERS) --pooling $(POOLING) \
           --storage $(STORAGE)
 DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
+# What `make train` trains (and `make status` keys): the model, the mode's recipe, then TRAIN_ARGS.
+TRAIN  = --model $(MODEL) --mode $(MODE) --seed $(SEED) \
+         $(if $(filter fine-tune,$(MODE)),$(FINE_TUNE_ARGS),$(FROZEN_ARGS)) $(TRAIN_ARGS)
 
 .PHONY: all setup setup-reference setup-photos build ingest chunker chunk ground graphs features train eval predict status test \
 	test-fast lint gc bench bench-text bench-vision kill-test fuzz clean distclean data help
@@ -160,8 +163,7 @@ features: build
 FINE_TUNE_ARGS ?= --max-epochs 8 --patience 3 --linear-decay --concat-text --encoder-lr 5e-5 --lr 3e-4 \
 	--char-filters 0 --lstm-hidden 0 --text-dropout 0 --word-dropout 0
 train: build
-	$(BIN)/train $(DATA) --on-error $(ON_ERROR) $(TEXT) --model $(MODEL) --mode $(MODE) \
-		--seed $(SEED) $(if $(filter fine-tune,$(MODE)),$(FINE_TUNE_ARGS),$(FROZEN_ARGS)) $(TRAIN_ARGS) $(COMMON)
+	$(BIN)/train $(DATA) --on-error $(ON_ERROR) $(TEXT) $(TRAIN) $(COMMON)
 
 # MODEL_DIR: a trained model's folder (default: artifacts/twitter2017/model, the latest `make train`).
 eval: build
@@ -176,7 +178,7 @@ gc: build
 	$(BIN)/gc --artifacts $(ARTIFACTS) --keep $(GC_KEEP) $(GC_ARGS)
 
 status: build
-	$(BIN)/status $(DATA) $(TEXT) --verify $(COMMON)
+	$(BIN)/status $(DATA) --on-error $(ON_ERROR) $(TEXT) $(TRAIN) --verify $(COMMON)
 
 data:
 	@dir=$${UMGF_DATA_DIR:-$(DATA_DIR)}; \

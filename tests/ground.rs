@@ -7,11 +7,11 @@ use umgf::schema::{
     Artifact, EdgeKind, GraphEdge, GroundedObject, NounPhrase, QueryKind, VisualFeatures,
     noun_phrases,
 };
-use umgf::stages::ground::{self, GroundModels, GroundParams};
-use umgf::stages::visual_features;
+use umgf::stages::graphs::{self, GraphsStage};
+use umgf::stages::ground::{self, GroundParams};
+use umgf::stages::{Stage, visual_features};
 use umgf::store::{RunSpec, Store};
-use umgf::text::encoder::default_files;
-use umgf::vision::{detector, efficientnet};
+use umgf::vision::efficientnet;
 
 use crate::common::{self, repo};
 
@@ -124,17 +124,9 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     write_dump(&dump, &records);
     let tweets = common::ingest_dump(&store, &dump);
     let phrases = store_phrases(&store, &records);
-    let (detector_model, encoder) = (
-        detector::default_model(&repo().join("models")),
-        default_files(&repo().join("models")),
-    );
-    let models = GroundModels {
-        detector: &detector_model,
-        encoder: &encoder,
-    };
     let params = GroundParams::default();
 
-    let first = ground::run(&store, tweets, phrases, &models, &params).unwrap();
+    let first = common::ground(&store, tweets, phrases, &params);
     let counts = &first.manifest.counts;
     eprintln!("ground: {counts}");
     assert_eq!(counts["tweets_with_image"], 6);
@@ -208,7 +200,7 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     write_dump(&dump, &records);
     let tweets = common::ingest_dump(&store, &dump);
     let phrases = store_phrases(&store, &records);
-    let second = ground::run(&store, tweets, phrases, &models, &params).unwrap();
+    let second = common::ground(&store, tweets, phrases, &params);
     let counts = &second.manifest.counts;
     assert_eq!(
         (
@@ -227,7 +219,11 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     );
 
     // The graphs: words, the objects, and the links between them.
-    let graph = umgf::stages::graphs::run(&store, tweets, objects_digest).unwrap();
+    let input = graphs::Input {
+        tweets,
+        objects: objects_digest,
+    };
+    let graph = GraphsStage::run(&store, &input).unwrap();
     let edges = GraphEdge::read(
         &store.blob_path(
             &graph
@@ -271,8 +267,7 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     );
 
     // Visual features: the whole image and each object, every region once.
-    let model = efficientnet::default_model(&repo().join("models"));
-    let visual = visual_features::run(&store, tweets, objects_digest, &model).unwrap();
+    let visual = common::visual_features(&store, tweets, objects_digest);
     let counts = &visual.manifest.counts;
     eprintln!("visual features: {counts}");
     let distinct: std::collections::HashSet<(&str, u32)> = objects

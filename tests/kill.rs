@@ -18,8 +18,15 @@ use umgf::Digest;
 use umgf::model::tagger::{ModelKind, TextMode};
 use umgf::model::train::TrainConfig;
 use umgf::rng::Rng;
+use umgf::stages::chunk::{self, ChunkStage};
+use umgf::stages::chunker::{self, ChunkerStage};
+use umgf::stages::features::{self, FeaturesStage};
+use umgf::stages::graphs::{self, GraphsStage};
+use umgf::stages::ingest::{self, IngestStage};
+use umgf::stages::predict::{self, PredictStage};
+use umgf::stages::train::{self, TrainStage};
 use umgf::stages::train::{DatasetArtifacts, TrainParams};
-use umgf::stages::{chunk, chunker, features, graphs, ground, predict, train, visual_features};
+use umgf::stages::{Stage, ground, visual_features};
 use umgf::store::{RunOutcome, Store};
 use umgf::text::chunker::ChunkerTraining;
 use umgf::text::encoder::default_files;
@@ -74,17 +81,12 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         }
     };
     begin("ingest");
-    let ingested = umgf::stages::ingest::ensure(
-        store,
-        &umgf::dataset::Dataset::resolve(dump.to_str().unwrap(), None, None).unwrap(),
-        umgf::stages::ingest::OnError::Fail,
-    )
-    .unwrap();
-    let tweets = ingested
-        .manifest
-        .output(umgf::stages::ingest::TWEETS)
-        .unwrap()
-        .digest;
+    let input = ingest::Input {
+        dataset: umgf::dataset::Dataset::resolve(dump.to_str().unwrap(), None, None).unwrap(),
+        on_error: ingest::OnError::Fail,
+    };
+    let ingested = IngestStage::run(store, &input).unwrap();
+    let tweets = ingested.manifest.output(ingest::TWEETS).unwrap().digest;
     if step("ingest", ingested) {
         return done.remove(last).unwrap();
     }
@@ -93,15 +95,23 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         limit: 200,
         ..ChunkerTraining::default()
     };
-    let inputs = chunker::ChunkerInputs::new(&common::data_dir(), encoder.clone());
     begin("chunker");
-    let trained = chunker::run(store, &inputs, &small_chunker).unwrap();
+    let input = chunker::Input {
+        files: chunker::ChunkerInputs::new(&common::data_dir(), encoder.clone()),
+        training: small_chunker,
+    };
+    let trained = ChunkerStage::run(store, &input).unwrap();
     let model = trained.manifest.output(chunker::MODEL).unwrap().digest;
     if step("chunker", trained) {
         return done.remove(last).unwrap();
     }
     begin("chunk");
-    let chunked = chunk::run(store, tweets, model, &encoder).unwrap();
+    let input = chunk::Input {
+        tweets,
+        chunker: model,
+        encoder: encoder.clone(),
+    };
+    let chunked = ChunkStage::run(store, &input).unwrap();
     let phrases = chunked.manifest.output(chunk::NOUN_PHRASES).unwrap().digest;
     if step("chunk", chunked) {
         return done.remove(last).unwrap();
@@ -113,13 +123,12 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         return done.remove(last).unwrap();
     }
     begin("features");
-    let text = features::run(
-        store,
+    let input = features::Input {
         tweets,
-        &encoder,
-        &features::TextFeatureParams::default(),
-    )
-    .unwrap();
+        encoder: encoder.clone(),
+        params: features::TextFeatureParams::default(),
+    };
+    let text = FeaturesStage::run(store, &input).unwrap();
     let text_features = text
         .manifest
         .output(features::TEXT_FEATURES)
@@ -139,7 +148,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         return done.remove(last).unwrap();
     }
     begin("graphs");
-    let edges = graphs::run(store, tweets, objects).unwrap();
+    let edges = GraphsStage::run(store, &graphs::Input { tweets, objects }).unwrap();
     let graph_edges = edges.manifest.output(graphs::EDGES).unwrap().digest;
     if step("graphs", edges) {
         return done.remove(last).unwrap();
@@ -163,7 +172,12 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         features: features::TextFeatureParams::default(),
     };
     begin("train");
-    let trained = train::run(store, &inputs, &encoder, &params).unwrap();
+    let input = train::Input {
+        data: inputs,
+        encoder: encoder.clone(),
+        params,
+    };
+    let trained = TrainStage::run(store, &input).unwrap();
     let model = predict::ModelFiles {
         config: store.blob_path(&trained.manifest.output(train::CONFIG).unwrap().digest),
         weights: store.blob_path(&trained.manifest.output(train::MODEL).unwrap().digest),
@@ -172,15 +186,14 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         return done.remove(last).unwrap();
     }
     begin("predict");
-    let predicted = predict::run(
-        store,
-        &model,
-        &inputs,
-        "kill",
-        &encoder,
-        predict::Which::All,
-    )
-    .unwrap();
+    let input = predict::Input {
+        model,
+        data: inputs,
+        dataset: "kill".into(),
+        encoder,
+        which: predict::Which::All,
+    };
+    let predicted = PredictStage::run(store, &input).unwrap();
     step("predict", predicted);
     done.remove(last).expect("a known stage")
 }
@@ -474,7 +487,7 @@ fn training_killed_mid_epoch_resumes_from_its_checkpoint() {
             .iter()
             .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
             .collect();
-        let manifest = manifests.iter().find(|m| m["stage"] == train::STAGE);
+        let manifest = manifests.iter().find(|m| m["stage"] == TrainStage::NAME);
         let manifest = manifest.expect("the train run's manifest");
         assert_eq!(manifest["counts"]["resumed_after_epoch"], 1, "{manifest}");
         assert_eq!(

@@ -157,13 +157,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
         layers: "last".parse().unwrap(),
         ..Default::default()
     };
-    let first = features::run(
-        &store,
-        common::ingest_dump(&store, &old),
-        &encoder_files(),
-        &last,
-    )
-    .unwrap();
+    let first = common::text_features(&store, common::ingest_dump(&store, &old), &last);
     assert_eq!(first.manifest.counts["memo_reused"], 0);
 
     // Twitter-2017 train plus 10% new tweets (from dev).
@@ -174,7 +168,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     );
     let tweets = common::ingest_dump(&store, &grown);
     let started = std::time::Instant::now();
-    let second = features::run(&store, tweets, &encoder_files(), &last).unwrap();
+    let second = common::text_features(&store, tweets, &last);
     eprintln!(
         "grown dump: {:.2} s, first run {:.2} s",
         started.elapsed().as_secs_f64(),
@@ -215,7 +209,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
         pooling: features::Pooling::Mean,
         ..Default::default()
     };
-    let third = features::run(&store, tweets, &encoder_files(), &every_layer_mean).unwrap();
+    let third = common::text_features(&store, tweets, &every_layer_mean);
     assert_eq!(third.manifest.counts["memo_computed"], 0);
     let pooled = TextFeatures::read(
         &store.blob_path(
@@ -263,18 +257,22 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
 
 #[test]
 fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
-    use umgf::stages::{chunk, chunker};
+    use umgf::stages::Stage;
+    use umgf::stages::chunk;
+    use umgf::stages::chunker::{self, ChunkerStage};
     use umgf::text::chunker::ChunkerTraining;
     let dir = tempfile::tempdir().unwrap();
     let store = umgf::store::Store::open(dir.path().join("store")).unwrap();
     // A small chunker (the real one trains on all of CoNLL-2000: `make chunker`).
-    let inputs = chunker::ChunkerInputs::new(&common::data_dir(), encoder_files());
-    let config = ChunkerTraining {
-        epochs: 1,
-        limit: 600,
-        ..ChunkerTraining::default()
+    let input = chunker::Input {
+        files: chunker::ChunkerInputs::new(&common::data_dir(), encoder_files()),
+        training: ChunkerTraining {
+            epochs: 1,
+            limit: 600,
+            ..ChunkerTraining::default()
+        },
     };
-    let trained = chunker::run(&store, &inputs, &config).unwrap();
+    let trained = ChunkerStage::run(&store, &input).unwrap();
     assert!(
         trained.manifest.counts["test_f1"].as_f64().unwrap() > 50.0,
         "{}",
@@ -284,13 +282,7 @@ fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
 
     let test = common::data_dir().join("twitter2017/test.txt");
     let small = conll_dump(dir.path(), "small.txt", &[(&test, 0..40)]);
-    let first = chunk::run(
-        &store,
-        common::ingest_dump(&store, &small),
-        model,
-        &encoder_files(),
-    )
-    .unwrap();
+    let first = common::chunk(&store, common::ingest_dump(&store, &small), model);
     let phrases = NounPhrase::read(
         &store.blob_path(&first.manifest.output(chunk::NOUN_PHRASES).unwrap().digest),
     )
@@ -304,13 +296,7 @@ fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
     }
 
     let grown = conll_dump(dir.path(), "grown.txt", &[(&test, 0..50)]);
-    let second = chunk::run(
-        &store,
-        common::ingest_dump(&store, &grown),
-        model,
-        &encoder_files(),
-    )
-    .unwrap();
+    let second = common::chunk(&store, common::ingest_dump(&store, &grown), model);
     assert_eq!(second.manifest.counts["memo_reused"], 40);
     assert_eq!(second.manifest.counts["memo_computed"], 10);
 }

@@ -8,7 +8,8 @@ use umgf::model::batch::collate;
 use umgf::model::tagger::{ModelKind, Tagger, TextMode};
 use umgf::model::train::TrainConfig;
 use umgf::model::umgf::{TextHeadConfig, UmgfConfig};
-use umgf::stages::predict::{self, ModelFiles, Which};
+use umgf::stages::Stage;
+use umgf::stages::predict::{self, ModelFiles, PredictStage, Which};
 use umgf::stages::train::{self, DatasetArtifacts, TrainParams};
 use umgf::stages::{features, graphs, ground, visual_features};
 use umgf::store::Store;
@@ -107,18 +108,11 @@ fn model_inputs(
 ) -> DatasetArtifacts {
     let tweets = common::ingest_dump(store, dump);
     let phrases = store_phrases(store, records);
-    let encoder = default_files(&repo().join("models"));
     let grounded = common::ground(store, tweets, phrases, grounding);
     let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
-    let text = features::run(
-        store,
-        tweets,
-        &encoder,
-        &features::TextFeatureParams::default(),
-    )
-    .unwrap();
+    let text = common::text_features(store, tweets, &features::TextFeatureParams::default());
     let visual = common::visual_features(store, tweets, objects);
-    let edges = graphs::run(store, tweets, objects).unwrap();
+    let edges = common::graphs(store, tweets, objects);
     DatasetArtifacts {
         tweets,
         text_features: text
@@ -188,10 +182,8 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     let store = Store::open(dir.path().join("store")).unwrap();
     let records = records().len();
     let inputs = photo_inputs(&store, dir.path(), &ground::GroundParams::default());
-    let encoder = default_files(&repo().join("models"));
-
     let frozen = params(TextMode::Frozen, 3);
-    let first = train::run(&store, &inputs, &encoder, &frozen).unwrap();
+    let first = common::train(&store, inputs, &frozen);
     assert!(!first.hit);
     let out = |name: &str| store.blob_path(&first.manifest.output(name).unwrap().digest);
     let metrics: serde_json::Value =
@@ -253,7 +245,7 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     );
 
     // Same inputs and settings: a cache hit, no training.
-    let again = train::run(&store, &inputs, &encoder, &frozen).unwrap();
+    let again = common::train(&store, inputs, &frozen);
     assert!(again.hit);
 
     // Predict with the trained model: one JSONL line per tweet.
@@ -261,7 +253,14 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
         config: out(train::CONFIG),
         weights: out(train::MODEL),
     };
-    let predicted = predict::run(&store, &model, &inputs, "photos", &encoder, Which::All).unwrap();
+    let input = predict::Input {
+        model,
+        data: inputs,
+        dataset: "photos".into(),
+        encoder: default_files(&repo().join("models")),
+        which: Which::All,
+    };
+    let predicted = PredictStage::run(&store, &input).unwrap();
     let entities = std::fs::read_to_string(
         store.blob_path(&predicted.manifest.output(predict::ENTITIES).unwrap().digest),
     )
@@ -274,7 +273,7 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     assert!(predicted.manifest.output(predict::METRICS).is_ok());
 
     // Fine-tune mode: the encoder is trained too, saved with the model, and loads back.
-    let tuned = train::run(&store, &inputs, &encoder, &params(TextMode::FineTune, 1)).unwrap();
+    let tuned = common::train(&store, inputs, &params(TextMode::FineTune, 1));
     let tagger = load(&store, &tuned);
     assert_eq!(tagger.config.mode, TextMode::FineTune);
     let weights = tch::Tensor::read_safetensors(
@@ -309,12 +308,6 @@ fn grid_regions_replace_targeted_objects() {
     // Different cells of one image have different features.
     let astronaut = examples.iter().find(|e| e.tweet_id == "astronaut").unwrap();
     assert_ne!(astronaut.objects[0], astronaut.objects[3]);
-    let run = train::run(
-        &store,
-        &inputs,
-        &default_files(&repo().join("models")),
-        &params(TextMode::Frozen, 1),
-    )
-    .unwrap();
+    let run = common::train(&store, inputs, &params(TextMode::Frozen, 1));
     assert_eq!(run.manifest.counts["train_tweets"], 6);
 }

@@ -4,8 +4,8 @@ use std::process::{Command, Output};
 
 use umgf::dataset::Dataset;
 use umgf::schema::{Artifact, Split, Tweet};
-use umgf::stages::Artifacts;
 use umgf::stages::ingest::{self, OnError};
+use umgf::stages::{Artifacts, Stage};
 use umgf::text::words::is_url;
 
 /// The real data (../shared/data here). Tests that need it fail, loudly, without it.
@@ -64,7 +64,7 @@ pub fn ingest(
 ) -> umgf::Result<(umgf::store::Manifest, Vec<Tweet>)> {
     let artifacts = Artifacts::open(dir)?;
     let plan = ingest::plan(dataset, on_error)?;
-    let outcome = ingest::run(&artifacts.store, plan)?;
+    let outcome = ingest::run_plan(&artifacts.store, plan)?;
     let tweets_blob = artifacts
         .store
         .blob_path(&outcome.manifest.output(ingest::TWEETS)?.digest);
@@ -75,7 +75,11 @@ pub fn ingest(
 /// Ingests a dump file (CoNLL or JSONL) into `store` and returns its `tweets` digest.
 pub fn ingest_dump(store: &umgf::store::Store, path: &Path) -> umgf::Digest {
     let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
-    let outcome = ingest::ensure(store, &dataset, OnError::Fail).unwrap();
+    let input = ingest::Input {
+        dataset,
+        on_error: OnError::Fail,
+    };
+    let outcome = ingest::IngestStage::run(store, &input).unwrap();
     outcome.manifest.output(ingest::TWEETS).unwrap().digest
 }
 
@@ -236,13 +240,73 @@ pub fn ground(
     params: &umgf::stages::ground::GroundParams,
 ) -> umgf::store::RunOutcome {
     let models = repo().join("models");
-    let detector = umgf::vision::detector::default_model(&models);
-    let encoder = umgf::text::encoder::default_files(&models);
-    let models = umgf::stages::ground::GroundModels {
-        detector: &detector,
-        encoder: &encoder,
+    let input = umgf::stages::ground::Input {
+        tweets,
+        phrases,
+        models: umgf::stages::ground::GroundModels {
+            detector: umgf::vision::detector::default_model(&models),
+            encoder: umgf::text::encoder::default_files(&models),
+        },
+        params: params.clone(),
     };
-    umgf::stages::ground::run(store, tweets, phrases, &models, params).unwrap()
+    umgf::stages::ground::GroundStage::run(store, &input).unwrap()
+}
+
+/// The installed MiniLM (the chunker's, the grounder's and the default text encoder).
+fn minilm() -> umgf::text::encoder::EncoderFiles {
+    umgf::text::encoder::default_files(&repo().join("models"))
+}
+
+/// `chunk` with the chunker stored as `chunker`, on the installed MiniLM.
+pub fn chunk(
+    store: &umgf::store::Store,
+    tweets: umgf::Digest,
+    chunker: umgf::Digest,
+) -> umgf::store::RunOutcome {
+    let input = umgf::stages::chunk::Input {
+        tweets,
+        chunker,
+        encoder: minilm(),
+    };
+    umgf::stages::chunk::ChunkStage::run(store, &input).unwrap()
+}
+
+/// `features` (text) with `params`, on the installed MiniLM.
+pub fn text_features(
+    store: &umgf::store::Store,
+    tweets: umgf::Digest,
+    params: &umgf::stages::features::TextFeatureParams,
+) -> umgf::store::RunOutcome {
+    let input = umgf::stages::features::Input {
+        tweets,
+        encoder: minilm(),
+        params: params.clone(),
+    };
+    umgf::stages::features::FeaturesStage::run(store, &input).unwrap()
+}
+
+/// `graphs` on the tweets and their objects.
+pub fn graphs(
+    store: &umgf::store::Store,
+    tweets: umgf::Digest,
+    objects: umgf::Digest,
+) -> umgf::store::RunOutcome {
+    let input = umgf::stages::graphs::Input { tweets, objects };
+    umgf::stages::graphs::GraphsStage::run(store, &input).unwrap()
+}
+
+/// `train` with `params`, on the installed MiniLM.
+pub fn train(
+    store: &umgf::store::Store,
+    data: umgf::stages::train::DatasetArtifacts,
+    params: &umgf::stages::train::TrainParams,
+) -> umgf::store::RunOutcome {
+    let input = umgf::stages::train::Input {
+        data,
+        encoder: minilm(),
+        params: params.clone(),
+    };
+    umgf::stages::train::TrainStage::run(store, &input).unwrap()
 }
 
 /// `visual_features` with the installed EfficientNet-Lite0.
@@ -251,8 +315,12 @@ pub fn visual_features(
     tweets: umgf::Digest,
     objects: umgf::Digest,
 ) -> umgf::store::RunOutcome {
-    let model = umgf::vision::efficientnet::default_model(&repo().join("models"));
-    umgf::stages::visual_features::run(store, tweets, objects, &model).unwrap()
+    let input = umgf::stages::visual_features::Input {
+        tweets,
+        objects,
+        model: umgf::vision::efficientnet::default_model(&repo().join("models")),
+    };
+    umgf::stages::visual_features::VisualFeaturesStage::run(store, &input).unwrap()
 }
 
 /// The labelled slice: the photo tweets of `train.rs` plus `n` real Twitter-2017 dev tweets.

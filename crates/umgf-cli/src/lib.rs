@@ -2,20 +2,24 @@
 use std::path::PathBuf;
 
 use clap::Args;
+mod train_args;
+pub mod upstream;
+
 use umgf::Digest;
 use umgf::dataset::Dataset;
 use umgf::schema::StateStorage;
-use umgf::stages::Artifacts;
-use umgf::stages::chunk;
-use umgf::stages::chunker::{self, ChunkerInputs};
 use umgf::stages::features::{LayerSelection, Pooling, TextFeatureParams};
-use umgf::stages::ground::{self, GroundParams};
-use umgf::stages::ingest::{self, OnError};
+use umgf::stages::ground::GroundParams;
+use umgf::stages::ingest::{self, IngestStage, OnError};
+use umgf::stages::predict::{self, PredictStage};
 use umgf::stages::train::DatasetArtifacts;
-use umgf::stages::{features, graphs, predict, visual_features};
+use umgf::stages::{Artifacts, ShardedStage, Stage, features, graphs, visual_features};
 use umgf::store::{RunOutcome, Shard, Store};
 use umgf::text::chunker::ChunkerTraining;
-use umgf::text::encoder::{EncoderFiles, EncoderName, Precision, default_files};
+use umgf::text::encoder::{EncoderName, Precision};
+
+pub use train_args::TrainArgs;
+pub use upstream::{Mode, Upstream};
 
 /// Arguments every stage takes.
 #[derive(Args, Debug)]
@@ -93,10 +97,13 @@ impl DatasetArgs {
         )?)
     }
 
-    /// Ingests the dataset (or finds it ingested) and returns the digest of its `tweets` artifact.
-    pub fn tweets(&self, artifacts: &Artifacts, dataset: &Dataset) -> anyhow::Result<Digest> {
-        let outcome = ingest::ensure(&artifacts.store, dataset, self.on_error)?;
-        Ok(outcome.manifest.output(ingest::TWEETS)?.digest)
+    /// Ingests the dataset (or finds it ingested).
+    pub fn ingest(&self, artifacts: &Artifacts, dataset: &Dataset) -> anyhow::Result<RunOutcome> {
+        let input = ingest::Input {
+            dataset: dataset.clone(),
+            on_error: self.on_error,
+        };
+        Ok(IngestStage::run(&artifacts.store, &input)?)
     }
 }
 
@@ -181,66 +188,6 @@ impl GroundArgs {
     }
 }
 
-/// Runs `ground` on the tweets (and `chunk` before it; all cached) and returns its outcome: the
-/// `objects` artifact and its counts.
-pub fn objects(
-    common: &Common,
-    artifacts: &Artifacts,
-    tweets: Digest,
-    args: &GroundArgs,
-) -> anyhow::Result<RunOutcome> {
-    let phrases = noun_phrases(common, artifacts, tweets)?
-        .manifest
-        .output(chunk::NOUN_PHRASES)?
-        .digest;
-    let (detector, encoder) = ground_models(common);
-    let models = ground::GroundModels {
-        detector: &detector,
-        encoder: &encoder,
-    };
-    Ok(ground::run(
-        &artifacts.store,
-        tweets,
-        phrases,
-        &models,
-        &args.params(),
-    )?)
-}
-
-/// The files of the models `ground` uses: the detector's and the text encoder's.
-pub fn ground_models(common: &Common) -> (PathBuf, EncoderFiles) {
-    (
-        umgf::vision::detector::default_model(&common.models),
-        default_files(&common.models),
-    )
-}
-
-/// Runs `chunk` on the tweets (training the chunker first if it never was; both cached) and returns
-/// the outcome: the `noun_phrases` artifact and its counts.
-pub fn noun_phrases(
-    common: &Common,
-    artifacts: &Artifacts,
-    tweets: Digest,
-) -> anyhow::Result<RunOutcome> {
-    let (model, encoder) = chunker_model(common, artifacts)?;
-    Ok(chunk::run(&artifacts.store, tweets, model, &encoder)?)
-}
-
-/// The trained chunker's digest (training it first if it never was; cached) and the encoder files it
-/// runs on.
-pub fn chunker_model(
-    common: &Common,
-    artifacts: &Artifacts,
-) -> anyhow::Result<(Digest, EncoderFiles)> {
-    let encoder = default_files(&common.models);
-    let trained = chunker::run(
-        &artifacts.store,
-        &ChunkerInputs::new(&common.require_data_dir()?, encoder.clone()),
-        &common.chunker.training(),
-    )?;
-    Ok((trained.manifest.output(chunker::MODEL)?.digest, encoder))
-}
-
 /// Sharded runs of a per-record stage (`chunk`, `ground`, `features`; docs/cluster.md):
 /// `scripts/shards.sh` asks which shards are missing, runs them (Slurm array tasks or
 /// local processes), then runs the stage plainly, which merges.
@@ -275,6 +222,28 @@ impl ShardArgs {
     }
 }
 
+/// What a per-record stage binary does in `mode`: the whole run (returned), or one shard (its report
+/// line printed), or the list of missing shards (printed); `None` in the last two cases.
+pub fn run_sharded<S: ShardedStage>(
+    run: &DatasetRun,
+    mode: ShardMode,
+    input: &S::Input,
+) -> anyhow::Result<Option<RunOutcome>> {
+    let store = &run.artifacts.store;
+    match mode {
+        ShardMode::Whole => Ok(Some(S::run(store, input)?)),
+        ShardMode::Shard(shard) => {
+            let outcome = S::run_shard(store, input, shard)?;
+            run.report_shard(S::NAME, shard, &outcome);
+            Ok(None)
+        }
+        ShardMode::Missing(count) => {
+            print_missing_shards(S::missing_shards(store, input, count)?);
+            Ok(None)
+        }
+    }
+}
+
 /// Prints `--missing-shards`' answer on stdout: the indices, comma-separated.
 pub fn print_missing_shards(missing: impl IntoIterator<Item = Shard>) {
     let indices: std::collections::BTreeSet<u32> = missing.into_iter().map(|s| s.index).collect();
@@ -283,44 +252,26 @@ pub fn print_missing_shards(missing: impl IntoIterator<Item = Shard>) {
 }
 
 /// Runs every stage the model reads on the dataset (text features, chunk, ground, visual features,
-/// graphs; each a cache hit when nothing changed), printing one line per stage, and returns their
-/// artifacts.
+/// graphs; each a cache hit when nothing changed), linking the features and graphs and printing their
+/// report lines, and returns their artifacts.
 pub fn model_inputs(
-    common: &Common,
+    upstream: &Upstream<'_>,
     run: &DatasetRun,
-    ground: &GroundArgs,
     text_features: &TextFeatureParams,
 ) -> anyhow::Result<DatasetArtifacts> {
-    let (artifacts, tweets) = (&run.artifacts, run.tweets);
-    let text = features::run(
-        &artifacts.store,
-        tweets,
-        &text_features.encoder.files(&common.models),
-        text_features,
+    let inputs = upstream.model_inputs(text_features)?;
+    run.publish(
+        "features",
+        &upstream.text_features(text_features)?,
+        features::TEXT_FEATURES,
     )?;
-    run.publish("features", &text, features::TEXT_FEATURES)?;
-    let objects = objects(common, artifacts, tweets, ground)?
-        .manifest
-        .output(ground::OBJECTS)?
-        .digest;
-    let visual = visual_features::run(
-        &artifacts.store,
-        tweets,
-        objects,
-        &umgf::vision::efficientnet::default_model(&common.models),
+    run.publish(
+        "visual features",
+        &upstream.visual_features()?,
+        visual_features::VISUAL_FEATURES,
     )?;
-    run.publish("visual features", &visual, visual_features::VISUAL_FEATURES)?;
-    let edges = graphs::run(&artifacts.store, tweets, objects)?;
-    run.publish("graphs", &edges, graphs::EDGES)?;
-    Ok(DatasetArtifacts {
-        tweets,
-        text_features: text.manifest.output(features::TEXT_FEATURES)?.digest,
-        visual_features: visual
-            .manifest
-            .output(visual_features::VISUAL_FEATURES)?
-            .digest,
-        graph_edges: edges.manifest.output(graphs::EDGES)?.digest,
-    })
+    run.publish("graphs", &upstream.graphs()?, graphs::EDGES)?;
+    Ok(inputs)
 }
 
 /// The command line `predict` and `eval` share: a dataset, a trained model, grounding and the
@@ -354,15 +305,16 @@ pub fn predict_on(
     let files = predict::ModelFiles::in_dir(&model.dir(common));
     // New tweets get the text features the model was trained on (encoder, layers, pooling, storage).
     let text_features = files.config()?.text_features();
-    let inputs = model_inputs(common, &run, ground, &text_features)?;
-    let outcome = predict::run(
-        &run.artifacts.store,
-        &files,
-        &inputs,
-        &run.dataset.label,
-        &text_features.encoder.files(&common.models),
+    let upstream = run.upstream(common, ground.params());
+    let inputs = model_inputs(&upstream, &run, &text_features)?;
+    let input = predict::Input {
+        model: files,
+        data: inputs,
+        dataset: run.dataset.label.clone(),
+        encoder: text_features.encoder.files(&common.models),
         which,
-    )?;
+    };
+    let outcome = PredictStage::run(&run.artifacts.store, &input)?;
     let view = format!("{}/{view}", run.dataset.label);
     let dir = run.artifacts.link_run_folder(&view, &outcome.manifest)?;
     let stage = match which {
@@ -379,6 +331,8 @@ pub struct DatasetRun {
     pub artifacts: Artifacts,
     /// The dataset's `tweets` artifact (ingested, or found ingested).
     pub tweets: Digest,
+    ingest: RunOutcome,
+    on_error: OnError,
     started: std::time::Instant,
 }
 
@@ -388,17 +342,33 @@ impl DatasetArgs {
         let started = std::time::Instant::now();
         let dataset = self.resolve(common)?;
         let artifacts = common.open_artifacts()?;
-        let tweets = self.tweets(&artifacts, &dataset)?;
+        let ingest = self.ingest(&artifacts, &dataset)?;
         Ok(DatasetRun {
             dataset,
+            tweets: ingest.manifest.output(ingest::TWEETS)?.digest,
             artifacts,
-            tweets,
+            ingest,
+            on_error: self.on_error,
             started,
         })
     }
 }
 
 impl DatasetRun {
+    /// The resolver of the stages after ingest (which has run), grounding as `ground` says.
+    pub fn upstream<'a>(&'a self, common: &'a Common, ground: GroundParams) -> Upstream<'a> {
+        let upstream = Upstream::new(
+            common,
+            &self.artifacts,
+            &self.dataset,
+            self.on_error,
+            ground,
+            Mode::Run,
+        );
+        upstream.seed::<IngestStage>(self.ingest.clone());
+        upstream
+    }
+
     /// Links the output `name` of a stage run as `artifacts/<dataset>/<name>`, prints the run's
     /// report line, and returns the link.
     pub fn publish(

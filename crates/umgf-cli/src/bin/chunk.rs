@@ -1,8 +1,8 @@
 //! `chunk`: noun phrases of every tweet of a dataset (ingest and the chunker first, both cached).
 use clap::Parser;
 use umgf::schema::{Artifact, NounPhrase, Split, Tweet};
-use umgf::stages::chunk;
-use umgf_cli::{ShardMode, print_missing_shards};
+use umgf::stages::chunk::{self, ChunkStage};
+use umgf::stages::ground::GroundParams;
 
 #[derive(Parser, Debug)]
 #[command(about = "Noun phrases of every tweet (stage 2 of umgf)")]
@@ -25,19 +25,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
-    let (chunker, encoder) = umgf_cli::chunker_model(&cli.common, artifacts)?;
-    let store = &artifacts.store;
-    let outcome = match cli.shards.mode() {
-        ShardMode::Missing(count) => {
-            print_missing_shards(chunk::missing_shards(store, tweets, chunker, count)?);
-            return Ok(());
-        }
-        ShardMode::Shard(shard) => {
-            let outcome = chunk::run_shard(store, tweets, chunker, &encoder, shard)?;
-            run.report_shard("chunk", shard, &outcome);
-            return Ok(());
-        }
-        ShardMode::Whole => chunk::run(store, tweets, chunker, &encoder)?,
+    let upstream = run.upstream(&cli.common, GroundParams::default());
+    let input = upstream.chunk_input()?;
+    let Some(outcome) = umgf_cli::run_sharded::<ChunkStage>(&run, cli.shards.mode(), &input)?
+    else {
+        return Ok(());
     };
     let phrases = outcome.manifest.output(chunk::NOUN_PHRASES)?.digest;
     let link = run.publish("chunk", &outcome, chunk::NOUN_PHRASES)?;

@@ -2,7 +2,8 @@
 use std::time::Instant;
 
 use clap::Parser;
-use umgf::stages::chunker::{self, ChunkerInputs};
+use umgf::stages::Stage;
+use umgf::stages::chunker::{self, ChunkerInputs, ChunkerStage};
 use umgf::text::encoder::default_files;
 
 #[derive(Parser, Debug)]
@@ -20,9 +21,11 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let data_dir = cli.common.require_data_dir()?;
     let artifacts = cli.common.open_artifacts()?;
-    let inputs = ChunkerInputs::new(&data_dir, default_files(&cli.common.models));
-    let config = cli.common.chunker.training();
-    let outcome = chunker::run(&artifacts.store, &inputs, &config)?;
+    let input = chunker::Input {
+        files: ChunkerInputs::new(&data_dir, default_files(&cli.common.models)),
+        training: cli.common.chunker.training(),
+    };
+    let outcome = ChunkerStage::run(&artifacts.store, &input)?;
     for name in [chunker::MODEL, chunker::METRICS] {
         artifacts.link_view("chunker", name, &outcome.manifest.output(name)?.digest)?;
     }
@@ -34,7 +37,7 @@ fn main() -> anyhow::Result<()> {
         m["test_precision"].as_f64().unwrap_or(f64::NAN),
         m["test_recall"].as_f64().unwrap_or(f64::NAN),
         m["dev_f1_per_epoch"],
-        config.seed
+        input.training.seed
     );
     Ok(())
 }

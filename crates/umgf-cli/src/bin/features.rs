@@ -2,8 +2,9 @@
 //! tweet, and visual features of each tweet's image and grounded objects (runs `ground` first, cached),
 //! memoised per region.
 use clap::Parser;
-use umgf::stages::{features, ground, visual_features};
-use umgf::vision::efficientnet;
+use umgf::stages::ShardedStage;
+use umgf::stages::features::{self, FeaturesStage};
+use umgf::stages::visual_features::{self, VisualFeaturesStage};
 use umgf_cli::{ShardMode, print_missing_shards};
 
 #[derive(Parser, Debug)]
@@ -25,34 +26,30 @@ fn main() -> anyhow::Result<()> {
     umgf_cli::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
-    let (artifacts, tweets) = (&run.artifacts, run.tweets);
     let params = cli.text.params();
-    let (store, encoder) = (&artifacts.store, params.encoder.files(&cli.common.models));
-    let image_model = efficientnet::default_model(&cli.common.models);
+    let store = &run.artifacts.store;
+    let upstream = run.upstream(&cli.common, cli.ground.params());
+    let text = upstream.text_features_input(&params)?;
     // A shard does its part of both halves; the visual half needs `ground` merged (a cache hit).
-    let objects = || -> anyhow::Result<_> {
-        let ground = umgf_cli::objects(&cli.common, artifacts, tweets, &cli.ground)?;
-        Ok(ground.manifest.output(ground::OBJECTS)?.digest)
-    };
     match cli.shards.mode() {
         ShardMode::Missing(count) => {
-            let text = features::missing_shards(store, tweets, &encoder, &params, count)?;
-            let visual =
-                visual_features::missing_shards(store, tweets, objects()?, &image_model, count)?;
+            let text = FeaturesStage::missing_shards(store, &text, count)?;
+            let visual = upstream.visual_features_input()?;
+            let visual = VisualFeaturesStage::missing_shards(store, &visual, count)?;
             print_missing_shards(text.into_iter().chain(visual));
             return Ok(());
         }
         ShardMode::Shard(shard) => {
-            let outcome = features::run_shard(store, tweets, &encoder, &params, shard)?;
+            let outcome = FeaturesStage::run_shard(store, &text, shard)?;
             run.report_shard("features", shard, &outcome);
-            let outcome =
-                visual_features::run_shard(store, tweets, objects()?, &image_model, shard)?;
+            let visual = upstream.visual_features_input()?;
+            let outcome = VisualFeaturesStage::run_shard(store, &visual, shard)?;
             run.report_shard("visual features", shard, &outcome);
             return Ok(());
         }
         ShardMode::Whole => {}
     }
-    let outcome = features::run(store, tweets, &encoder, &params)?;
+    let outcome = upstream.text_features(&params)?;
     let link = run.publish("features", &outcome, features::TEXT_FEATURES)?;
     let c = &outcome.manifest.counts;
     eprintln!(
@@ -75,7 +72,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    let outcome = visual_features::run(store, tweets, objects()?, &image_model)?;
+    let outcome = upstream.visual_features()?;
     let link = run.publish(
         "visual features",
         &outcome,

@@ -1,7 +1,7 @@
 //! `graphs`: each tweet's multimodal graph as an edge list (runs ingest, chunk and ground first, all
 //! cached).
 use clap::Parser;
-use umgf::stages::{graphs, ground};
+use umgf::stages::graphs;
 
 #[derive(Parser, Debug)]
 #[command(about = "Build each tweet's multimodal graph as edge lists (stage 5 of umgf)")]
@@ -18,11 +18,7 @@ fn main() -> anyhow::Result<()> {
     umgf_cli::init();
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
-    let objects = umgf_cli::objects(&cli.common, &run.artifacts, run.tweets, &cli.ground)?
-        .manifest
-        .output(ground::OBJECTS)?
-        .digest;
-    let outcome = graphs::run(&run.artifacts.store, run.tweets, objects)?;
+    let outcome = run.upstream(&cli.common, cli.ground.params()).graphs()?;
     let link = run.publish("graphs", &outcome, graphs::EDGES)?;
     let c = &outcome.manifest.counts;
     eprintln!(

@@ -2,8 +2,7 @@
 //! the general words), memoised per image and per tweet. Runs ingest and chunk first (cached).
 use clap::Parser;
 use umgf::schema::{Artifact, GroundedObject, Tweet};
-use umgf::stages::{chunk, ground};
-use umgf_cli::{ShardMode, print_missing_shards};
+use umgf::stages::ground::{self, GroundStage};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,29 +27,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let run = cli.data.start(&cli.common)?;
     let (artifacts, tweets) = (&run.artifacts, run.tweets);
-    let outcome = match cli.shards.mode() {
-        ShardMode::Whole => umgf_cli::objects(&cli.common, artifacts, tweets, &cli.ground)?,
-        mode => {
-            let phrases = umgf_cli::noun_phrases(&cli.common, artifacts, tweets)?
-                .manifest
-                .output(chunk::NOUN_PHRASES)?
-                .digest;
-            let (detector, encoder) = umgf_cli::ground_models(&cli.common);
-            let models = ground::GroundModels {
-                detector: &detector,
-                encoder: &encoder,
-            };
-            let (store, params) = (&artifacts.store, cli.ground.params());
-            if let ShardMode::Shard(shard) = mode {
-                let outcome = ground::run_shard(store, tweets, phrases, &models, &params, shard)?;
-                run.report_shard("ground", shard, &outcome);
-            } else if let ShardMode::Missing(count) = mode {
-                let missing =
-                    ground::missing_shards(store, tweets, phrases, &models, &params, count)?;
-                print_missing_shards(missing);
-            }
-            return Ok(());
-        }
+    let upstream = run.upstream(&cli.common, cli.ground.params());
+    let input = upstream.ground_input()?;
+    let Some(outcome) = umgf_cli::run_sharded::<GroundStage>(&run, cli.shards.mode(), &input)?
+    else {
+        return Ok(());
     };
     let objects = outcome.manifest.output(ground::OBJECTS)?.digest;
     let link = run.publish("ground", &outcome, ground::OBJECTS)?;

@@ -21,8 +21,10 @@ fn main() -> anyhow::Result<()> {
     let dataset = cli.data.resolve(&cli.common)?;
     let artifacts = cli.common.open_artifacts()?;
 
-    let plan = ingest::plan(&dataset, cli.data.on_error)?;
-    let outcome = ingest::run(&artifacts.store, plan).context("ingest failed")?;
+    let outcome = cli
+        .data
+        .ingest(&artifacts, &dataset)
+        .context("ingest failed")?;
     for name in [ingest::TWEETS, ingest::REPORT] {
         artifacts.link_view(&dataset.label, name, &outcome.manifest.output(name)?.digest)?;
     }

@@ -11,26 +11,45 @@ use serde_json::json;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::schema::{Artifact, EdgeKind, GraphEdge, GroundedObject, QueryKind, Tweet, graph_edges};
+use crate::stages::Stage;
 use crate::store::{RunOutcome, RunSpec, Store};
 
-pub const STAGE: &str = "graphs";
-pub const VERSION: u32 = 1;
 pub const EDGES: &str = "graph_edges.parquet";
 
-pub fn spec(tweets: Digest, objects: Digest) -> RunSpec {
-    RunSpec {
-        stage: STAGE.to_owned(),
-        version: VERSION,
-        params: json!({"nodes": "words 0..n, then objects n + object_id", "edges": "undirected, src < dst"}),
-        inputs: BTreeMap::from([
-            ("tweets".to_owned(), tweets),
-            ("objects".to_owned(), objects),
-        ]),
+/// The `graphs` stage.
+pub struct GraphsStage;
+
+/// What a graph is made of: the `tweets` and `objects` artifacts.
+pub struct Input {
+    pub tweets: Digest,
+    pub objects: Digest,
+}
+
+impl Stage for GraphsStage {
+    const NAME: &'static str = "graphs";
+    const VERSION: u32 = 1;
+    type Input = Input;
+
+    fn spec(input: &Input) -> Result<RunSpec> {
+        Ok(RunSpec {
+            stage: Self::NAME.to_owned(),
+            version: Self::VERSION,
+            params: json!({"nodes": "words 0..n, then objects n + object_id", "edges": "undirected, src < dst"}),
+            inputs: BTreeMap::from([
+                ("tweets".to_owned(), input.tweets),
+                ("objects".to_owned(), input.objects),
+            ]),
+        })
+    }
+
+    fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+        run(store, input)
     }
 }
 
-pub fn run(store: &Store, tweets: Digest, objects: Digest) -> Result<RunOutcome> {
-    store.run(&spec(tweets, objects), |outputs| {
+fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+    let (tweets, objects) = (input.tweets, input.objects);
+    store.run(&GraphsStage::spec(input)?, |outputs| {
         let tweets = Tweet::read(&store.blob_path(&tweets))?;
         let objects = GroundedObject::read(&store.blob_path(&objects))?;
         let mut by_tweet: HashMap<&str, Vec<&GroundedObject>> = HashMap::new();

@@ -15,11 +15,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::{self, Diagnostic, ImageRef, ParsedFile, RawTweet};
 use crate::labels::{EntityType, spans};
 use crate::schema::{ImageStatus, Split, Tweet, tweets};
+use crate::stages::Stage;
 use crate::store::{RunOutcome, RunSpec, Store};
 
-pub const STAGE: &str = "ingest";
-/// Bump when the same input files would give a different `tweets` artifact.
-pub const VERSION: u32 = 1;
 pub const TWEETS: &str = "tweets.parquet";
 pub const REPORT: &str = "report.jsonl";
 /// Image file digests by (path, size, mtime, inode).
@@ -131,8 +129,8 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
     });
     Ok(Plan {
         spec: RunSpec {
-            stage: STAGE.to_owned(),
-            version: VERSION,
+            stage: IngestStage::NAME.to_owned(),
+            version: IngestStage::VERSION,
             params,
             inputs,
         },
@@ -175,7 +173,7 @@ fn image_path(dataset: &Dataset, source: &Source, tweet: &RawTweet) -> Option<Pa
 }
 
 /// Executes the plan through the store (a cache hit does no work).
-pub fn run(store: &Store, plan: Plan) -> Result<RunOutcome> {
+pub fn run_plan(store: &Store, plan: Plan) -> Result<RunOutcome> {
     let spec = plan.spec.clone();
     store.run(&spec, |outputs| {
         let image_digests = ImageDigests::new(store)?;
@@ -340,9 +338,30 @@ fn stat_fingerprint(path: &Path) -> Option<String> {
     ))
 }
 
-/// Plans and runs ingest: what every later stage does first (a cache hit when nothing changed).
-pub fn ensure(store: &Store, dataset: &Dataset, on_error: OnError) -> Result<RunOutcome> {
-    run(store, plan(dataset, on_error)?)
+/// The `ingest` stage: what every later stage does first (a cache hit when nothing changed).
+pub struct IngestStage;
+
+/// What ingest reads: a dataset, and what to do with its bad records.
+pub struct Input {
+    pub dataset: Dataset,
+    pub on_error: OnError,
+}
+
+impl Stage for IngestStage {
+    const NAME: &'static str = "ingest";
+    /// Bump when the same input files would give a different `tweets` artifact.
+    const VERSION: u32 = 1;
+    const MEMOS: &'static [&'static str] = &[IMAGE_DIGEST_MEMO];
+    type Input = Input;
+
+    /// Reads and validates the whole dataset: its key is made of every file's digest.
+    fn spec(input: &Input) -> Result<RunSpec> {
+        Ok(plan(&input.dataset, input.on_error)?.spec)
+    }
+
+    fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+        run_plan(store, plan(&input.dataset, input.on_error)?)
+    }
 }
 
 /// A few readable lines from a run's counts.

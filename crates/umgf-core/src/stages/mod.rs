@@ -9,7 +9,38 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::error::{IoContext, Result};
-use crate::store::{Manifest, Store};
+use crate::store::{Manifest, RunOutcome, RunSpec, Shard, Store};
+
+/// A stage, declared once: its name and version (part of every run key), the memo namespaces it keeps
+/// per record, and its typed input: the upstream outputs, model files and settings its run key is made
+/// of. `status` asks only for [`Stage::spec`] (the key, without running anything); the binaries
+/// [`Stage::run`]; `umgf-cli`'s upstream resolver chains the stages in order.
+pub trait Stage {
+    /// The stage's name in run keys, `status` and the store (`ingest`, `visual-features`).
+    const NAME: &'static str;
+    /// Bumped when the stage's outputs change for the same inputs: every run is then redone.
+    const VERSION: u32;
+    /// The per-record memo namespaces the stage reads and writes (`make gc` keeps them with its runs).
+    const MEMOS: &'static [&'static str] = &[];
+    type Input;
+
+    /// The run's key material, computed without running the stage.
+    fn spec(input: &Self::Input) -> Result<RunSpec>;
+
+    /// Runs the stage through the store: a cache hit when a run with the same key is stored.
+    fn run(store: &Store, input: &Self::Input) -> Result<RunOutcome>;
+}
+
+/// A stage that works record by record, and so also runs in shards (docs/cluster.md): each shard
+/// fills the memo with the records it owns, and the whole run then merges.
+pub trait ShardedStage: Stage {
+    fn run_shard(store: &Store, input: &Self::Input, shard: Shard) -> Result<RunOutcome>;
+
+    /// The shards of `count` that have not run (see [`Store::missing_shards`]).
+    fn missing_shards(store: &Store, input: &Self::Input, count: u32) -> Result<Vec<Shard>> {
+        store.missing_shards(&Self::spec(input)?, count)
+    }
+}
 
 /// The `artifacts/` directory: the store, plus one folder per dataset of friendly names
 /// (`artifacts/twitter2017/tweets.parquet`) linking to the latest objects, for polars, pandas, duckdb.

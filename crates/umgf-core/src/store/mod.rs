@@ -94,7 +94,7 @@ impl Manifest {
 }
 
 /// How a call to [`Store::run`] was satisfied.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RunOutcome {
     pub manifest: Manifest,
     /// The manifest was already there and verified: no work was done.

@@ -6,23 +6,24 @@ use serde_json::json;
 
 use crate::digest::Digest;
 use crate::schema::{Artifact, NounPhrase, Tweet, noun_phrases};
+use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::chunker::NpChunker;
 use crate::text::encoder::EncoderFiles;
 use crate::text::np::np_spans;
 use crate::{Error, Result};
 
-pub const STAGE: &str = "chunk";
+const STAGE: &str = "chunk";
 /// 2: the encoder's batches no longer change a tweet's logits (padded lengths fixed per tweet); the memo key has
 /// the version. 3: every forward pass has the batch's full row count (filler rows; features version 4):
 /// on some CPUs the row count changes the bits, and entries memoised before may differ from a fresh run.
-pub const VERSION: u32 = 3;
+const VERSION: u32 = 3;
 pub const NOUN_PHRASES: &str = "noun_phrases.parquet";
 pub const MEMO: &str = "noun-phrases";
 /// Tweets per model call and per memo write.
 const MEMO_CHUNK: usize = 256;
 
-pub fn spec(tweets: Digest, chunker: Digest) -> RunSpec {
+fn spec(tweets: Digest, chunker: Digest) -> RunSpec {
     RunSpec {
         stage: STAGE.to_owned(),
         version: VERSION,
@@ -35,7 +36,7 @@ pub fn spec(tweets: Digest, chunker: Digest) -> RunSpec {
 }
 
 /// Chunks the tweets of the `tweets` blob with the chunker stored as `chunker` (its blob digest).
-pub fn run(
+fn run(
     store: &Store,
     tweets: Digest,
     chunker: Digest,
@@ -66,7 +67,7 @@ pub fn run(
 
 /// Shard `shard` of the run (see [`Shard`]): chunks the tweets it owns, by text digest, into the memo;
 /// the whole run then merges.
-pub fn run_shard(
+fn run_shard(
     store: &Store,
     tweets: Digest,
     chunker: Digest,
@@ -79,16 +80,6 @@ pub fn run_shard(
         let (_, stats) = phrases_of(store, &tweets, chunker, encoder)?;
         Ok(stats.shard_counts(tweets.len()))
     })
-}
-
-/// The shards of `count` that have not run (see [`Store::missing_shards`]).
-pub fn missing_shards(
-    store: &Store,
-    tweets: Digest,
-    chunker: Digest,
-    count: u32,
-) -> Result<Vec<Shard>> {
-    store.missing_shards(&spec(tweets, chunker), count)
 }
 
 /// Word ranges `start..end` of each noun phrase of one tweet.
@@ -163,6 +154,37 @@ fn phrase(tweet: &Tweet, start: usize, end: usize) -> NounPhrase {
         text: words.join(" "),
         head: words[head].clone(),
         head_index: (start + head) as u32,
+    }
+}
+
+/// The `chunk` stage.
+pub struct ChunkStage;
+
+/// What `chunk` reads: the tweets, the trained chunker (its blob) and the encoder it runs on.
+pub struct Input {
+    pub tweets: Digest,
+    pub chunker: Digest,
+    pub encoder: EncoderFiles,
+}
+
+impl Stage for ChunkStage {
+    const NAME: &'static str = STAGE;
+    const VERSION: u32 = VERSION;
+    const MEMOS: &'static [&'static str] = &[MEMO];
+    type Input = Input;
+
+    fn spec(input: &Input) -> Result<RunSpec> {
+        Ok(spec(input.tweets, input.chunker))
+    }
+
+    fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+        run(store, input.tweets, input.chunker, &input.encoder)
+    }
+}
+
+impl ShardedStage for ChunkStage {
+    fn run_shard(store: &Store, input: &Input, shard: Shard) -> Result<RunOutcome> {
+        run_shard(store, input.tweets, input.chunker, &input.encoder, shard)
     }
 }
 

@@ -7,17 +7,18 @@ use serde_json::json;
 
 use crate::digest::Digest;
 use crate::io::conll2000;
+use crate::stages::Stage;
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::chunker::{ChunkerTraining, NpChunker};
 use crate::text::encoder::EncoderFiles;
 use crate::{Error, Result};
 
-pub const STAGE: &str = "chunker";
+const STAGE: &str = "chunker";
 /// 2: training also splits handles, hashtags and possessives the way Twitter-2017 does. 3: the head's
 /// initialisation is seeded and metrics.json holds no wall-clock time (byte-reproducible runs). 4: dev
 /// and test scoring run the encoder in batches of fixed padded lengths (scores, and so the epoch kept, can move
 /// by float noise).
-pub const VERSION: u32 = 4;
+const VERSION: u32 = 4;
 pub const MODEL: &str = "chunker.safetensors";
 pub const METRICS: &str = "metrics.json";
 
@@ -40,7 +41,7 @@ impl ChunkerInputs {
     }
 }
 
-pub fn spec(inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunSpec> {
+fn spec(inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunSpec> {
     let params = serde_json::to_value(config).map_err(|e| Error::Config(e.to_string()))?;
     Ok(RunSpec {
         stage: STAGE.to_owned(),
@@ -56,7 +57,7 @@ pub fn spec(inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunSpec>
 
 /// Trains the chunker unless a verified one with the same key is stored, here or in the per-user
 /// store (its inputs are the same for every dataset and artifacts folder).
-pub fn run(store: &Store, inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunOutcome> {
+fn run(store: &Store, inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunOutcome> {
     let spec = spec(inputs, config)?;
     store.run_shared(&spec, |outputs| {
         let train = conll2000::read(&inputs.train)?;
@@ -78,4 +79,27 @@ pub fn run(store: &Store, inputs: &ChunkerInputs, config: &ChunkerTraining) -> R
         std::fs::write(&path, text).map_err(|source| Error::Io { path, source })?;
         Ok(metrics)
     })
+}
+
+/// The `chunker` stage: trains the noun-phrase chunker.
+pub struct ChunkerStage;
+
+/// What the chunker is trained from, and how.
+pub struct Input {
+    pub files: ChunkerInputs,
+    pub training: ChunkerTraining,
+}
+
+impl Stage for ChunkerStage {
+    const NAME: &'static str = STAGE;
+    const VERSION: u32 = VERSION;
+    type Input = Input;
+
+    fn spec(input: &Input) -> Result<RunSpec> {
+        spec(&input.files, &input.training)
+    }
+
+    fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+        run(store, &input.files, &input.training)
+    }
 }

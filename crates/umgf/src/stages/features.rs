@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::digest::Digest;
 use crate::schema::{Artifact, StateStorage, StateValues, TextFeatures, Tweet, text_features};
+use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, EncoderName, Precision, TextEncoder};
 use crate::text::shape::word_shape;
@@ -20,12 +21,12 @@ use crate::text::wordpiece::Pieces;
 use crate::torch::TorchResult;
 use crate::{Error, Result};
 
-pub const STAGE: &str = "features";
+const STAGE: &str = "features";
 /// 2: a tweet's states no longer depend on its batch peers (padded lengths fixed per tweet); the memo key has the
 /// version. 3: several hidden states per word, pooling and storage format as parameters; the memo holds
 /// every hidden state of every piece. 4: every forward pass has the batch's full row count (filler rows):
 /// on some CPUs the row count changes the bits.
-pub const VERSION: u32 = 4;
+const VERSION: u32 = 4;
 pub const TEXT_FEATURES: &str = "text_features.parquet";
 pub const MEMO: &str = "text-states";
 /// Tweets per encoder call and per memo write (a killed run keeps what it finished).
@@ -211,7 +212,7 @@ impl StateShape {
     }
 }
 
-pub fn spec(tweets: Digest, encoder: Digest, params: &TextFeatureParams) -> RunSpec {
+fn spec(tweets: Digest, encoder: Digest, params: &TextFeatureParams) -> RunSpec {
     RunSpec {
         stage: STAGE.to_owned(),
         version: VERSION,
@@ -223,7 +224,7 @@ pub fn spec(tweets: Digest, encoder: Digest, params: &TextFeatureParams) -> RunS
     }
 }
 
-pub fn run(
+fn run(
     store: &Store,
     tweets: Digest,
     encoder: &EncoderFiles,
@@ -276,7 +277,7 @@ pub fn run(
 
 /// Shard `shard` of the run (see [`Shard`]): encodes the tweets it owns, by text digest, into the
 /// memo; the whole run then merges.
-pub fn run_shard(
+fn run_shard(
     store: &Store,
     tweets: Digest,
     encoder: &EncoderFiles,
@@ -293,17 +294,6 @@ pub fn run_shard(
         }
         Ok(encoding.finish().shard_counts(tweets.len()))
     })
-}
-
-/// The shards of `count` that have not run (see [`Store::missing_shards`]).
-pub fn missing_shards(
-    store: &Store,
-    tweets: Digest,
-    encoder: &EncoderFiles,
-    params: &TextFeatureParams,
-    count: u32,
-) -> Result<Vec<Shard>> {
-    store.missing_shards(&spec(tweets, encoder.digest()?, params), count)
 }
 
 /// Memo payloads of a run's tweets, a step at a time: those not memoised yet are encoded (and
@@ -524,6 +514,37 @@ fn decode(
         piece_ids,
         word_starts,
     })
+}
+
+/// The `features` stage: the text encoder's states of every word.
+pub struct FeaturesStage;
+
+/// What the text features are made from: the tweets, the encoder and how states are kept.
+pub struct Input {
+    pub tweets: Digest,
+    pub encoder: EncoderFiles,
+    pub params: TextFeatureParams,
+}
+
+impl Stage for FeaturesStage {
+    const NAME: &'static str = STAGE;
+    const VERSION: u32 = VERSION;
+    const MEMOS: &'static [&'static str] = &[MEMO];
+    type Input = Input;
+
+    fn spec(input: &Input) -> Result<RunSpec> {
+        Ok(spec(input.tweets, input.encoder.digest()?, &input.params))
+    }
+
+    fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+        run(store, input.tweets, &input.encoder, &input.params)
+    }
+}
+
+impl ShardedStage for FeaturesStage {
+    fn run_shard(store: &Store, input: &Input, shard: Shard) -> Result<RunOutcome> {
+        run_shard(store, input.tweets, &input.encoder, &input.params, shard)
+    }
 }
 
 #[cfg(test)]

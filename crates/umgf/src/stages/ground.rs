@@ -15,6 +15,7 @@ use crate::grounding::{
     class_match_identity,
 };
 use crate::schema::{Artifact, GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet, objects};
+use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, TextEncoder};
 use crate::vision::detector::{CenterNet, Detection, DetectorConfig};
@@ -22,11 +23,11 @@ use crate::vision::image::load_rgb;
 use crate::vision::workers::{ModelPool, default_workers};
 use crate::{Error, IoContext, Result};
 
-pub const STAGE: &str = "ground";
+const STAGE: &str = "ground";
 /// 2: query embeddings independent of their batch, detector threads fixed per worker. 3: the text
 /// encoder's forward passes have the batch's full row count (filler rows; features version 4). 4: the
 /// list of unreadable images is `bad_images.jsonl` (it was `report.jsonl`, the name of ingest's report).
-pub const VERSION: u32 = 4;
+const VERSION: u32 = 4;
 pub const OBJECTS: &str = "objects.parquet";
 /// One JSON line per unreadable image: its tweet, path and why.
 pub const BAD_IMAGES: &str = "bad_images.jsonl";
@@ -73,13 +74,13 @@ impl Default for GroundParams {
 }
 
 /// The models `ground` uses.
-pub struct GroundModels<'a> {
+pub struct GroundModels {
     /// `centernet.json`.
-    pub detector: &'a Path,
-    pub encoder: &'a EncoderFiles,
+    pub detector: PathBuf,
+    pub encoder: EncoderFiles,
 }
 
-pub fn spec(
+fn spec(
     tweets: Digest,
     phrases: Digest,
     detector: Digest,
@@ -133,11 +134,11 @@ enum ImageResult {
     },
 }
 
-pub fn run(
+fn run(
     store: &Store,
     tweets: Digest,
     phrases: Digest,
-    models: &GroundModels<'_>,
+    models: &GroundModels,
     params: &GroundParams,
 ) -> Result<RunOutcome> {
     let digests = ModelDigests::of(models)?;
@@ -182,11 +183,11 @@ pub fn run(
 /// Shard `shard` of the run (see [`Shard`]): detects and grounds the tweets whose image it owns, by
 /// image digest (so an image shared by several tweets is detected in one shard only), into the
 /// memos; the whole run then merges. Tweets without an image have no work here.
-pub fn run_shard(
+fn run_shard(
     store: &Store,
     tweets: Digest,
     phrases: Digest,
-    models: &GroundModels<'_>,
+    models: &GroundModels,
     params: &GroundParams,
     shard: Shard,
 ) -> Result<RunOutcome> {
@@ -207,20 +208,6 @@ pub fn run_shard(
     })
 }
 
-/// The shards of `count` that have not run (see [`Store::missing_shards`]).
-pub fn missing_shards(
-    store: &Store,
-    tweets: Digest,
-    phrases: Digest,
-    models: &GroundModels<'_>,
-    params: &GroundParams,
-    count: u32,
-) -> Result<Vec<Shard>> {
-    let digests = ModelDigests::of(models)?;
-    let whole = spec(tweets, phrases, digests.detector, digests.encoder, params);
-    store.missing_shards(&whole, count)
-}
-
 /// The digests of the models `ground` uses (hashing the weights once per run).
 #[derive(Clone, Copy)]
 struct ModelDigests {
@@ -229,9 +216,9 @@ struct ModelDigests {
 }
 
 impl ModelDigests {
-    fn of(models: &GroundModels<'_>) -> Result<Self> {
+    fn of(models: &GroundModels) -> Result<Self> {
         Ok(Self {
-            detector: CenterNet::digest(models.detector)?,
+            detector: CenterNet::digest(&models.detector)?,
             encoder: models.encoder.digest()?,
         })
     }
@@ -252,14 +239,14 @@ fn ground_all(
     store: &Store,
     tweets: &[Tweet],
     phrases: &[NounPhrase],
-    models: &GroundModels<'_>,
+    models: &GroundModels,
     digests: ModelDigests,
     params: &GroundParams,
 ) -> Result<Grounded> {
     let (images, image_stats) = detect_images(
         store,
         tweets,
-        models.detector,
+        &models.detector,
         digests.detector,
         &params.detector,
     )?;
@@ -301,7 +288,7 @@ fn ground_all(
         }
     }
     let (matches, ground_stats) =
-        ground_tweets(store, &work, models.encoder, digests.encoder, params)?;
+        ground_tweets(store, &work, &models.encoder, digests.encoder, params)?;
 
     let mut rows = grid_rows;
     for (item, matches) in work.iter().zip(&matches) {
@@ -539,6 +526,58 @@ fn write_report(path: &Path, lines: &[serde_json::Value]) -> Result<()> {
         text.push('\n');
     }
     std::fs::write(path, text).at(path)
+}
+
+/// The `ground` stage: each tweet's targeted objects.
+pub struct GroundStage;
+
+/// What grounding reads: the tweets, their noun phrases, the models and the settings.
+pub struct Input {
+    pub tweets: Digest,
+    pub phrases: Digest,
+    pub models: GroundModels,
+    pub params: GroundParams,
+}
+
+impl Stage for GroundStage {
+    const NAME: &'static str = STAGE;
+    const VERSION: u32 = VERSION;
+    const MEMOS: &'static [&'static str] = &[DETECTIONS_MEMO, GROUNDINGS_MEMO];
+    type Input = Input;
+
+    fn spec(input: &Input) -> Result<RunSpec> {
+        let digests = ModelDigests::of(&input.models)?;
+        Ok(spec(
+            input.tweets,
+            input.phrases,
+            digests.detector,
+            digests.encoder,
+            &input.params,
+        ))
+    }
+
+    fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+        run(
+            store,
+            input.tweets,
+            input.phrases,
+            &input.models,
+            &input.params,
+        )
+    }
+}
+
+impl ShardedStage for GroundStage {
+    fn run_shard(store: &Store, input: &Input, shard: Shard) -> Result<RunOutcome> {
+        run_shard(
+            store,
+            input.tweets,
+            input.phrases,
+            &input.models,
+            &input.params,
+            shard,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -11,30 +11,24 @@ pub mod visual_features;
 
 use std::collections::BTreeMap;
 
-pub use umgf_core::stages::{Artifacts, graphs, ingest};
+pub use umgf_core::stages::{Artifacts, ShardedStage, Stage, graphs, ingest};
 
 /// The memo namespaces each stage reads and writes, by stage name (for garbage collection of stores
 /// whose manifests predate the list in them; see [`crate::store::gc::GcConfig::legacy_memo`]).
 pub fn memo_namespaces() -> BTreeMap<String, Vec<String>> {
-    let table: [(&str, &[&str]); 9] = [
-        (ingest::STAGE, &[ingest::IMAGE_DIGEST_MEMO]),
-        (chunker::STAGE, &[]),
-        (chunk::STAGE, &[chunk::MEMO]),
-        (
-            ground::STAGE,
-            &[ground::DETECTIONS_MEMO, ground::GROUNDINGS_MEMO],
-        ),
-        (features::STAGE, &[features::MEMO]),
-        (visual_features::STAGE, &[visual_features::MEMO]),
-        (graphs::STAGE, &[]),
-        (train::STAGE, &[]),
-        (predict::STAGE, &[]),
-    ];
-    table
-        .iter()
-        .map(|(stage, memos)| {
-            let memos = memos.iter().map(|m| (*m).to_owned()).collect();
-            ((*stage).to_owned(), memos)
-        })
-        .collect()
+    fn entry<S: Stage>() -> (String, Vec<String>) {
+        let memos = S::MEMOS.iter().map(|m| (*m).to_owned()).collect();
+        (S::NAME.to_owned(), memos)
+    }
+    BTreeMap::from([
+        entry::<ingest::IngestStage>(),
+        entry::<chunker::ChunkerStage>(),
+        entry::<chunk::ChunkStage>(),
+        entry::<ground::GroundStage>(),
+        entry::<features::FeaturesStage>(),
+        entry::<visual_features::VisualFeaturesStage>(),
+        entry::<graphs::GraphsStage>(),
+        entry::<train::TrainStage>(),
+        entry::<predict::PredictStage>(),
+    ])
 }

@@ -15,13 +15,14 @@ use crate::model::batch::Example;
 use crate::model::tagger::{self, Tagger};
 use crate::model::train::evaluate_examples;
 use crate::schema::Split;
+use crate::stages::Stage;
 use crate::stages::train::{DatasetArtifacts, predictions};
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
 use crate::{Error, IoContext, Result};
 
-pub const STAGE: &str = "predict";
-pub const VERSION: u32 = 1;
+const STAGE: &str = "predict";
+const VERSION: u32 = 1;
 pub const ENTITIES: &str = "entities.jsonl";
 pub const CONLL: &str = "predictions.conll";
 /// Labelled tweets only: gold and predicted tags side by side (conlleval's input), and the scores.
@@ -74,7 +75,7 @@ pub enum Which {
     Test,
 }
 
-pub fn spec(
+fn spec(
     model: &ModelFiles,
     inputs: &DatasetArtifacts,
     encoder: Digest,
@@ -92,7 +93,7 @@ pub fn spec(
     })
 }
 
-pub fn run(
+fn run(
     store: &Store,
     model: &ModelFiles,
     inputs: &DatasetArtifacts,
@@ -194,4 +195,43 @@ fn tagged_conll(examples: &[Example], predicted: &[Vec<crate::labels::Tag>]) -> 
 
 fn write(path: &std::path::Path, text: &str) -> Result<()> {
     std::fs::write(path, text).at(path)
+}
+
+/// The `predict` stage (and `eval`, which predicts the test split): a trained model on a dataset.
+pub struct PredictStage;
+
+/// What a prediction run reads: the model, the dataset's artifacts (and its label), the text encoder,
+/// and which tweets to tag.
+pub struct Input {
+    pub model: ModelFiles,
+    pub data: DatasetArtifacts,
+    pub dataset: String,
+    pub encoder: EncoderFiles,
+    pub which: Which,
+}
+
+impl Stage for PredictStage {
+    const NAME: &'static str = STAGE;
+    const VERSION: u32 = VERSION;
+    type Input = Input;
+
+    fn spec(input: &Input) -> Result<RunSpec> {
+        spec(
+            &input.model,
+            &input.data,
+            input.encoder.digest()?,
+            input.which,
+        )
+    }
+
+    fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+        run(
+            store,
+            &input.model,
+            &input.data,
+            &input.dataset,
+            &input.encoder,
+            input.which,
+        )
+    }
 }

@@ -18,18 +18,19 @@ use crate::model::tagger::{self, ModelKind, Tagger, TaggerConfig, TextMode};
 use crate::model::train::{TrainConfig, evaluate_examples, train};
 use crate::model::umgf::UmgfConfig;
 use crate::schema::{Artifact, GraphEdge, Split, TextFeatures, Tweet, VisualFeatures};
+use crate::stages::Stage;
 use crate::stages::features::{StateShape, TextFeatureParams};
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
 use crate::{Error, IoContext, Result};
 
-pub const STAGE: &str = "train";
+const STAGE: &str = "train";
 /// 2: length-bucketed training batches. 3: the initialisation is seeded, and no wall-clock times in
 /// metrics.json and metrics.txt (they are in the manifest): the same seed and inputs give
 /// byte-identical artifacts. 4: text features with several layers, the text head (mix, characters,
 /// BiLSTM); AdamW of our own (its state goes into checkpoints), every epoch reseeded (a resumed run
 /// continues exactly).
-pub const VERSION: u32 = 4;
+const VERSION: u32 = 4;
 pub const MODEL: &str = tagger::WEIGHTS;
 pub const CONFIG: &str = tagger::CONFIG;
 pub const METRICS: &str = "metrics.json";
@@ -97,7 +98,7 @@ impl TrainParams {
     }
 }
 
-pub fn spec(inputs: &DatasetArtifacts, encoder: Digest, params: &TrainParams) -> Result<RunSpec> {
+fn spec(inputs: &DatasetArtifacts, encoder: Digest, params: &TrainParams) -> Result<RunSpec> {
     let mut all = inputs.inputs();
     all.insert("encoder".to_owned(), encoder);
     Ok(RunSpec {
@@ -149,7 +150,7 @@ pub fn split(examples: Vec<Example>) -> Result<(Vec<Example>, Vec<Example>, Vec<
 }
 
 /// Trains unless a verified run with the same key is stored.
-pub fn run(
+fn run(
     store: &Store,
     inputs: &DatasetArtifacts,
     encoder: &EncoderFiles,
@@ -271,4 +272,28 @@ pub fn predictions(examples: &[Example], predicted: &[Vec<Tag>]) -> String {
 
 fn write_text(path: &std::path::Path, text: &str) -> Result<()> {
     std::fs::write(path, text).at(path)
+}
+
+/// The `train` stage: trains the tagger on a dataset's artifacts.
+pub struct TrainStage;
+
+/// What training reads: the dataset's artifacts, the text encoder and every setting.
+pub struct Input {
+    pub data: DatasetArtifacts,
+    pub encoder: EncoderFiles,
+    pub params: TrainParams,
+}
+
+impl Stage for TrainStage {
+    const NAME: &'static str = STAGE;
+    const VERSION: u32 = VERSION;
+    type Input = Input;
+
+    fn spec(input: &Input) -> Result<RunSpec> {
+        spec(&input.data, input.encoder.digest()?, &input.params)
+    }
+
+    fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+        run(store, &input.data, &input.encoder, &input.params)
+    }
 }

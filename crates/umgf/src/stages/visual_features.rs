@@ -5,7 +5,7 @@
 //! A region is cropped from the decoded image (`floor(x1)..ceil(x2)`, `floor(y1)..ceil(y2)`, clamped,
 //! at least one pixel), its shorter side scaled to 256 and its centre 224x224 fed to the model.
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -14,6 +14,7 @@ use crate::digest::Digest;
 use crate::schema::{
     Artifact, GroundedObject, ImageStatus, Tweet, VisualFeatures, visual_features,
 };
+use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::torch::TorchResult;
 use crate::vision::detector::BBox;
@@ -21,15 +22,15 @@ use crate::vision::efficientnet::ImageEncoder;
 use crate::vision::image::load_rgb;
 use crate::vision::workers::{ModelPool, default_workers};
 
-pub const STAGE: &str = "visual-features";
+const STAGE: &str = "visual-features";
 /// 2: one forward pass per region, one thread per worker (features independent of the batch).
-pub const VERSION: u32 = 2;
+const VERSION: u32 = 2;
 pub const VISUAL_FEATURES: &str = "visual_features.parquet";
 pub const MEMO: &str = "visual-features";
 /// Regions per memo write.
 const MEMO_CHUNK: usize = 64;
 
-pub fn spec(tweets: Digest, objects: Digest, model: Digest) -> RunSpec {
+fn spec(tweets: Digest, objects: Digest, model: Digest) -> RunSpec {
     RunSpec {
         stage: STAGE.to_owned(),
         version: VERSION,
@@ -54,12 +55,7 @@ struct Region<'a> {
     bbox: Option<BBox>,
 }
 
-pub fn run(
-    store: &Store,
-    tweets: Digest,
-    objects: Digest,
-    model_path: &Path,
-) -> Result<RunOutcome> {
+fn run(store: &Store, tweets: Digest, objects: Digest, model_path: &Path) -> Result<RunOutcome> {
     let model_digest = Digest::of_file(model_path)?;
     store.run(&spec(tweets, objects, model_digest), |outputs| {
         let tweets = Tweet::read(&store.blob_path(&tweets))?;
@@ -100,7 +96,7 @@ pub fn run(
 
 /// Shard `shard` of the run (see [`Shard`]): encodes the regions of the tweets whose image it owns,
 /// by image digest, into the memo; the whole run then merges.
-pub fn run_shard(
+fn run_shard(
     store: &Store,
     tweets: Digest,
     objects: Digest,
@@ -116,17 +112,6 @@ pub fn run_shard(
             encode_memoised(store, &tweets, &objects, model_path, model_digest)?;
         Ok(stats.shard_counts(regions.len()))
     })
-}
-
-/// The shards of `count` that have not run (see [`Store::missing_shards`]).
-pub fn missing_shards(
-    store: &Store,
-    tweets: Digest,
-    objects: Digest,
-    model_path: &Path,
-    count: u32,
-) -> Result<Vec<Shard>> {
-    store.missing_shards(&spec(tweets, objects, Digest::of_file(model_path)?), count)
 }
 
 /// The regions of the tweets' images (whole image, then each object) and each one's memo payload,
@@ -244,6 +229,41 @@ fn encode_regions<'a>(
         }
     }
     Ok(payloads)
+}
+
+/// The `visual-features` stage: the image encoder's features of every image and object.
+pub struct VisualFeaturesStage;
+
+/// What the visual features are made from: the tweets, their objects and the image encoder.
+pub struct Input {
+    pub tweets: Digest,
+    pub objects: Digest,
+    pub model: PathBuf,
+}
+
+impl Stage for VisualFeaturesStage {
+    const NAME: &'static str = STAGE;
+    const VERSION: u32 = VERSION;
+    const MEMOS: &'static [&'static str] = &[MEMO];
+    type Input = Input;
+
+    fn spec(input: &Input) -> Result<RunSpec> {
+        Ok(spec(
+            input.tweets,
+            input.objects,
+            Digest::of_file(&input.model)?,
+        ))
+    }
+
+    fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+        run(store, input.tweets, input.objects, &input.model)
+    }
+}
+
+impl ShardedStage for VisualFeaturesStage {
+    fn run_shard(store: &Store, input: &Input, shard: Shard) -> Result<RunOutcome> {
+        run_shard(store, input.tweets, input.objects, &input.model, shard)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,319 @@
+//! The upstream resolver: the one place that knows the order of the stages. Each method returns one
+//! stage's run on a dataset after resolving what that stage reads, each stage once per process. The
+//! binaries resolve by running (a cache hit when nothing changed); `status` resolves by looking the
+//! keys up and printing a row per stage, without running anything.
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use umgf::Digest;
+use umgf::dataset::Dataset;
+use umgf::stages::chunk::{self, ChunkStage};
+use umgf::stages::chunker::{self, ChunkerInputs, ChunkerStage};
+use umgf::stages::features::{self, FeaturesStage, TextFeatureParams};
+use umgf::stages::graphs::{self, GraphsStage};
+use umgf::stages::ground::{self, GroundModels, GroundParams, GroundStage};
+use umgf::stages::ingest::{self, IngestStage, OnError};
+use umgf::stages::train::{self, DatasetArtifacts, TrainParams, TrainStage};
+use umgf::stages::visual_features::{self, VisualFeaturesStage};
+use umgf::stages::{Artifacts, Stage};
+use umgf::store::{Manifest, RunOutcome};
+use umgf::text::encoder::default_files;
+
+use crate::Common;
+
+/// How stages are resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Run each stage (the stage binaries).
+    Run,
+    /// Look each stage's key up and print its row (`status`); run nothing.
+    Status,
+}
+
+/// In [`Mode::Status`], a stage that is not stored, or cannot be keyed: what comes after it cannot be
+/// keyed either (its row says it waits).
+#[derive(Debug)]
+pub struct NotRun;
+
+impl std::fmt::Display for NotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an upstream stage has not run")
+    }
+}
+
+impl std::error::Error for NotRun {}
+
+/// True when `error` is a [`NotRun`] (the end of a `status` chain, not a failure).
+pub fn is_not_run(error: &anyhow::Error) -> bool {
+    error.is::<NotRun>()
+}
+
+/// The stages of one dataset, resolved in upstream order.
+pub struct Upstream<'a> {
+    common: &'a Common,
+    artifacts: &'a Artifacts,
+    dataset: &'a Dataset,
+    on_error: OnError,
+    ground: GroundParams,
+    mode: Mode,
+    done: RefCell<BTreeMap<&'static str, Result<RunOutcome, ()>>>,
+}
+
+impl<'a> Upstream<'a> {
+    pub fn new(
+        common: &'a Common,
+        artifacts: &'a Artifacts,
+        dataset: &'a Dataset,
+        on_error: OnError,
+        ground: GroundParams,
+        mode: Mode,
+    ) -> Self {
+        Self {
+            common,
+            artifacts,
+            dataset,
+            on_error,
+            ground,
+            mode,
+            done: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records a run of `S` made elsewhere (ingest, which every binary runs first).
+    pub fn seed<S: Stage>(&self, outcome: RunOutcome) {
+        self.done.borrow_mut().insert(S::NAME, Ok(outcome));
+    }
+
+    /// Resolves stage `S` on the input `input` builds (which resolves the stages it reads).
+    pub fn resolve<S: Stage>(
+        &self,
+        input: impl FnOnce() -> anyhow::Result<S::Input>,
+    ) -> anyhow::Result<RunOutcome> {
+        if let Some(done) = self.done.borrow().get(S::NAME) {
+            return done.clone().map_err(|()| NotRun.into());
+        }
+        let store = &self.artifacts.store;
+        let result = match self.mode {
+            Mode::Run => Ok(S::run(store, &input()?)?),
+            Mode::Status => {
+                let mut found = None;
+                let row = match input() {
+                    Err(e) if is_not_run(&e) => Row::Waits,
+                    Err(e) => Row::CannotPlan(format!("{e:#}")),
+                    Ok(input) => match S::spec(&input) {
+                        Err(e) => Row::CannotPlan(format!("{e:#}")),
+                        Ok(spec) => match store.lookup(&spec)? {
+                            Some(manifest) => {
+                                let row =
+                                    Row::UpToDate(spec.key().short(), brief(S::NAME, &manifest));
+                                found = Some(RunOutcome {
+                                    manifest,
+                                    hit: true,
+                                    outputs_unchanged: false,
+                                });
+                                row
+                            }
+                            None => Row::WouldRun(spec.key().short()),
+                        },
+                    },
+                };
+                row.print(S::NAME);
+                found.ok_or(())
+            }
+        };
+        self.done.borrow_mut().insert(S::NAME, result.clone());
+        result.map_err(|()| NotRun.into())
+    }
+
+    /// The dataset's `tweets` artifact.
+    pub fn tweets(&self) -> anyhow::Result<Digest> {
+        let outcome = self.resolve::<IngestStage>(|| {
+            Ok(ingest::Input {
+                dataset: self.dataset.clone(),
+                on_error: self.on_error,
+            })
+        })?;
+        Ok(outcome.manifest.output(ingest::TWEETS)?.digest)
+    }
+
+    pub fn chunker_input(&self) -> anyhow::Result<chunker::Input> {
+        Ok(chunker::Input {
+            files: ChunkerInputs::new(
+                &self.common.require_data_dir()?,
+                default_files(&self.common.models),
+            ),
+            training: self.common.chunker.training(),
+        })
+    }
+
+    /// The trained noun-phrase chunker (its blob).
+    pub fn chunker(&self) -> anyhow::Result<Digest> {
+        let outcome = self.resolve::<ChunkerStage>(|| self.chunker_input())?;
+        Ok(outcome.manifest.output(chunker::MODEL)?.digest)
+    }
+
+    pub fn chunk_input(&self) -> anyhow::Result<chunk::Input> {
+        Ok(chunk::Input {
+            tweets: self.tweets()?,
+            chunker: self.chunker()?,
+            encoder: default_files(&self.common.models),
+        })
+    }
+
+    /// The run of `chunk`: the `noun_phrases` artifact and its counts.
+    pub fn noun_phrases(&self) -> anyhow::Result<RunOutcome> {
+        self.resolve::<ChunkStage>(|| self.chunk_input())
+    }
+
+    pub fn ground_input(&self) -> anyhow::Result<ground::Input> {
+        let tweets = self.tweets()?;
+        let phrases = self.noun_phrases()?;
+        Ok(ground::Input {
+            tweets,
+            phrases: phrases.manifest.output(chunk::NOUN_PHRASES)?.digest,
+            models: GroundModels {
+                detector: umgf::vision::detector::default_model(&self.common.models),
+                encoder: default_files(&self.common.models),
+            },
+            params: self.ground.clone(),
+        })
+    }
+
+    /// The run of `ground`: the `objects` artifact and its counts.
+    pub fn objects(&self) -> anyhow::Result<RunOutcome> {
+        self.resolve::<GroundStage>(|| self.ground_input())
+    }
+
+    fn objects_digest(&self) -> anyhow::Result<Digest> {
+        Ok(self.objects()?.manifest.output(ground::OBJECTS)?.digest)
+    }
+
+    pub fn text_features_input(
+        &self,
+        params: &TextFeatureParams,
+    ) -> anyhow::Result<features::Input> {
+        Ok(features::Input {
+            tweets: self.tweets()?,
+            encoder: params.encoder.files(&self.common.models),
+            params: params.clone(),
+        })
+    }
+
+    /// The run of `features` (text) with `params`.
+    pub fn text_features(&self, params: &TextFeatureParams) -> anyhow::Result<RunOutcome> {
+        self.resolve::<FeaturesStage>(|| self.text_features_input(params))
+    }
+
+    pub fn visual_features_input(&self) -> anyhow::Result<visual_features::Input> {
+        Ok(visual_features::Input {
+            tweets: self.tweets()?,
+            objects: self.objects_digest()?,
+            model: umgf::vision::efficientnet::default_model(&self.common.models),
+        })
+    }
+
+    /// The run of `visual-features`.
+    pub fn visual_features(&self) -> anyhow::Result<RunOutcome> {
+        self.resolve::<VisualFeaturesStage>(|| self.visual_features_input())
+    }
+
+    /// The run of `graphs`.
+    pub fn graphs(&self) -> anyhow::Result<RunOutcome> {
+        self.resolve::<GraphsStage>(|| {
+            Ok(graphs::Input {
+                tweets: self.tweets()?,
+                objects: self.objects_digest()?,
+            })
+        })
+    }
+
+    /// Every artifact the model reads, text features made with `params`.
+    pub fn model_inputs(&self, params: &TextFeatureParams) -> anyhow::Result<DatasetArtifacts> {
+        let text = self.text_features(params)?;
+        let visual = self.visual_features()?;
+        let edges = self.graphs()?;
+        Ok(DatasetArtifacts {
+            tweets: self.tweets()?,
+            text_features: text.manifest.output(features::TEXT_FEATURES)?.digest,
+            visual_features: visual
+                .manifest
+                .output(visual_features::VISUAL_FEATURES)?
+                .digest,
+            graph_edges: edges.manifest.output(graphs::EDGES)?.digest,
+        })
+    }
+
+    /// The run of `train` with `params` (its text features made as `params.features` says).
+    pub fn train(&self, params: &TrainParams) -> anyhow::Result<RunOutcome> {
+        self.resolve::<TrainStage>(|| {
+            Ok(train::Input {
+                data: self.model_inputs(&params.features)?,
+                encoder: params.features.encoder.files(&self.common.models),
+                params: params.clone(),
+            })
+        })
+    }
+}
+
+/// A stage's row in `status`.
+enum Row {
+    /// The run's short key and its headline numbers.
+    UpToDate(String, String),
+    WouldRun(String),
+    Waits,
+    CannotPlan(String),
+}
+
+impl Row {
+    fn print(&self, stage: &str) {
+        let (state, key, detail) = match self {
+            Row::UpToDate(key, brief) => ("up to date", key.as_str(), brief.clone()),
+            Row::WouldRun(key) => (
+                "would run",
+                key.as_str(),
+                "inputs, parameters or code changed".to_owned(),
+            ),
+            Row::Waits => (
+                "waits for upstream",
+                "-",
+                "runs after what it reads".to_owned(),
+            ),
+            Row::CannotPlan(why) => ("cannot plan", "-", why.clone()),
+        };
+        println!("{stage:<16} {state:<24} {key:<14} {detail}");
+    }
+}
+
+/// The headline numbers of a run's counts.
+fn brief(stage: &str, manifest: &Manifest) -> String {
+    let counts = &manifest.counts;
+    let mut parts = Vec::new();
+    for (key, label) in [
+        ("tweets", "tweets"),
+        ("rejected", "rejected"),
+        ("phrases", "noun phrases"),
+        ("pieces", "word pieces"),
+        ("tweets_with_image", "with an image"),
+        ("objects", "objects"),
+        ("regions", "image regions"),
+        ("edges", "edges"),
+        ("dev_f1", "dev F1"),
+        (
+            "test_f1",
+            if stage == ChunkerStage::NAME {
+                "CoNLL-2000 test NP F1"
+            } else {
+                "test F1"
+            },
+        ),
+    ] {
+        match &counts[key] {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                parts.push(format!("{label} {:.2}", n.as_f64().unwrap_or(0.0)))
+            }
+            serde_json::Value::Number(n) => parts.push(format!("{n} {label}")),
+            _ => {}
+        }
+    }
+    parts.join(", ")
+}
