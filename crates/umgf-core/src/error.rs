@@ -45,11 +45,37 @@ pub enum Error {
     #[error("torch: {0}")]
     Torch(#[source] Box<dyn std::error::Error + Send + Sync>),
 
+    /// A model, weights, tokenizer or model configuration file that cannot be used: what it should
+    /// have been, and why it is not.
+    #[error("{}: {message}", path.display())]
+    ModelFile { path: PathBuf, message: String },
+
+    /// A TF.js graph the interpreter cannot run (an unsupported op or attribute, a malformed graph).
+    #[error("{0}")]
+    Graph(String),
+
+    /// JSON that could not be written or read: run parameters, metrics, reports.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// Something that cannot happen unless the code is wrong (a worker thread that died, a row
+    /// that contradicts its artifact): a bug to report, not an input to fix.
+    #[error("internal error: {0}")]
+    Internal(String),
+
+    /// A setting that cannot be used: a command-line value, a dataset name, a shard.
     #[error("{0}")]
     Config(String),
 }
 
 impl Error {
+    pub fn model_file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self::ModelFile {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
     pub fn input(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
         Self::Input {
             path: path.into(),
@@ -78,4 +104,6 @@ impl<T> IoContext<T> for std::io::Result<T> {
 macro_rules! bail {
     (Config, $($arg:tt)*) => { return Err($crate::Error::Config(format!($($arg)*))) };
     (Store, $($arg:tt)*) => { return Err($crate::Error::Store(format!($($arg)*))) };
+    (Graph, $($arg:tt)*) => { return Err($crate::Error::Graph(format!($($arg)*))) };
+    (Internal, $($arg:tt)*) => { return Err($crate::Error::Internal(format!($($arg)*))) };
 }

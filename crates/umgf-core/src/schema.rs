@@ -489,7 +489,7 @@ pub mod text_features {
                     f32s.append(true);
                 }
                 (other, _) => {
-                    return Err(Error::Config(format!(
+                    return Err(Error::Internal(format!(
                         "tweet {}: states stored as {:?}, the artifact holds {storage:?}",
                         row.tweet_id,
                         other.storage()

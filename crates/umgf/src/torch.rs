@@ -77,12 +77,8 @@ pub struct WeightsInfo {
 }
 
 pub fn inspect_safetensors(path: &Path) -> Result<WeightsInfo> {
-    let tensors = Tensor::read_safetensors(path).map_err(|e| {
-        Error::Config(format!(
-            "{}: cannot read as safetensors: {e}",
-            path.display()
-        ))
-    })?;
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| Error::model_file(path, format!("cannot read as safetensors: {e}")))?;
     let mut parameters = 0;
     let mut non_finite = Vec::new();
     for (name, tensor) in &tensors {
@@ -108,7 +104,7 @@ pub fn inspect_safetensors(path: &Path) -> Result<WeightsInfo> {
 /// guess the format from the file extension (stored blobs have none).
 pub fn load_safetensors(vs: &nn::VarStore, prefix: &str, path: &Path) -> Result<usize> {
     let tensors = Tensor::read_safetensors(path)
-        .map_err(|e| Error::Config(format!("{}: cannot read safetensors: {e}", path.display())))?;
+        .map_err(|e| Error::model_file(path, format!("cannot read safetensors: {e}")))?;
     let by_name: HashMap<String, Tensor> = tensors
         .into_iter()
         .map(|(name, t)| (name.strip_prefix("bert.").unwrap_or(&name).to_owned(), t))
@@ -141,7 +137,10 @@ pub fn load_safetensors(vs: &nn::VarStore, prefix: &str, path: &Path) -> Result<
     })?;
     if !missing.is_empty() {
         missing.sort();
-        crate::bail!(Config, "{}: missing tensors {missing:?}", path.display());
+        return Err(Error::model_file(
+            path,
+            format!("missing tensors {missing:?}"),
+        ));
     }
     Ok(loaded)
 }

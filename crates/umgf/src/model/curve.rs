@@ -26,7 +26,10 @@ pub fn write_png(path: &Path, epochs: &[EpochLog], best_epoch: usize) -> Result<
     panel(&mut img, MARGIN, &loss, BLUE, best_epoch);
     panel(&mut img, 2 * MARGIN + PANEL, &f1, ORANGE, best_epoch);
     img.save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| Error::Config(format!("{}: cannot write PNG: {e}", path.display())))
+        .map_err(|e| Error::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })
 }
 
 /// One panel at height `top`: a frame, horizontal grid lines, the series, its min and max written at

@@ -127,7 +127,7 @@ impl TaggerConfig {
     /// A trained model's `config.json`.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).at(path)?;
-        serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| Error::model_file(path, format!("{e}")))
     }
 
     /// How the text features the model reads are made. Models from before the setting existed read
@@ -215,8 +215,7 @@ impl Tagger {
     /// Writes the config (JSON) and the weights (`weights` must end in `.safetensors`: tch picks the
     /// format by the extension).
     pub fn save(&self, config: &Path, weights: &Path) -> Result<()> {
-        let text =
-            serde_json::to_string_pretty(&self.config).map_err(|e| Error::Config(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&self.config)?;
         std::fs::write(config, text).at(config)?;
         self.vs.save(weights).torch()
     }

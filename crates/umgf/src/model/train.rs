@@ -16,7 +16,7 @@ use crate::labels::Tag;
 use crate::rng::Rng;
 use crate::store::Checkpoints;
 use crate::torch::TorchResult;
-use crate::{Error, IoContext, Result};
+use crate::{IoContext, Result};
 
 /// Training settings; all of them enter the train stage's key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -302,7 +302,7 @@ fn save(
     checkpoints.write(&progress.tensors, |path| {
         Tensor::write_safetensors(&tensors, path).torch()
     })?;
-    let json = serde_json::to_vec(&*progress).map_err(|e| Error::Config(e.to_string()))?;
+    let json = serde_json::to_vec(&*progress)?;
     checkpoints.write(PROGRESS, |path| std::fs::write(path, &json).at(path))?;
     if !previous.is_empty() && previous != progress.tensors {
         checkpoints.remove(&previous)?;

@@ -42,7 +42,7 @@ impl ChunkerInputs {
 }
 
 fn spec(inputs: &ChunkerInputs, config: &ChunkerTraining) -> Result<RunSpec> {
-    let params = serde_json::to_value(config).map_err(|e| Error::Config(e.to_string()))?;
+    let params = serde_json::to_value(config)?;
     Ok(RunSpec {
         stage: STAGE.to_owned(),
         version: VERSION,
@@ -74,8 +74,7 @@ fn run(store: &Store, inputs: &ChunkerInputs, config: &ChunkerTraining) -> Resul
         // No wall-clock time in the report (the manifest records it): artifacts are byte-reproducible.
         let metrics = json!(report);
         let path = outputs.path(METRICS);
-        let text =
-            serde_json::to_string_pretty(&metrics).map_err(|e| Error::Config(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&metrics)?;
         std::fs::write(&path, text).map_err(|source| Error::Io { path, source })?;
         Ok(metrics)
     })

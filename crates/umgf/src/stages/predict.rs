@@ -19,7 +19,7 @@ use crate::stages::Stage;
 use crate::stages::train::{DatasetArtifacts, predictions};
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
-use crate::{Error, IoContext, Result};
+use crate::{IoContext, Result};
 
 const STAGE: &str = "predict";
 const VERSION: u32 = 1;
@@ -134,8 +134,7 @@ fn run(
             });
             write(
                 &outputs.path(METRICS),
-                &serde_json::to_string_pretty(&metrics)
-                    .map_err(|e| Error::Config(e.to_string()))?,
+                &serde_json::to_string_pretty(&metrics)?,
             )?;
             let heading = format!(
                 "{} {} trained on {}, tested on {} ({} tweets)\n",
@@ -174,7 +173,7 @@ fn entities_jsonl(examples: &[Example], predicted: &[Vec<crate::labels::Tag>]) -
             })
             .collect();
         let line = json!({"id": e.tweet_id, "tokens": e.words, "entities": entities});
-        out.push_str(&serde_json::to_string(&line).map_err(|e| Error::Config(e.to_string()))?);
+        out.push_str(&serde_json::to_string(&line)?);
         out.push('\n');
     }
     Ok(out)

@@ -22,7 +22,7 @@ use crate::stages::Stage;
 use crate::stages::features::{StateShape, TextFeatureParams};
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
-use crate::{Error, IoContext, Result};
+use crate::{IoContext, Result};
 
 const STAGE: &str = "train";
 /// 2: length-bucketed training batches. 3: the initialisation is seeded, and no wall-clock times in
@@ -104,7 +104,7 @@ fn spec(inputs: &DatasetArtifacts, encoder: Digest, params: &TrainParams) -> Res
     Ok(RunSpec {
         stage: STAGE.to_owned(),
         version: VERSION,
-        params: serde_json::to_value(params).map_err(|e| Error::Config(e.to_string()))?,
+        params: serde_json::to_value(params)?,
         inputs: all,
     })
 }
@@ -244,7 +244,7 @@ fn run(
         });
         write_text(
             &outputs.path(METRICS),
-            &serde_json::to_string_pretty(&metrics).map_err(|e| Error::Config(e.to_string()))?,
+            &serde_json::to_string_pretty(&metrics)?,
         )?;
         Ok(json!({
             "train_tweets": train_set.len(),

@@ -47,7 +47,7 @@ impl BertConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).at(path)?;
         let config: Self = serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: not a BERT config: {e}", path.display())))?;
+            .map_err(|e| Error::model_file(path, format!("not a BERT config: {e}")))?;
         config.layer_shape().check(path)?;
         Ok(config)
     }

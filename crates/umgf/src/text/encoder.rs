@@ -43,12 +43,12 @@ impl EncoderFiles {
         let path = self.config();
         let text = std::fs::read_to_string(&path).at(&path)?;
         let config: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| crate::Error::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::Error::model_file(&path, e.to_string()))?;
         let field = |name: &str| {
             config[name]
                 .as_u64()
                 .map(|v| v as usize)
-                .ok_or_else(|| crate::Error::Config(format!("{}: no {name}", path.display())))
+                .ok_or_else(|| crate::Error::model_file(&path, format!("no {name}")))
         };
         Ok((field("num_hidden_layers")? + 1, field("hidden_size")?))
     }

@@ -64,7 +64,7 @@ impl MpnetConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).at(path)?;
         let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: not an MPNet config: {e}", path.display())))?;
+            .map_err(|e| Error::model_file(path, format!("not an MPNet config: {e}")))?;
         if let Some(kind) = value.get("model_type").and_then(serde_json::Value::as_str)
             && kind != "mpnet"
         {
@@ -75,7 +75,7 @@ impl MpnetConfig {
             );
         }
         let config: Self = serde_json::from_value(value)
-            .map_err(|e| Error::Config(format!("{}: not an MPNet config: {e}", path.display())))?;
+            .map_err(|e| Error::model_file(path, format!("not an MPNet config: {e}")))?;
         config.layer_shape().check(path)?;
         if config.relative_attention_num_buckets < NUM_BUCKETS {
             crate::bail!(

@@ -37,20 +37,19 @@ impl Architecture {
     /// From the `model_type` of a Hugging Face `config.json` ("bert" or "mpnet").
     pub fn of_config(config_json: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(config_json).at(config_json)?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::Config(format!("{}: not a JSON config: {e}", config_json.display()))
-        })?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::model_file(config_json, format!("not a JSON config: {e}")))?;
         match value.get("model_type").and_then(serde_json::Value::as_str) {
             Some("bert") => Ok(Self::Bert),
             Some("mpnet") => Ok(Self::Mpnet),
-            Some(other) => Err(Error::Config(format!(
-                "{}: model_type {other:?} is not supported (bert or mpnet)",
-                config_json.display()
-            ))),
-            None => Err(Error::Config(format!(
-                "{}: no \"model_type\" (expected \"bert\" or \"mpnet\")",
-                config_json.display()
-            ))),
+            Some(other) => Err(Error::model_file(
+                config_json,
+                format!("model_type {other:?} is not supported (bert or mpnet)"),
+            )),
+            None => Err(Error::model_file(
+                config_json,
+                "no \"model_type\" (expected \"bert\" or \"mpnet\")",
+            )),
         }
     }
 
@@ -92,21 +91,20 @@ impl WordPieces {
     /// A WordPiece tokenizer.json of `architecture` (see [`Architecture::of_config`]).
     pub fn from_files(tokenizer_json: &Path, architecture: Architecture) -> Result<Self> {
         let path = tokenizer_json;
-        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| {
-            Error::Config(format!("{}: cannot load tokenizer: {e}", path.display()))
-        })?;
+        let mut tokenizer = Tokenizer::from_file(path)
+            .map_err(|e| Error::model_file(path, format!("cannot load tokenizer: {e}")))?;
         // The shipped file pads every input to 128 and truncates: we pad per batch ourselves, and a long
         // tweet is never cut silently (the encoder slides a window over it).
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(None)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::model_file(path, format!("{e}")))?;
         let id = |token: &str| {
             tokenizer.token_to_id(token).ok_or_else(|| {
-                Error::Config(format!(
-                    "{}: no {token} token ({architecture:?} tokenizer expected)",
-                    path.display()
-                ))
+                Error::model_file(
+                    path,
+                    format!("no {token} token ({architecture:?} tokenizer expected)"),
+                )
             })
         };
         let (cls, sep, pad) = architecture.special_tokens();
@@ -114,7 +112,7 @@ impl WordPieces {
         // The unknown piece is the one the model itself emits for what it cannot split (MPNet's
         // tokenizer.json says `[UNK]`, id 104, although its vocabulary also has `<unk>`, id 3).
         let ModelWrapper::WordPiece(model) = tokenizer.get_model() else {
-            crate::bail!(Config, "{}: not a WordPiece tokenizer", path.display());
+            return Err(Error::model_file(path, "not a WordPiece tokenizer"));
         };
         let unk = id(&model.unk_token)?;
         // The file's own post-processor (what `add_special_tokens` would add) must agree with ours.
@@ -177,7 +175,7 @@ impl WordPieces {
         let encoding = self
             .tokenizer
             .encode(word, false)
-            .map_err(|e| Error::Config(format!("tokenizer failed on {word:?}: {e}")))?;
+            .map_err(|e| Error::Internal(format!("tokenizer failed on {word:?}: {e}")))?;
         let mut ids = encoding.get_ids().to_vec();
         if ids.is_empty() {
             ids.push(self.unk);

@@ -130,7 +130,7 @@ impl CenterNet {
         }
         let plan = graph
             .plan(&[INPUT_NODE], &[DETECTIONS_NODE])
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::model_file(path, format!("{e}")))?;
         Ok(Self { plan, device })
     }
 

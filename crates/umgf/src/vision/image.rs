@@ -46,7 +46,7 @@ pub fn center_crop_region(
     };
     let (h, w) = match region.size()[..] {
         [_, _, h, w] => (h, w),
-        _ => crate::bail!(Config, "crop: expected [1, 3, H, W] pixels, got {size:?}"),
+        _ => crate::bail!(Internal, "crop: expected [1, 3, H, W] pixels, got {size:?}"),
     };
     let (side, short) = (i64::from(side), i64::from(side * 8 / 7));
     let scale = short as f64 / h.min(w) as f64;

@@ -64,9 +64,9 @@ impl<M: Send> ModelPool<M> {
                         tch::set_num_threads(1);
                     }
                     let outcome = (|| -> Result<()> {
-                        let mut slot = slot
-                            .lock()
-                            .map_err(|_| Error::Config("a model worker panicked earlier".into()))?;
+                        let mut slot = slot.lock().map_err(|_| {
+                            Error::Internal("a model worker panicked earlier".into())
+                        })?;
                         if slot.is_none() {
                             *slot = Some((self.load)()?);
                         }
@@ -101,10 +101,9 @@ impl<M: Send> ModelPool<M> {
         results
             .into_iter()
             .map(|cell| {
-                cell.into_inner()
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| Error::Config("a model worker stopped without a result".into()))
+                cell.into_inner().ok().flatten().ok_or_else(|| {
+                    Error::Internal("a model worker stopped without a result".into())
+                })
             })
             .collect()
     }

@@ -158,9 +158,8 @@ impl GraphModel {
     /// Reads `model.json` and its weight shards (paths relative to it).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).at(path)?;
-        let model: ModelJson = serde_json::from_str(&text).map_err(|e| {
-            Error::Config(format!("{}: not a TF.js graph model: {e}", path.display()))
-        })?;
+        let model: ModelJson = serde_json::from_str(&text)
+            .map_err(|e| Error::model_file(path, format!("not a TF.js graph model: {e}")))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut weights = HashMap::new();
         for group in &model.manifest {

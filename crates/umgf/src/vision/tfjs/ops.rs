@@ -235,7 +235,7 @@ fn strided_slice(
         let len = size[axis];
         let stride = strides[axis];
         if stride <= 0 {
-            crate::bail!(Config, "strided slice: stride {stride} is not supported");
+            crate::bail!(Graph, "strided slice: stride {stride} is not supported");
         }
         let bit = 1 << axis;
         let norm = |v: i64| if v < 0 { v + len } else { v }.clamp(0, len);
@@ -268,7 +268,7 @@ fn scalar(t: &Tensor) -> Result<i64> {
     let v = int_values(t)?;
     match v[..] {
         [x] => Ok(x),
-        _ => crate::bail!(Config, "expected a scalar, got {} values", v.len()),
+        _ => crate::bail!(Graph, "expected a scalar, got {} values", v.len()),
     }
 }
 
@@ -348,14 +348,14 @@ pub(super) fn run_op(op: &Op, args: &[&Tensor], inputs: &[Tensor]) -> Result<Vec
         Op::ResizeBilinear => {
             let size = int_values(args[1])?;
             let [h, w] = size[..] else {
-                crate::bail!(Config, "resize size {size:?}");
+                crate::bail!(Graph, "resize size {size:?}");
             };
             one(resize_bilinear_legacy(args[0], h, w)?)
         }
         Op::Concat => {
             let (axis, parts) = args
                 .split_last()
-                .ok_or_else(|| Error::Config("concat of nothing".into()))?;
+                .ok_or_else(|| Error::Graph("concat of nothing".into()))?;
             let rank = parts.first().map_or(0, |p| p.dim() as i64);
             let axis = scalar(axis)?;
             let axis = if axis < 0 { axis + rank } else { axis };

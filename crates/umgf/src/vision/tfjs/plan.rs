@@ -34,7 +34,7 @@ pub struct Plan {
 }
 
 fn unsupported(node: &Node, what: impl std::fmt::Display) -> Error {
-    Error::Config(format!("graph node {} ({}): {what}", node.name, node.op))
+    Error::Graph(format!("graph node {} ({}): {what}", node.name, node.op))
 }
 
 fn attr_str<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
@@ -107,7 +107,7 @@ impl GraphModel {
         for name in outputs {
             let node = by_name
                 .get(name)
-                .ok_or_else(|| Error::Config(format!("graph has no node named {name}")))?;
+                .ok_or_else(|| Error::Graph(format!("graph has no node named {name}")))?;
             visiting.push((node, false));
         }
         let mut on_path = std::collections::HashSet::new();
@@ -122,7 +122,7 @@ impl GraphModel {
                 continue;
             }
             if !on_path.insert(node.name.as_str()) {
-                crate::bail!(Config, "graph has a cycle through {}", node.name);
+                crate::bail!(Graph, "graph has a cycle through {}", node.name);
             }
             visiting.push((node, true));
             for input in node.inputs.iter().filter(|i| !i.control) {
@@ -450,7 +450,7 @@ impl Plan {
                 .iter()
                 .map(|&(source, index)| {
                     values[source].get(index).ok_or_else(|| {
-                        Error::Config(format!(
+                        Error::Graph(format!(
                             "graph node {}: reads output {index} of {}, which has none",
                             step.name, self.steps[source].name
                         ))
@@ -458,7 +458,7 @@ impl Plan {
                 })
                 .collect::<Result<_>>()?;
             let out = run_op(&step.op, &args, inputs)
-                .map_err(|e| Error::Config(format!("graph node {}: {e}", step.name)))?;
+                .map_err(|e| Error::Graph(format!("graph node {}: {e}", step.name)))?;
             values.push(out);
             for &source in &step.release {
                 values[source] = Vec::new();
@@ -471,7 +471,7 @@ impl Plan {
                     .get(index)
                     .map(Tensor::shallow_clone)
                     .ok_or_else(|| {
-                        Error::Config(format!(
+                        Error::Graph(format!(
                             "graph node {} has no output {index}",
                             self.steps[step].name
                         ))
