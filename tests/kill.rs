@@ -20,10 +20,10 @@ use umgf::model::train::TrainConfig;
 use umgf::rng::Rng;
 use umgf::stages::chunk::{self, ChunkStage};
 use umgf::stages::chunker::{self, ChunkerStage};
-use umgf::stages::features::{self, FeaturesStage};
 use umgf::stages::graphs::{self, GraphsStage};
 use umgf::stages::ingest::{self, IngestStage};
 use umgf::stages::predict::{self, PredictStage};
+use umgf::stages::text_features::{self, TextFeaturesStage};
 use umgf::stages::train::{self, TrainStage};
 use umgf::stages::train::{DatasetArtifacts, TrainParams};
 use umgf::stages::{Stage, ground, visual_features};
@@ -123,15 +123,15 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
         return done.remove(last).unwrap();
     }
     begin("features");
-    let input = features::Input {
+    let input = text_features::Input {
         tweets,
         encoder: encoder.clone(),
-        params: features::TextFeatureParams::default(),
+        params: text_features::TextFeatureParams::default(),
     };
-    let text = FeaturesStage::run(store, &input).unwrap();
+    let text = TextFeaturesStage::run(store, &input).unwrap();
     let text_features = text
         .manifest
-        .output(features::TEXT_FEATURES)
+        .output(text_features::TEXT_FEATURES)
         .unwrap()
         .digest;
     if step("features", text) {
@@ -169,7 +169,7 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
             batch_size: 8,
             ..TrainConfig::default()
         },
-        features: features::TextFeatureParams::default(),
+        features: text_features::TextFeatureParams::default(),
     };
     begin("train");
     let input = train::Input {

@@ -145,7 +145,7 @@ fn conll_dump(dir: &Path, name: &str, parts: &[(&Path, std::ops::Range<usize>)])
 /// Ingests a dump into `store` and returns the tweets blob's digest.
 #[test]
 fn features_of_a_grown_dump_encode_only_the_new_tweets() {
-    use umgf::stages::features;
+    use umgf::stages::text_features;
     let dir = tempfile::tempdir().unwrap();
     let store = umgf::store::Store::open(dir.path().join("store")).unwrap();
     let data = common::data_dir().join("twitter2017");
@@ -153,7 +153,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
 
     let old = conll_dump(dir.path(), "old.txt", &[(&train, 0..3373)]);
     // The last layer only in the artifact (the memo holds every layer either way).
-    let last = features::TextFeatureParams {
+    let last = text_features::TextFeatureParams {
         layers: "last".parse().unwrap(),
         ..Default::default()
     };
@@ -178,7 +178,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
         &store.blob_path(
             &second
                 .manifest
-                .output(features::TEXT_FEATURES)
+                .output(text_features::TEXT_FEATURES)
                 .unwrap()
                 .digest,
         ),
@@ -204,9 +204,9 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     );
 
     // Other layers and pooling come from the memo: the encoder does not run again.
-    let every_layer_mean = features::TextFeatureParams {
+    let every_layer_mean = text_features::TextFeatureParams {
         layers: "all".parse().unwrap(),
-        pooling: features::Pooling::Mean,
+        pooling: text_features::Pooling::Mean,
         ..Default::default()
     };
     let third = common::text_features(&store, tweets, &every_layer_mean);
@@ -215,7 +215,7 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
         &store.blob_path(
             &third
                 .manifest
-                .output(features::TEXT_FEATURES)
+                .output(text_features::TEXT_FEATURES)
                 .unwrap()
                 .digest,
         ),

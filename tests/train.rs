@@ -11,7 +11,7 @@ use umgf::model::umgf::{TextHeadConfig, UmgfConfig};
 use umgf::stages::Stage;
 use umgf::stages::predict::{self, ModelFiles, PredictStage, Which};
 use umgf::stages::train::{self, DatasetArtifacts, TrainParams};
-use umgf::stages::{features, graphs, ground, visual_features};
+use umgf::stages::{graphs, ground, text_features, visual_features};
 use umgf::store::Store;
 use umgf::text::encoder::default_files;
 
@@ -110,14 +110,14 @@ fn model_inputs(
     let phrases = store_phrases(store, records);
     let grounded = common::ground(store, tweets, phrases, grounding);
     let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
-    let text = common::text_features(store, tweets, &features::TextFeatureParams::default());
+    let text = common::text_features(store, tweets, &text_features::TextFeatureParams::default());
     let visual = common::visual_features(store, tweets, objects);
     let edges = common::graphs(store, tweets, objects);
     DatasetArtifacts {
         tweets,
         text_features: text
             .manifest
-            .output(features::TEXT_FEATURES)
+            .output(text_features::TEXT_FEATURES)
             .unwrap()
             .digest,
         visual_features: visual
@@ -159,7 +159,7 @@ fn params(mode: TextMode, max_epochs: usize) -> TrainParams {
             lr: 1e-3,
             ..TrainConfig::default()
         },
-        features: features::TextFeatureParams::default(),
+        features: text_features::TextFeatureParams::default(),
     }
 }
 

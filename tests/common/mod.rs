@@ -275,14 +275,14 @@ pub fn chunk(
 pub fn text_features(
     store: &umgf::store::Store,
     tweets: umgf::Digest,
-    params: &umgf::stages::features::TextFeatureParams,
+    params: &umgf::stages::text_features::TextFeatureParams,
 ) -> umgf::store::RunOutcome {
-    let input = umgf::stages::features::Input {
+    let input = umgf::stages::text_features::Input {
         tweets,
         encoder: minilm(),
         params: params.clone(),
     };
-    umgf::stages::features::FeaturesStage::run(store, &input).unwrap()
+    umgf::stages::text_features::TextFeaturesStage::run(store, &input).unwrap()
 }
 
 /// `graphs` on the tweets and their objects.

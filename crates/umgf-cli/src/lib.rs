@@ -8,12 +8,12 @@ pub mod upstream;
 use umgf::Digest;
 use umgf::dataset::Dataset;
 use umgf::schema::StateStorage;
-use umgf::stages::features::{LayerSelection, Pooling, TextFeatureParams};
 use umgf::stages::ground::GroundParams;
 use umgf::stages::ingest::{self, IngestStage, OnError};
 use umgf::stages::predict::{self, PredictStage};
+use umgf::stages::text_features::{LayerSelection, Pooling, TextFeatureParams};
 use umgf::stages::train::DatasetArtifacts;
-use umgf::stages::{Artifacts, ShardedStage, Stage, features, graphs, visual_features};
+use umgf::stages::{Artifacts, ShardedStage, Stage, graphs, text_features, visual_features};
 use umgf::store::{RunOutcome, Shard, Store};
 use umgf::text::chunker::ChunkerTraining;
 use umgf::text::encoder::{EncoderName, Precision};
@@ -263,7 +263,7 @@ pub fn model_inputs(
     run.publish(
         "features",
         &upstream.text_features(text_features)?,
-        features::TEXT_FEATURES,
+        text_features::TEXT_FEATURES,
     )?;
     run.publish(
         "visual features",

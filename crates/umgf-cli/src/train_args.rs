@@ -4,7 +4,7 @@ use umgf::model::tagger::{ModelKind, TextMode};
 use umgf::model::text_head::LayerCombine;
 use umgf::model::train::TrainConfig;
 use umgf::model::umgf::{TextHeadConfig, UmgfConfig};
-use umgf::stages::features::TextFeatureParams;
+use umgf::stages::text_features::TextFeatureParams;
 use umgf::stages::train::TrainParams;
 
 /// How the tagger is trained: the model, its sizes, the text head and the optimisation.

@@ -9,10 +9,10 @@ use umgf::Digest;
 use umgf::dataset::Dataset;
 use umgf::stages::chunk::{self, ChunkStage};
 use umgf::stages::chunker::{self, ChunkerInputs, ChunkerStage};
-use umgf::stages::features::{self, FeaturesStage, TextFeatureParams};
 use umgf::stages::graphs::{self, GraphsStage};
 use umgf::stages::ground::{self, GroundModels, GroundParams, GroundStage};
 use umgf::stages::ingest::{self, IngestStage, OnError};
+use umgf::stages::text_features::{self, TextFeatureParams, TextFeaturesStage};
 use umgf::stages::train::{self, DatasetArtifacts, TrainParams, TrainStage};
 use umgf::stages::visual_features::{self, VisualFeaturesStage};
 use umgf::stages::{Artifacts, Stage};
@@ -191,8 +191,8 @@ impl<'a> Upstream<'a> {
     pub fn text_features_input(
         &self,
         params: &TextFeatureParams,
-    ) -> anyhow::Result<features::Input> {
-        Ok(features::Input {
+    ) -> anyhow::Result<text_features::Input> {
+        Ok(text_features::Input {
             tweets: self.tweets()?,
             encoder: params.encoder.files(&self.common.models),
             params: params.clone(),
@@ -201,7 +201,7 @@ impl<'a> Upstream<'a> {
 
     /// The run of `features` (text) with `params`.
     pub fn text_features(&self, params: &TextFeatureParams) -> anyhow::Result<RunOutcome> {
-        self.resolve::<FeaturesStage>(|| self.text_features_input(params))
+        self.resolve::<TextFeaturesStage>(|| self.text_features_input(params))
     }
 
     pub fn visual_features_input(&self) -> anyhow::Result<visual_features::Input> {
@@ -234,7 +234,7 @@ impl<'a> Upstream<'a> {
         let edges = self.graphs()?;
         Ok(DatasetArtifacts {
             tweets: self.tweets()?,
-            text_features: text.manifest.output(features::TEXT_FEATURES)?.digest,
+            text_features: text.manifest.output(text_features::TEXT_FEATURES)?.digest,
             visual_features: visual
                 .manifest
                 .output(visual_features::VISUAL_FEATURES)?

@@ -3,7 +3,7 @@
 //! memoised per region.
 use clap::Parser;
 use umgf::stages::ShardedStage;
-use umgf::stages::features::{self, FeaturesStage};
+use umgf::stages::text_features::{self, TextFeaturesStage};
 use umgf::stages::visual_features::{self, VisualFeaturesStage};
 use umgf_cli::{ShardMode, print_missing_shards};
 
@@ -33,14 +33,14 @@ fn main() -> anyhow::Result<()> {
     // A shard does its part of both halves; the visual half needs `ground` merged (a cache hit).
     match cli.shards.mode() {
         ShardMode::Missing(count) => {
-            let text = FeaturesStage::missing_shards(store, &text, count)?;
+            let text = TextFeaturesStage::missing_shards(store, &text, count)?;
             let visual = upstream.visual_features_input()?;
             let visual = VisualFeaturesStage::missing_shards(store, &visual, count)?;
             print_missing_shards(text.into_iter().chain(visual));
             return Ok(());
         }
         ShardMode::Shard(shard) => {
-            let outcome = FeaturesStage::run_shard(store, &text, shard)?;
+            let outcome = TextFeaturesStage::run_shard(store, &text, shard)?;
             run.report_shard("features", shard, &outcome);
             let visual = upstream.visual_features_input()?;
             let outcome = VisualFeaturesStage::run_shard(store, &visual, shard)?;
@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         ShardMode::Whole => {}
     }
     let outcome = upstream.text_features(&params)?;
-    let link = run.publish("features", &outcome, features::TEXT_FEATURES)?;
+    let link = run.publish("features", &outcome, text_features::TEXT_FEATURES)?;
     let c = &outcome.manifest.counts;
     eprintln!(
         "  {} tweets, {} words, {} word pieces, {} longer than 128 pieces (encoded with a sliding window)",

@@ -20,7 +20,7 @@ pub struct Example {
     /// Gold BIO tags (labelled data only).
     pub tags: Option<Vec<Tag>>,
     /// Frozen encoder states of each word, row-major [words, cached width] (see
-    /// [`crate::stages::features`]).
+    /// [`crate::stages::text_features`]).
     pub states: StateValues,
     pub shapes: Vec<u8>,
     /// Word pieces and each word's first piece (fine-tune mode runs the encoder on these).

@@ -11,7 +11,7 @@ use super::batch::Batch;
 use super::umgf::{GraphBatch, Umgf, UmgfConfig};
 use crate::labels::Tag;
 use crate::schema::StateStorage;
-use crate::stages::features::{LayerSelection, Pooling, TextFeatureParams};
+use crate::stages::text_features::{LayerSelection, Pooling, TextFeatureParams};
 use crate::text::encoder::{EncoderFiles, EncoderName, Network, Precision, TextEncoder};
 use crate::torch::TorchResult;
 use crate::{Error, IoContext, Result};

@@ -3,9 +3,9 @@
 //! need no model (ingest, graphs) and [`Artifacts`] are in `umgf_core::stages`, re-exported here.
 pub mod chunk;
 pub mod chunker;
-pub mod features;
 pub mod ground;
 pub mod predict;
+pub mod text_features;
 pub mod train;
 pub mod visual_features;
 
@@ -25,7 +25,7 @@ pub fn memo_namespaces() -> BTreeMap<String, Vec<String>> {
         entry::<chunker::ChunkerStage>(),
         entry::<chunk::ChunkStage>(),
         entry::<ground::GroundStage>(),
-        entry::<features::FeaturesStage>(),
+        entry::<text_features::TextFeaturesStage>(),
         entry::<visual_features::VisualFeaturesStage>(),
         entry::<graphs::GraphsStage>(),
         entry::<train::TrainStage>(),

@@ -19,7 +19,7 @@ use crate::model::train::{TrainConfig, evaluate_examples, train};
 use crate::model::umgf::UmgfConfig;
 use crate::schema::{Artifact, GraphEdge, Split, TextFeatures, Tweet, VisualFeatures};
 use crate::stages::Stage;
-use crate::stages::features::{StateShape, TextFeatureParams};
+use crate::stages::text_features::{StateShape, TextFeatureParams};
 use crate::store::{RunOutcome, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
 use crate::{IoContext, Result};

@@ -517,7 +517,7 @@ fn decode(
 }
 
 /// The `features` stage: the text encoder's states of every word.
-pub struct FeaturesStage;
+pub struct TextFeaturesStage;
 
 /// What the text features are made from: the tweets, the encoder and how states are kept.
 pub struct Input {
@@ -526,7 +526,7 @@ pub struct Input {
     pub params: TextFeatureParams,
 }
 
-impl Stage for FeaturesStage {
+impl Stage for TextFeaturesStage {
     const NAME: &'static str = STAGE;
     const VERSION: u32 = VERSION;
     const MEMOS: &'static [&'static str] = &[MEMO];
@@ -541,7 +541,7 @@ impl Stage for FeaturesStage {
     }
 }
 
-impl ShardedStage for FeaturesStage {
+impl ShardedStage for TextFeaturesStage {
     fn run_shard(store: &Store, input: &Input, shard: Shard) -> Result<RunOutcome> {
         run_shard(store, input.tweets, &input.encoder, &input.params, shard)
     }
