@@ -9,7 +9,7 @@ use umgf::stages::{Artifacts, Stage};
 use umgf::text::words::is_url;
 
 /// The real data (../shared/data here). Tests that need it fail, loudly, without it.
-pub fn data_dir() -> PathBuf {
+pub(crate) fn data_dir() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     umgf::dataset::default_data_dir(here)
         .filter(|d| d.join("twitter2015").is_dir())
@@ -18,7 +18,7 @@ pub fn data_dir() -> PathBuf {
 
 /// Where the stage binaries are: $UMGF_BIN_DIR, else the profile folder this test binary was built in
 /// (`make test` builds the binaries first).
-pub fn bin(name: &str) -> PathBuf {
+pub(crate) fn bin(name: &str) -> PathBuf {
     let dir = std::env::var_os("UMGF_BIN_DIR").map_or_else(
         || {
             let exe = std::env::current_exe().expect("current exe");
@@ -40,10 +40,10 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// The environment that keeps stage binaries off the per-user store (`~/.cache/umgf/store`): each
 /// test's artifacts folder stands alone, whatever earlier runs on this machine left there.
-pub const NO_USER_STORE: (&str, &str) = ("UMGF_USER_STORE", "none");
+pub(crate) const NO_USER_STORE: (&str, &str) = ("UMGF_USER_STORE", "none");
 
 /// Runs a stage binary with `args`, with the artifacts folder `artifacts`.
-pub fn run_bin(name: &str, artifacts: &Path, args: &[&str]) -> Output {
+pub(crate) fn run_bin(name: &str, artifacts: &Path, args: &[&str]) -> Output {
     Command::new(bin(name))
         .env(NO_USER_STORE.0, NO_USER_STORE.1)
         .args(args)
@@ -57,7 +57,7 @@ pub fn run_bin(name: &str, artifacts: &Path, args: &[&str]) -> Output {
 }
 
 /// Ingests `dataset` into a fresh store under `dir` and reads the tweets back.
-pub fn ingest(
+pub(crate) fn ingest(
     dir: &Path,
     dataset: &Dataset,
     on_error: OnError,
@@ -73,7 +73,7 @@ pub fn ingest(
 }
 
 /// Ingests a dump file (CoNLL or JSONL) into `store` and returns its `tweets` digest.
-pub fn ingest_dump(store: &umgf::store::Store, path: &Path) -> umgf::Digest {
+pub(crate) fn ingest_dump(store: &umgf::store::Store, path: &Path) -> umgf::Digest {
     let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
     let input = ingest::Input {
         dataset,
@@ -84,7 +84,7 @@ pub fn ingest_dump(store: &umgf::store::Store, path: &Path) -> umgf::Digest {
 }
 
 /// The repository root.
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -92,7 +92,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// Runs a reference script with the reference venv's Python.
-pub fn reference(script: &str, args: &[&str]) {
+pub(crate) fn reference(script: &str, args: &[&str]) {
     let python = repo().join(".venv-ref/bin/python");
     assert!(
         python.is_file(),
@@ -114,7 +114,7 @@ pub fn reference(script: &str, args: &[&str]) {
 }
 
 /// The first `n` tweets of a Twitter-2017 split, as words.
-pub fn real_tweets(split: Split, n: usize) -> Vec<Vec<String>> {
+pub(crate) fn real_tweets(split: Split, n: usize) -> Vec<Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     let dataset = Dataset::resolve("twitter2017", Some(&data_dir()), None).unwrap();
     let (_, tweets) = ingest(dir.path(), &dataset, OnError::Fail).unwrap();
@@ -129,7 +129,7 @@ pub fn real_tweets(split: Split, n: usize) -> Vec<Vec<String>> {
 /// Runs a reference encoder script (`bert_states.py`, `mpnet_states.py`) on the model in `model`, in
 /// `mode` (`--input` ids or `--tokenize` words) on `input`, written as JSON in `dir`, with `extra`
 /// arguments; returns the path of its output file `output`.
-pub fn run_encoder_reference(
+pub(crate) fn run_encoder_reference(
     script: &str,
     model: &Path,
     dir: &Path,
@@ -154,7 +154,7 @@ pub fn run_encoder_reference(
 }
 
 /// How HF's tokenizer splits one tweet.
-pub struct HfPieces {
+pub(crate) struct HfPieces {
     /// The whole tweet's piece ids, special pieces included.
     pub ids: Vec<u32>,
     /// Each word's first piece; `None` when HF's normaliser erased a word (it then has no piece).
@@ -165,7 +165,7 @@ pub struct HfPieces {
 
 /// HF's word pieces of `tweets` from the tokenizer in `model`, by the reference `script`'s tokenizer
 /// mode. URLs go in as the word "url", as the pipeline feeds them to the encoder.
-pub fn hf_word_pieces(script: &str, model: &Path, tweets: &[Vec<String>]) -> Vec<HfPieces> {
+pub(crate) fn hf_word_pieces(script: &str, model: &Path, tweets: &[Vec<String>]) -> Vec<HfPieces> {
     let words: Vec<Vec<String>> = tweets
         .iter()
         .map(|t| {
@@ -215,7 +215,7 @@ pub fn hf_word_pieces(script: &str, model: &Path, tweets: &[Vec<String>]) -> Vec
 }
 
 /// Runs a Node reference script (its modules come from `.node-ref`, installed by set-up).
-pub fn node_reference(script: &str, args: &[&str]) {
+pub(crate) fn node_reference(script: &str, args: &[&str]) {
     assert!(
         repo().join(".node-ref/node_modules").is_dir(),
         ".node-ref missing: run `make setup-reference` (make test does)"
@@ -233,7 +233,7 @@ pub fn node_reference(script: &str, args: &[&str]) {
 }
 
 /// `ground` with the installed detector and text encoder.
-pub fn ground(
+pub(crate) fn ground(
     store: &umgf::store::Store,
     tweets: umgf::Digest,
     phrases: umgf::Digest,
@@ -258,7 +258,7 @@ fn minilm() -> umgf::text::encoder::EncoderFiles {
 }
 
 /// `chunk` with the chunker stored as `chunker`, on the installed MiniLM.
-pub fn chunk(
+pub(crate) fn chunk(
     store: &umgf::store::Store,
     tweets: umgf::Digest,
     chunker: umgf::Digest,
@@ -272,7 +272,7 @@ pub fn chunk(
 }
 
 /// `features` (text) with `params`, on the installed MiniLM.
-pub fn text_features(
+pub(crate) fn text_features(
     store: &umgf::store::Store,
     tweets: umgf::Digest,
     params: &umgf::stages::text_features::TextFeatureParams,
@@ -286,7 +286,7 @@ pub fn text_features(
 }
 
 /// `graphs` on the tweets and their objects.
-pub fn graphs(
+pub(crate) fn graphs(
     store: &umgf::store::Store,
     tweets: umgf::Digest,
     objects: umgf::Digest,
@@ -296,7 +296,7 @@ pub fn graphs(
 }
 
 /// `train` with `params`, on the installed MiniLM.
-pub fn train(
+pub(crate) fn train(
     store: &umgf::store::Store,
     data: umgf::stages::train::DatasetArtifacts,
     params: &umgf::stages::train::TrainParams,
@@ -310,7 +310,7 @@ pub fn train(
 }
 
 /// `visual_features` with the installed EfficientNet-Lite0.
-pub fn visual_features(
+pub(crate) fn visual_features(
     store: &umgf::store::Store,
     tweets: umgf::Digest,
     objects: umgf::Digest,
@@ -324,7 +324,7 @@ pub fn visual_features(
 }
 
 /// The labelled slice: the photo tweets of `train.rs` plus `n` real Twitter-2017 dev tweets.
-pub fn write_labelled_slice(path: &Path, n: usize) {
+pub(crate) fn write_labelled_slice(path: &Path, n: usize) {
     crate::train::write_labelled_dump(path, &crate::train::records());
     let dev = data_dir().join("twitter2017/valid.txt");
     let parsed = umgf::io::conll::read(&dev).unwrap();

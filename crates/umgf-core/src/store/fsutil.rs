@@ -115,7 +115,7 @@ pub fn write_atomic(
     result
 }
 
-pub fn sync_file(path: &Path) -> Result<()> {
+pub(super) fn sync_file(path: &Path) -> Result<()> {
     OpenOptions::new()
         .write(true)
         .open(path)
@@ -125,27 +125,27 @@ pub fn sync_file(path: &Path) -> Result<()> {
 }
 
 /// Makes a rename durable: the directory entry itself must reach the disk.
-pub fn sync_dir(dir: &Path) -> Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).at(dir)?.sync_all().at(dir)
 }
 
 /// An exclusive advisory lock (flock) held until the returned file is dropped. Blocks while another
 /// process holds it; the kernel releases it when a holder dies, so a killed run never leaves it stuck.
-pub fn lock(path: &Path) -> Result<File> {
+pub(super) fn lock(path: &Path) -> Result<File> {
     let file = lock_file(path)?;
     file.lock().at(path)?;
     Ok(file)
 }
 
 /// [`lock`], shared: any number of holders, none while someone holds it exclusively.
-pub fn lock_shared(path: &Path) -> Result<File> {
+pub(super) fn lock_shared(path: &Path) -> Result<File> {
     let file = lock_file(path)?;
     file.lock_shared().at(path)?;
     Ok(file)
 }
 
 /// [`lock`] without waiting: `None` if someone holds it.
-pub fn try_lock(path: &Path) -> Result<Option<File>> {
+pub(super) fn try_lock(path: &Path) -> Result<Option<File>> {
     let file = lock_file(path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
@@ -164,14 +164,14 @@ fn lock_file(path: &Path) -> Result<File> {
 }
 
 /// Sets `path`'s modification time to now, if it can (best effort: a read-only store still serves).
-pub fn touch(path: &Path) {
+pub(super) fn touch(path: &Path) {
     if let Ok(file) = OpenOptions::new().append(true).open(path) {
         let _ = file.set_modified(std::time::SystemTime::now());
     }
 }
 
 /// Every regular file below `dir`, recursively, in sorted order.
-pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(dir) = stack.pop() {

@@ -55,7 +55,7 @@ pub(crate) struct LayerShape {
 
 impl LayerShape {
     /// Whether this layer can be built: whole heads and a known activation. `path` is the config's.
-    pub fn check(&self, path: &std::path::Path) -> crate::Result<()> {
+    pub(crate) fn check(&self, path: &std::path::Path) -> crate::Result<()> {
         if self.heads <= 0 || self.hidden % self.heads != 0 {
             crate::bail!(
                 Config,
@@ -74,7 +74,7 @@ impl LayerShape {
         Ok(())
     }
 
-    pub fn layer_norm(&self, p: nn::Path) -> nn::LayerNorm {
+    pub(crate) fn layer_norm(&self, p: nn::Path) -> nn::LayerNorm {
         let config = nn::LayerNormConfig {
             eps: self.layer_norm_eps,
             ..Default::default()
@@ -118,7 +118,7 @@ pub(crate) struct Layer {
 
 impl Layer {
     /// The layer at `p`, its variables created in HF's order (random initialisation draws in it).
-    pub fn new(p: nn::Path, shape: &LayerShape, names: &AttentionNames, init: Init) -> Self {
+    pub(crate) fn new(p: nn::Path, shape: &LayerShape, names: &AttentionNames, init: Init) -> Self {
         let linear = |p: nn::Path, i, o| nn::linear(p, i, o, init.linear());
         let h = shape.hidden;
         Self {
@@ -139,7 +139,7 @@ impl Layer {
 
     /// `x`: [batch, len, hidden]; `bias`: added to the attention scores after the 1/sqrt(d) scaling,
     /// broadcast to [batch, heads, len, len] (very negative at padded keys), in `x`'s kind.
-    pub fn forward_t(&self, x: &Tensor, bias: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward_t(&self, x: &Tensor, bias: &Tensor, train: bool) -> Tensor {
         let (b, len, hidden) = x.size3().unwrap_or((0, 0, 0));
         let head_dim = hidden / self.heads;
         let split = |t: Tensor| t.view([b, len, self.heads, head_dim]).transpose(1, 2);
