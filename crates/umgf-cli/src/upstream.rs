@@ -16,7 +16,7 @@ use umgf::stages::text_features::{self, TextFeatureParams, TextFeaturesStage};
 use umgf::stages::train::{self, DatasetArtifacts, TrainParams, TrainStage};
 use umgf::stages::visual_features::{self, VisualFeaturesStage};
 use umgf::stages::{Artifacts, Stage};
-use umgf::store::{Manifest, RunOutcome};
+use umgf::store::RunOutcome;
 use umgf::text::encoder::default_files;
 
 use crate::Common;
@@ -104,8 +104,12 @@ impl<'a> Upstream<'a> {
                         Err(e) => Row::CannotPlan(format!("{e:#}")),
                         Ok(spec) => match store.lookup(&spec)? {
                             Some(manifest) => {
-                                let row =
-                                    Row::UpToDate(spec.key().short(), brief(S::NAME, &manifest));
+                                // A manifest of an older version may lack a count: say so, go on.
+                                let headline = S::counts(&manifest).map_or_else(
+                                    |e| format!("(counts unreadable: {e})"),
+                                    |c| S::headline(&c),
+                                );
+                                let row = Row::UpToDate(spec.key().short(), headline);
                                 found = Some(RunOutcome {
                                     manifest,
                                     hit: true,
@@ -282,38 +286,4 @@ impl Row {
         };
         println!("{stage:<16} {state:<24} {key:<14} {detail}");
     }
-}
-
-/// The headline numbers of a run's counts.
-fn brief(stage: &str, manifest: &Manifest) -> String {
-    let counts = &manifest.counts;
-    let mut parts = Vec::new();
-    for (key, label) in [
-        ("tweets", "tweets"),
-        ("rejected", "rejected"),
-        ("phrases", "noun phrases"),
-        ("pieces", "word pieces"),
-        ("tweets_with_image", "with an image"),
-        ("objects", "objects"),
-        ("regions", "image regions"),
-        ("edges", "edges"),
-        ("dev_f1", "dev F1"),
-        (
-            "test_f1",
-            if stage == ChunkerStage::NAME {
-                "CoNLL-2000 test NP F1"
-            } else {
-                "test F1"
-            },
-        ),
-    ] {
-        match &counts[key] {
-            serde_json::Value::Number(n) if n.is_f64() => {
-                parts.push(format!("{label} {:.2}", n.as_f64().unwrap_or(0.0)))
-            }
-            serde_json::Value::Number(n) => parts.push(format!("{n} {label}")),
-            _ => {}
-        }
-    }
-    parts.join(", ")
 }

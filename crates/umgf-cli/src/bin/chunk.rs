@@ -1,6 +1,7 @@
 //! `chunk`: noun phrases of every tweet of a dataset (ingest and the chunker first, both cached).
 use clap::Parser;
 use umgf::schema::{Artifact, NounPhrase, Split, Tweet};
+use umgf::stages::Stage;
 use umgf::stages::chunk::{self, ChunkStage};
 use umgf::stages::ground::GroundParams;
 
@@ -33,11 +34,11 @@ fn main() -> anyhow::Result<()> {
     };
     let phrases = outcome.manifest.output(chunk::NOUN_PHRASES)?.digest;
     let link = run.publish("chunk", &outcome, chunk::NOUN_PHRASES)?;
-    let c = &outcome.manifest.counts;
+    let c = ChunkStage::counts(&outcome.manifest)?;
     eprintln!(
         "  {} tweets, {} noun phrases -> {}",
-        c["tweets"],
-        c["phrases"],
+        c.tweets,
+        c.phrases,
         link.display()
     );
 

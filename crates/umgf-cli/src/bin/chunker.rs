@@ -29,14 +29,18 @@ fn main() -> anyhow::Result<()> {
     for name in [chunker::MODEL, chunker::METRICS] {
         artifacts.link_view("chunker", name, &outcome.manifest.output(name)?.digest)?;
     }
-    let m = &outcome.manifest.counts;
+    let m = ChunkerStage::counts(&outcome.manifest)?;
     umgf_cli::report("chunker", "conll2000", &outcome, started);
     eprintln!(
         "  CoNLL-2000 test NP F1 {:.2} (P {:.2}, R {:.2}); dev F1 per epoch {}; seed {}",
-        m["test_f1"].as_f64().unwrap_or(f64::NAN),
-        m["test_precision"].as_f64().unwrap_or(f64::NAN),
-        m["test_recall"].as_f64().unwrap_or(f64::NAN),
-        m["dev_f1_per_epoch"],
+        m.test_f1,
+        m.test_precision,
+        m.test_recall,
+        m.dev_f1_per_epoch
+            .iter()
+            .map(|f| format!("{f:.2}"))
+            .collect::<Vec<_>>()
+            .join(" "),
         input.training.seed
     );
     Ok(())

@@ -2,9 +2,9 @@
 //! tweet, and visual features of each tweet's image and grounded objects (runs `ground` first, cached),
 //! memoised per region.
 use clap::Parser;
-use umgf::stages::ShardedStage;
 use umgf::stages::text_features::{self, TextFeaturesStage};
 use umgf::stages::visual_features::{self, VisualFeaturesStage};
+use umgf::stages::{ShardedStage, Stage};
 use umgf_cli::{ShardMode, print_missing_shards};
 
 #[derive(Parser, Debug)]
@@ -51,24 +51,24 @@ fn main() -> anyhow::Result<()> {
     }
     let outcome = upstream.text_features(&params)?;
     let link = run.publish("features", &outcome, text_features::TEXT_FEATURES)?;
-    let c = &outcome.manifest.counts;
+    let c = TextFeaturesStage::counts(&outcome.manifest)?;
     eprintln!(
         "  {} tweets, {} words, {} word pieces, {} longer than 128 pieces (encoded with a sliding window)",
-        c["tweets"], c["words"], c["pieces"], c["longer_than_max_pieces"],
+        c.tweets, c.words, c.pieces, c.longer_than_max_pieces,
     );
     eprintln!(
         "  {} states per word ({}), {} wide, {:?}: {:.1} MB -> {}",
-        c["layers"].as_array().map_or(0, Vec::len),
+        c.layers.len(),
         params.layers,
-        c["hidden"],
+        c.hidden,
         params.storage,
-        c["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        c.bytes as f64 / 1e6,
         link.display()
     );
     if !outcome.hit {
         eprintln!(
             "  encoded {} tweets, reused {} from the memo",
-            c["memo_computed"], c["memo_reused"]
+            c.memo_computed, c.memo_reused
         );
     }
 
@@ -78,19 +78,19 @@ fn main() -> anyhow::Result<()> {
         &outcome,
         visual_features::VISUAL_FEATURES,
     )?;
-    let c = &outcome.manifest.counts;
+    let c = VisualFeaturesStage::counts(&outcome.manifest)?;
     eprintln!(
         "  {} regions: {} whole images, {} objects ({} regions of unreadable images left out) -> {}",
-        c["regions"],
-        c["images"],
-        c["objects"],
-        c["unreadable_regions"],
+        c.regions,
+        c.images,
+        c.objects,
+        c.unreadable_regions,
         link.display()
     );
     if !outcome.hit {
         eprintln!(
             "  encoded {} regions, reused {} from the memo",
-            c["memo_computed"], c["memo_reused"]
+            c.memo_computed, c.memo_reused
         );
     }
     Ok(())

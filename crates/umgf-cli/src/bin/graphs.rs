@@ -1,7 +1,8 @@
 //! `graphs`: each tweet's multimodal graph as an edge list (runs ingest, chunk and ground first, all
 //! cached).
 use clap::Parser;
-use umgf::stages::graphs;
+use umgf::stages::Stage;
+use umgf::stages::graphs::{self, GraphsStage};
 
 #[derive(Parser, Debug)]
 #[command(about = "Build each tweet's multimodal graph as edge lists (stage 5 of umgf)")]
@@ -20,15 +21,15 @@ fn main() -> anyhow::Result<()> {
     let run = cli.data.start(&cli.common)?;
     let outcome = run.upstream(&cli.common, cli.ground.params()).graphs()?;
     let link = run.publish("graphs", &outcome, graphs::EDGES)?;
-    let c = &outcome.manifest.counts;
+    let c = GraphsStage::counts(&outcome.manifest)?;
     eprintln!(
         "  {} tweets, {} edges: {} word-word, {} object-object, {} phrase-object, {} general-object -> {}",
-        c["tweets"],
-        c["edges"],
-        c["word-word_edges"],
-        c["object-object_edges"],
-        c["phrase-object_edges"],
-        c["general-object_edges"],
+        c.tweets,
+        c.edges,
+        c.word_word,
+        c.object_object,
+        c.phrase_object,
+        c.general_object,
         link.display()
     );
     Ok(())

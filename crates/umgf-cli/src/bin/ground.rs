@@ -2,6 +2,7 @@
 //! the general words), memoised per image and per tweet. Runs ingest and chunk first (cached).
 use clap::Parser;
 use umgf::schema::{Artifact, GroundedObject, Tweet};
+use umgf::stages::Stage;
 use umgf::stages::ground::{self, GroundStage};
 
 #[derive(Parser, Debug)]
@@ -36,25 +37,22 @@ fn main() -> anyhow::Result<()> {
     let objects = outcome.manifest.output(ground::OBJECTS)?.digest;
     let link = run.publish("ground", &outcome, ground::OBJECTS)?;
     let bad_images = run.link(&outcome, ground::BAD_IMAGES)?;
-    let c = &outcome.manifest.counts;
+    let c = GroundStage::counts(&outcome.manifest)?;
     eprintln!(
         "  {} tweets, {} with an image ({} unreadable, see {}), {} with objects: {} objects, {} groundings -> {}",
-        c["tweets"],
-        c["tweets_with_image"],
-        c["bad_images"],
+        c.tweets,
+        c.tweets_with_image,
+        c.bad_images,
         bad_images.display(),
-        c["tweets_with_objects"],
-        c["objects"],
-        c["groundings"],
+        c.tweets_with_objects,
+        c.objects,
+        c.groundings,
         link.display()
     );
     if !outcome.hit {
         eprintln!(
             "  detector ran on {} images ({} memoised); grounded {} tweets ({} memoised)",
-            c["images_detected"],
-            c["images_memoised"],
-            c["tweets_grounded"],
-            c["tweets_grounding_memoised"]
+            c.images_detected, c.images_memoised, c.tweets_grounded, c.tweets_grounding_memoised
         );
     }
 

@@ -3,7 +3,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use umgf::stages::ingest;
+use umgf::stages::Stage;
+use umgf::stages::ingest::{self, IngestStage};
 
 #[derive(Parser, Debug)]
 #[command(about = "Read, validate and store a tweet dataset (stage 1 of umgf)")]
@@ -29,9 +30,9 @@ fn main() -> anyhow::Result<()> {
         artifacts.link_view(&dataset.label, name, &outcome.manifest.output(name)?.digest)?;
     }
 
-    let counts = &outcome.manifest.counts;
+    let counts = IngestStage::counts(&outcome.manifest)?;
     umgf_cli::report("ingest", &dataset.label, &outcome, started);
-    eprintln!("{}", ingest::summary(counts));
+    eprintln!("{}", ingest::summary(&counts));
     eprintln!(
         "  -> {}",
         artifacts

@@ -2,7 +2,8 @@
 //! the epoch on dev, and prints the dev and test table. A second run with the same settings is a
 //! cache hit and only prints the table again.
 use clap::Parser;
-use umgf::stages::train;
+use umgf::stages::Stage;
+use umgf::stages::train::{self, TrainStage};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,13 +41,12 @@ fn main() -> anyhow::Result<()> {
         "{}",
         std::fs::read_to_string(run.artifacts.store.blob_path(&table))?
     );
-    let epochs = &outcome.manifest.counts["epoch_seconds"];
-    if let Some(seconds) = epochs.as_array().filter(|s| !s.is_empty()) {
-        let total: f64 = seconds.iter().filter_map(serde_json::Value::as_f64).sum();
+    let seconds = TrainStage::counts(&outcome.manifest)?.epoch_seconds;
+    if !seconds.is_empty() {
         eprintln!(
             "  trained in {:.0} s ({:.1} s per epoch)",
             outcome.manifest.seconds,
-            total / seconds.len() as f64
+            seconds.iter().sum::<f64>() / seconds.len() as f64
         );
     }
     eprintln!(

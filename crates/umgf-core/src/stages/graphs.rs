@@ -6,6 +6,7 @@
 //! objects) is the cache.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::Digest;
@@ -15,6 +16,22 @@ use crate::stages::Stage;
 use crate::store::{RunOutcome, RunSpec, Store};
 
 pub const EDGES: &str = "graph_edges.parquet";
+
+/// What `graphs` counts: the tweets and their edges, in all and by kind.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub tweets: usize,
+    pub edges: usize,
+    #[serde(rename = "word-word_edges")]
+    pub word_word: usize,
+    #[serde(rename = "object-object_edges")]
+    pub object_object: usize,
+    #[serde(rename = "phrase-object_edges")]
+    pub phrase_object: usize,
+    #[serde(rename = "general-object_edges")]
+    pub general_object: usize,
+}
 
 /// The `graphs` stage.
 pub struct GraphsStage;
@@ -29,6 +46,11 @@ impl Stage for GraphsStage {
     const NAME: &'static str = "graphs";
     const VERSION: u32 = 1;
     type Input = Input;
+    type Counts = Counts;
+
+    fn headline(c: &Counts) -> String {
+        format!("{} tweets, {} edges", c.tweets, c.edges)
+    }
 
     fn spec(input: &Input) -> Result<RunSpec> {
         Ok(RunSpec {
@@ -69,14 +91,15 @@ fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
             graph_edges::NAME,
             graph_edges::VERSION,
         )?;
-        let mut counts = serde_json::Map::new();
-        counts.insert("tweets".into(), json!(tweets.len()));
-        counts.insert("edges".into(), json!(edges.len()));
-        for kind in EdgeKind::ALL {
-            let n = edges.iter().filter(|e| e.kind == kind).count();
-            counts.insert(format!("{}_edges", kind.name()), json!(n));
-        }
-        Ok(serde_json::Value::Object(counts))
+        let kind = |kind: EdgeKind| edges.iter().filter(|e| e.kind == kind).count();
+        Ok(serde_json::to_value(Counts {
+            tweets: tweets.len(),
+            edges: edges.len(),
+            word_word: kind(EdgeKind::WordWord),
+            object_object: kind(EdgeKind::ObjectObject),
+            phrase_object: kind(EdgeKind::PhraseObject),
+            general_object: kind(EdgeKind::GeneralObject),
+        })?)
     })
 }
 

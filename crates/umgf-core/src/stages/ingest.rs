@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::dataset::{Dataset, Source};
@@ -212,7 +212,7 @@ pub fn run_plan(store: &Store, plan: Plan) -> Result<RunOutcome> {
                 plan.warnings.len() - SHOWN
             );
         }
-        let counts = counts(&rows, &plan.rejected, &plan.warnings);
+        let counts = serde_json::to_value(counts(&rows, &plan.rejected, &plan.warnings))?;
         let tweets_path = outputs.path(TWEETS);
         crate::io::parquet::write(
             &tweets_path,
@@ -251,48 +251,77 @@ fn write_report(path: &Path, rejected: &[Diagnostic], warnings: &[Diagnostic]) -
         .at(path)
 }
 
-/// Per-split tweet, token and entity counts (conlleval-style chunks), image statuses, report sizes.
-fn counts(rows: &[Tweet], rejected: &[Diagnostic], warnings: &[Diagnostic]) -> serde_json::Value {
-    let mut splits = serde_json::Map::new();
+/// What ingest counts: tweets, tokens and entities per split (conlleval-style chunks), image statuses,
+/// rejected records and warnings.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub tweets: usize,
+    pub splits: BTreeMap<String, SplitCounts>,
+    pub images: ImageCounts,
+    pub rejected: usize,
+    pub warnings: usize,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SplitCounts {
+    pub tweets: usize,
+    pub labelled: usize,
+    pub tokens: usize,
+    pub entities: usize,
+    pub entities_per_type: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageCounts {
+    pub ok: usize,
+    pub missing: usize,
+    pub none: usize,
+}
+
+fn counts(rows: &[Tweet], rejected: &[Diagnostic], warnings: &[Diagnostic]) -> Counts {
+    let mut splits = BTreeMap::new();
     for split in Split::ALL {
         let in_split: Vec<&Tweet> = rows.iter().filter(|t| t.split == split).collect();
         if in_split.is_empty() {
             continue;
         }
-        let mut per_type: BTreeMap<&str, usize> =
-            EntityType::ALL.iter().map(|t| (t.name(), 0)).collect();
+        let mut per_type: BTreeMap<String, usize> = EntityType::ALL
+            .iter()
+            .map(|t| (t.name().to_owned(), 0))
+            .collect();
         let mut labelled = 0;
         for tweet in &in_split {
             if let Some(labels) = &tweet.labels {
                 labelled += 1;
                 for span in spans(labels) {
-                    *per_type.entry(span.ty.name()).or_default() += 1;
+                    *per_type.entry(span.ty.name().to_owned()).or_default() += 1;
                 }
             }
         }
-        splits.insert(
-            split.name().to_owned(),
-            json!({
-                "tweets": in_split.len(),
-                "labelled": labelled,
-                "tokens": in_split.iter().map(|t| t.tokens.len()).sum::<usize>(),
-                "entities": per_type.values().sum::<usize>(),
-                "entities_per_type": per_type,
-            }),
-        );
+        let counts = SplitCounts {
+            tweets: in_split.len(),
+            labelled,
+            tokens: in_split.iter().map(|t| t.tokens.len()).sum(),
+            entities: per_type.values().sum(),
+            entities_per_type: per_type,
+        };
+        splits.insert(split.name().to_owned(), counts);
     }
     let images = |status| rows.iter().filter(|t| t.image_status == status).count();
-    json!({
-        "tweets": rows.len(),
-        "splits": splits,
-        "images": {
-            "ok": images(ImageStatus::Ok),
-            "missing": images(ImageStatus::Missing),
-            "none": images(ImageStatus::None),
+    Counts {
+        tweets: rows.len(),
+        splits,
+        images: ImageCounts {
+            ok: images(ImageStatus::Ok),
+            missing: images(ImageStatus::Missing),
+            none: images(ImageStatus::None),
         },
-        "rejected": rejected.len(),
-        "warnings": warnings.len(),
-    })
+        rejected: rejected.len(),
+        warnings: warnings.len(),
+    }
 }
 
 /// Content digests of image files, memoised by (path, size, mtime, inode) so that a re-ingest of a
@@ -353,6 +382,11 @@ impl Stage for IngestStage {
     const VERSION: u32 = 1;
     const MEMOS: &'static [&'static str] = &[IMAGE_DIGEST_MEMO];
     type Input = Input;
+    type Counts = Counts;
+
+    fn headline(c: &Counts) -> String {
+        format!("{} tweets, {} rejected", c.tweets, c.rejected)
+    }
 
     /// Reads and validates the whole dataset: its key is made of every file's digest.
     fn spec(input: &Input) -> Result<RunSpec> {
@@ -365,21 +399,21 @@ impl Stage for IngestStage {
 }
 
 /// A few readable lines from a run's counts.
-pub fn summary(counts: &serde_json::Value) -> String {
+pub fn summary(counts: &Counts) -> String {
     let mut lines = Vec::new();
     for split in Split::ALL.map(Split::name) {
-        let c = &counts["splits"][split];
-        if c.is_object() {
+        if let Some(c) = counts.splits.get(split) {
+            let per_type = serde_json::to_string(&c.entities_per_type).unwrap_or_default();
             lines.push(format!(
-                "  {split:>5}: {} tweets, {} tokens, {} entities {}",
-                c["tweets"], c["tokens"], c["entities"], c["entities_per_type"]
+                "  {split:>5}: {} tweets, {} tokens, {} entities {per_type}",
+                c.tweets, c.tokens, c.entities
             ));
         }
     }
-    let images = &counts["images"];
+    let images = &counts.images;
     lines.push(format!(
         "  images: {} found, {} missing, {} none; {} records rejected, {} warnings (see {REPORT})",
-        images["ok"], images["missing"], images["none"], counts["rejected"], counts["warnings"]
+        images.ok, images.missing, images.none, counts.rejected, counts.warnings
     ));
     lines.join("\n")
 }

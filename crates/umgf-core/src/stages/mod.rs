@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::error::{IoContext, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::store::{Manifest, RunOutcome, RunSpec, Shard, Store};
 
 /// A stage, declared once: its name and version (part of every run key), the memo namespaces it keeps
@@ -23,6 +26,16 @@ pub trait Stage {
     /// The per-record memo namespaces the stage reads and writes (`make gc` keeps them with its runs).
     const MEMOS: &'static [&'static str] = &[];
     type Input;
+    /// What a run counts (tweets, objects, memo hits, scores), kept in its manifest.
+    type Counts: Serialize + DeserializeOwned;
+
+    /// A run's counts, read back from its manifest.
+    fn counts(manifest: &Manifest) -> Result<Self::Counts> {
+        Ok(serde_json::from_value(manifest.counts.clone())?)
+    }
+
+    /// The headline numbers of a run, for `status`.
+    fn headline(counts: &Self::Counts) -> String;
 
     /// The run's key material, computed without running the stage.
     fn spec(input: &Self::Input) -> Result<RunSpec>;

@@ -2,6 +2,7 @@
 //! chunker digest): a dump that repeats old tweets chunks only the new ones.
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::Digest;
@@ -56,12 +57,12 @@ fn run(
             noun_phrases::NAME,
             noun_phrases::VERSION,
         )?;
-        Ok(json!({
-            "tweets": tweets.len(),
-            "phrases": rows.len(),
-            "memo_reused": stats.reused,
-            "memo_computed": stats.computed,
-        }))
+        Ok(serde_json::to_value(Counts {
+            tweets: tweets.len(),
+            phrases: rows.len(),
+            memo_reused: stats.reused,
+            memo_computed: stats.computed,
+        })?)
     })
 }
 
@@ -157,6 +158,17 @@ fn phrase(tweet: &Tweet, start: usize, end: usize) -> NounPhrase {
     }
 }
 
+/// What `chunk` counts.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub tweets: usize,
+    pub phrases: usize,
+    /// Tweets taken from the per-tweet memo, and computed.
+    pub memo_reused: usize,
+    pub memo_computed: usize,
+}
+
 /// The `chunk` stage.
 pub struct ChunkStage;
 
@@ -172,6 +184,11 @@ impl Stage for ChunkStage {
     const VERSION: u32 = VERSION;
     const MEMOS: &'static [&'static str] = &[MEMO];
     type Input = Input;
+    type Counts = Counts;
+
+    fn headline(c: &Counts) -> String {
+        format!("{} tweets, {} noun phrases", c.tweets, c.phrases)
+    }
 
     fn spec(input: &Input) -> Result<RunSpec> {
         Ok(spec(input.tweets, input.chunker))

@@ -3,13 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
-
 use crate::digest::Digest;
 use crate::io::conll2000;
 use crate::stages::Stage;
 use crate::store::{RunOutcome, RunSpec, Store};
-use crate::text::chunker::{ChunkerTraining, NpChunker};
+use crate::text::chunker::{ChunkerReport, ChunkerTraining, NpChunker};
 use crate::text::encoder::EncoderFiles;
 use crate::{Error, Result};
 
@@ -72,11 +70,10 @@ fn run(store: &Store, inputs: &ChunkerInputs, config: &ChunkerTraining) -> Resul
         let report = chunker.train(&train, &test, config)?;
         chunker.save(&outputs.path(MODEL))?;
         // No wall-clock time in the report (the manifest records it): artifacts are byte-reproducible.
-        let metrics = json!(report);
         let path = outputs.path(METRICS);
-        let text = serde_json::to_string_pretty(&metrics)?;
+        let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(&path, text).map_err(|source| Error::Io { path, source })?;
-        Ok(metrics)
+        Ok(serde_json::to_value(report)?)
     })
 }
 
@@ -93,6 +90,12 @@ impl Stage for ChunkerStage {
     const NAME: &'static str = STAGE;
     const VERSION: u32 = VERSION;
     type Input = Input;
+    /// The training report, which is also `metrics.json`.
+    type Counts = ChunkerReport;
+
+    fn headline(c: &ChunkerReport) -> String {
+        format!("CoNLL-2000 test NP F1 {:.2}", c.test_f1)
+    }
 
     fn spec(input: &Input) -> Result<RunSpec> {
         spec(&input.files, &input.training)

@@ -165,18 +165,18 @@ fn run(
             .collect();
         let tweets_with_objects: std::collections::HashSet<&str> =
             objects.iter().map(|(t, _)| *t).collect();
-        Ok(json!({
-            "tweets": tweets.len(),
-            "tweets_with_image": with_image,
-            "bad_images": grounded.report.len(),
-            "tweets_with_objects": tweets_with_objects.len(),
-            "objects": objects.len(),
-            "groundings": rows.len(),
-            "images_detected": grounded.image_stats.computed,
-            "images_memoised": grounded.image_stats.reused,
-            "tweets_grounded": grounded.ground_stats.computed,
-            "tweets_grounding_memoised": grounded.ground_stats.reused,
-        }))
+        Ok(serde_json::to_value(Counts {
+            tweets: tweets.len(),
+            tweets_with_image: with_image,
+            bad_images: grounded.report.len(),
+            tweets_with_objects: tweets_with_objects.len(),
+            objects: objects.len(),
+            groundings: rows.len(),
+            images_detected: grounded.image_stats.computed,
+            images_memoised: grounded.image_stats.reused,
+            tweets_grounded: grounded.ground_stats.computed,
+            tweets_grounding_memoised: grounded.ground_stats.reused,
+        })?)
     })
 }
 
@@ -528,6 +528,26 @@ fn write_report(path: &Path, lines: &[serde_json::Value]) -> Result<()> {
     std::fs::write(path, text).at(path)
 }
 
+/// What `ground` counts.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub tweets: usize,
+    pub tweets_with_image: usize,
+    /// Images that could not be decoded (listed in `bad_images.jsonl`).
+    pub bad_images: usize,
+    pub tweets_with_objects: usize,
+    pub objects: usize,
+    /// (object, phrase or general word) links: an object found by two phrases counts twice.
+    pub groundings: usize,
+    /// Images the detector ran on, and taken from the memo.
+    pub images_detected: usize,
+    pub images_memoised: usize,
+    /// Tweets grounded, and taken from the memo.
+    pub tweets_grounded: usize,
+    pub tweets_grounding_memoised: usize,
+}
+
 /// The `ground` stage: each tweet's targeted objects.
 pub struct GroundStage;
 
@@ -544,6 +564,14 @@ impl Stage for GroundStage {
     const VERSION: u32 = VERSION;
     const MEMOS: &'static [&'static str] = &[DETECTIONS_MEMO, GROUNDINGS_MEMO];
     type Input = Input;
+    type Counts = Counts;
+
+    fn headline(c: &Counts) -> String {
+        format!(
+            "{} tweets, {} with an image, {} objects",
+            c.tweets, c.tweets_with_image, c.objects
+        )
+    }
 
     fn spec(input: &Input) -> Result<RunSpec> {
         let digests = ModelDigests::of(&input.models)?;

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::Digest;
@@ -147,12 +148,12 @@ fn run(
             let columns: [(&str, &Evaluation); 1] = [("test", &evaluation)];
             write(&outputs.path(TABLE), &(heading + &table(&columns)))?;
         }
-        Ok(json!({
-            "tweets": examples.len(),
-            "entities": found,
-            "labelled": labelled,
-            "f1": labelled.then_some(evaluation.overall.f1),
-        }))
+        Ok(serde_json::to_value(Counts {
+            tweets: examples.len(),
+            entities: found,
+            labelled,
+            f1: labelled.then_some(evaluation.overall.f1),
+        })?)
     })
 }
 
@@ -196,6 +197,16 @@ fn write(path: &std::path::Path, text: &str) -> Result<()> {
     std::fs::write(path, text).at(path)
 }
 
+/// What `predict` counts: tweets tagged, entities found, and the F1 when every tweet has gold tags.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub tweets: usize,
+    pub entities: usize,
+    pub labelled: bool,
+    pub f1: Option<f64>,
+}
+
 /// The `predict` stage (and `eval`, which predicts the test split): a trained model on a dataset.
 pub struct PredictStage;
 
@@ -213,6 +224,14 @@ impl Stage for PredictStage {
     const NAME: &'static str = STAGE;
     const VERSION: u32 = VERSION;
     type Input = Input;
+    type Counts = Counts;
+
+    fn headline(c: &Counts) -> String {
+        match c.f1 {
+            Some(f1) => format!("{} tweets, {} entities, F1 {f1:.2}", c.tweets, c.entities),
+            None => format!("{} tweets, {} entities", c.tweets, c.entities),
+        }
+    }
 
     fn spec(input: &Input) -> Result<RunSpec> {
         spec(

@@ -261,17 +261,17 @@ fn run(
         }
         writer.finish()?;
         let stats = encoding.finish();
-        Ok(json!({
-            "tweets": tweets.len(),
-            "words": words,
-            "pieces": pieces,
-            "longer_than_max_pieces": long,
-            "layers": shape.layers,
-            "hidden": shape.hidden,
-            "bytes": std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-            "memo_reused": stats.reused,
-            "memo_computed": stats.computed,
-        }))
+        Ok(serde_json::to_value(Counts {
+            tweets: tweets.len(),
+            words,
+            pieces,
+            longer_than_max_pieces: long,
+            layers: shape.layers.clone(),
+            hidden: shape.hidden,
+            bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            memo_reused: stats.reused,
+            memo_computed: stats.computed,
+        })?)
     })
 }
 
@@ -516,6 +516,25 @@ fn decode(
     })
 }
 
+/// What `features` (text) counts.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub tweets: usize,
+    pub words: usize,
+    pub pieces: usize,
+    /// Tweets encoded with a sliding window (over the encoder's longest input).
+    pub longer_than_max_pieces: usize,
+    /// The hidden states kept per word (0: the embeddings) and their width.
+    pub layers: Vec<usize>,
+    pub hidden: usize,
+    /// The artifact's size on disk.
+    pub bytes: u64,
+    /// Tweets taken from the per-tweet memo, and computed.
+    pub memo_reused: usize,
+    pub memo_computed: usize,
+}
+
 /// The `features` stage: the text encoder's states of every word.
 pub struct TextFeaturesStage;
 
@@ -531,6 +550,11 @@ impl Stage for TextFeaturesStage {
     const VERSION: u32 = VERSION;
     const MEMOS: &'static [&'static str] = &[MEMO];
     type Input = Input;
+    type Counts = Counts;
+
+    fn headline(c: &Counts) -> String {
+        format!("{} tweets, {} word pieces", c.tweets, c.pieces)
+    }
 
     fn spec(input: &Input) -> Result<RunSpec> {
         Ok(spec(input.tweets, input.encoder.digest()?, &input.params))

@@ -8,6 +8,7 @@
 //! are dev; the rest train; there is no test.
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::Digest;
@@ -246,18 +247,16 @@ fn run(
             &outputs.path(METRICS),
             &serde_json::to_string_pretty(&metrics)?,
         )?;
-        Ok(json!({
-            "train_tweets": train_set.len(),
-            "dev_tweets": dev.len(),
-            "test_tweets": test.len(),
-            "best_epoch": report.best_epoch,
-            "dev_f1": dev_eval.overall.f1,
-            "test_f1": test_eval.map(|t| t.overall.f1),
-            // Timings live in the manifest (beside its `seconds`), not in the byte-reproducible
-            // artifacts.
-            "epoch_seconds": report.epochs.iter().map(|e| e.seconds).collect::<Vec<_>>(),
-            "resumed_after_epoch": report.resumed_after,
-        }))
+        Ok(serde_json::to_value(Counts {
+            train_tweets: train_set.len(),
+            dev_tweets: dev.len(),
+            test_tweets: test.len(),
+            best_epoch: report.best_epoch,
+            dev_f1: dev_eval.overall.f1,
+            test_f1: test_eval.map(|t| t.overall.f1),
+            epoch_seconds: report.epochs.iter().map(|e| e.seconds).collect(),
+            resumed_after_epoch: report.resumed_after,
+        })?)
     })?;
     checkpoints.clear()?;
     Ok(outcome)
@@ -274,6 +273,24 @@ fn write_text(path: &std::path::Path, text: &str) -> Result<()> {
     std::fs::write(path, text).at(path)
 }
 
+/// What `train` counts: the tweets, the epoch kept and its scores.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub train_tweets: usize,
+    pub dev_tweets: usize,
+    pub test_tweets: usize,
+    pub best_epoch: usize,
+    pub dev_f1: f64,
+    /// `None` when the dataset has no labelled test split.
+    pub test_f1: Option<f64>,
+    /// Wall-clock seconds per epoch: timings live in the manifest (beside its `seconds`), not in
+    /// the byte-reproducible artifacts.
+    pub epoch_seconds: Vec<f64>,
+    /// The epoch a resumed run continued from its checkpoint (0: not resumed).
+    pub resumed_after_epoch: usize,
+}
+
 /// The `train` stage: trains the tagger on a dataset's artifacts.
 pub struct TrainStage;
 
@@ -288,6 +305,14 @@ impl Stage for TrainStage {
     const NAME: &'static str = STAGE;
     const VERSION: u32 = VERSION;
     type Input = Input;
+    type Counts = Counts;
+
+    fn headline(c: &Counts) -> String {
+        match c.test_f1 {
+            Some(test) => format!("dev F1 {:.2}, test F1 {test:.2}", c.dev_f1),
+            None => format!("dev F1 {:.2}", c.dev_f1),
+        }
+    }
 
     fn spec(input: &Input) -> Result<RunSpec> {
         spec(&input.data, input.encoder.digest()?, &input.params)

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::Result;
@@ -83,14 +84,14 @@ fn run(store: &Store, tweets: Digest, objects: Digest, model_path: &Path) -> Res
             visual_features::NAME,
             visual_features::VERSION,
         )?;
-        Ok(json!({
-            "regions": rows.len(),
-            "images": rows.iter().filter(|r| r.object_id.is_none()).count(),
-            "objects": rows.iter().filter(|r| r.object_id.is_some()).count(),
-            "unreadable_regions": regions.len() - rows.len(),
-            "memo_reused": stats.reused,
-            "memo_computed": stats.computed,
-        }))
+        Ok(serde_json::to_value(Counts {
+            regions: rows.len(),
+            images: rows.iter().filter(|r| r.object_id.is_none()).count(),
+            objects: rows.iter().filter(|r| r.object_id.is_some()).count(),
+            unreadable_regions: regions.len() - rows.len(),
+            memo_reused: stats.reused,
+            memo_computed: stats.computed,
+        })?)
     })
 }
 
@@ -231,6 +232,20 @@ fn encode_regions<'a>(
     Ok(payloads)
 }
 
+/// What `visual-features` counts: regions (whole images and objects) encoded.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub regions: usize,
+    pub images: usize,
+    pub objects: usize,
+    /// Regions of images that could not be decoded, left out.
+    pub unreadable_regions: usize,
+    /// Regions taken from the per-region memo, and computed.
+    pub memo_reused: usize,
+    pub memo_computed: usize,
+}
+
 /// The `visual-features` stage: the image encoder's features of every image and object.
 pub struct VisualFeaturesStage;
 
@@ -246,6 +261,11 @@ impl Stage for VisualFeaturesStage {
     const VERSION: u32 = VERSION;
     const MEMOS: &'static [&'static str] = &[MEMO];
     type Input = Input;
+    type Counts = Counts;
+
+    fn headline(c: &Counts) -> String {
+        format!("{} objects, {} image regions", c.objects, c.regions)
+    }
 
     fn spec(input: &Input) -> Result<RunSpec> {
         Ok(spec(
