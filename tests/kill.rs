@@ -15,21 +15,19 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use umgf::Digest;
+use umgf::dataset::Dataset;
 use umgf::model::tagger::{ModelKind, TextMode};
 use umgf::model::train::TrainConfig;
 use umgf::rng::Rng;
-use umgf::stages::chunk::{self, ChunkStage};
-use umgf::stages::chunker::{self, ChunkerStage};
-use umgf::stages::graphs::{self, GraphsStage};
-use umgf::stages::ingest::{self, IngestStage};
-use umgf::stages::predict::{self, PredictStage};
-use umgf::stages::text_features::{self, TextFeaturesStage};
-use umgf::stages::train::{self, TrainStage};
-use umgf::stages::train::{DatasetArtifacts, TrainParams};
-use umgf::stages::{Stage, ground, visual_features};
+use umgf::stages::ground::GroundParams;
+use umgf::stages::ingest::OnError;
+use umgf::stages::predict;
+use umgf::stages::text_features::TextFeatureParams;
+use umgf::stages::train::{self, TrainParams, TrainStage};
+use umgf::stages::{Artifacts, Stage};
 use umgf::store::{RunOutcome, Store};
 use umgf::text::chunker::ChunkerTraining;
-use umgf::text::encoder::default_files;
+use umgf_cli::upstream::{Mode, Upstream};
 
 use crate::common::{self, repo};
 
@@ -63,102 +61,31 @@ fn outputs(outcome: &RunOutcome) -> Outputs {
         .collect()
 }
 
-/// Runs the pipeline on `dump` through `last` (earlier stages are cache hits once done) and returns
-/// the outputs of `last`.
-fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
-    let encoder = default_files(&repo().join("models"));
-    let mut done = BTreeMap::new();
-    let mut step = |name: &str, outcome: RunOutcome| -> bool {
-        done.insert(name.to_owned(), outputs(&outcome));
-        if name == last {
-            announce(DONE_MARK);
-        }
-        name == last
+/// Runs the pipeline on `dump` through `last` with the binaries' own upstream resolver (earlier
+/// stages are cache hits once done; a small chunker) and returns the outputs of `last`.
+fn run_through(store: &Path, dump: &Path, last: &str) -> Outputs {
+    let artifacts = Artifacts::around(Store::open(store).unwrap());
+    let cli = umgf_cli::Common {
+        artifacts: artifacts.root().to_owned(),
+        data_dir: Some(common::data_dir()),
+        models: repo().join("models"),
+        user_store: Some("none".into()),
+        chunker: umgf_cli::ChunkerArgs {
+            chunker_epochs: 1,
+            chunker_seed: ChunkerTraining::default().seed,
+            chunker_limit: 200,
+        },
     };
-    let begin = |name: &str| {
-        if name == last {
-            announce(START_MARK);
-        }
-    };
-    begin("ingest");
-    let input = ingest::Input {
-        dataset: umgf::dataset::Dataset::resolve(dump.to_str().unwrap(), None, None).unwrap(),
-        on_error: ingest::OnError::Fail,
-    };
-    let ingested = IngestStage::run(store, &input).unwrap();
-    let tweets = ingested.manifest.output(ingest::TWEETS).unwrap().digest;
-    if step("ingest", ingested) {
-        return done.remove(last).unwrap();
-    }
-    let small_chunker = ChunkerTraining {
-        epochs: 1,
-        limit: 200,
-        ..ChunkerTraining::default()
-    };
-    begin("chunker");
-    let input = chunker::Input {
-        files: chunker::ChunkerInputs::new(&common::data_dir(), encoder.clone()),
-        training: small_chunker,
-    };
-    let trained = ChunkerStage::run(store, &input).unwrap();
-    let model = trained.manifest.output(chunker::MODEL).unwrap().digest;
-    if step("chunker", trained) {
-        return done.remove(last).unwrap();
-    }
-    begin("chunk");
-    let input = chunk::Input {
-        tweets,
-        chunker: model,
-        encoder: encoder.clone(),
-    };
-    let chunked = ChunkStage::run(store, &input).unwrap();
-    let phrases = chunked.manifest.output(chunk::NOUN_PHRASES).unwrap().digest;
-    if step("chunk", chunked) {
-        return done.remove(last).unwrap();
-    }
-    begin("ground");
-    let grounded = common::ground(store, tweets, phrases, &ground::GroundParams::default());
-    let objects = grounded.manifest.output(ground::OBJECTS).unwrap().digest;
-    if step("ground", grounded) {
-        return done.remove(last).unwrap();
-    }
-    begin("features");
-    let input = text_features::Input {
-        tweets,
-        encoder: encoder.clone(),
-        params: text_features::TextFeatureParams::default(),
-    };
-    let text = TextFeaturesStage::run(store, &input).unwrap();
-    let text_features = text
-        .manifest
-        .output(text_features::TEXT_FEATURES)
-        .unwrap()
-        .digest;
-    if step("features", text) {
-        return done.remove(last).unwrap();
-    }
-    begin("visual_features");
-    let visual = common::visual_features(store, tweets, objects);
-    let visual_features = visual
-        .manifest
-        .output(visual_features::VISUAL_FEATURES)
-        .unwrap()
-        .digest;
-    if step("visual_features", visual) {
-        return done.remove(last).unwrap();
-    }
-    begin("graphs");
-    let edges = GraphsStage::run(store, &graphs::Input { tweets, objects }).unwrap();
-    let graph_edges = edges.manifest.output(graphs::EDGES).unwrap().digest;
-    if step("graphs", edges) {
-        return done.remove(last).unwrap();
-    }
-    let inputs = DatasetArtifacts {
-        tweets,
-        text_features,
-        visual_features,
-        graph_edges,
-    };
+    let dataset = Dataset::resolve(dump.to_str().unwrap(), None, None).unwrap();
+    let upstream = Upstream::new(
+        &cli,
+        &artifacts,
+        &dataset,
+        OnError::Fail,
+        GroundParams::default(),
+        Mode::Run,
+    );
+    let features = TextFeatureParams::default();
     let params = TrainParams {
         dataset: "kill".into(),
         kind: ModelKind::Umgf,
@@ -169,33 +96,47 @@ fn run_through(store: &Store, dump: &Path, last: &str) -> Outputs {
             batch_size: 8,
             ..TrainConfig::default()
         },
-        features: text_features::TextFeatureParams::default(),
+        features: features.clone(),
     };
-    begin("train");
-    let input = train::Input {
-        data: inputs,
-        encoder: encoder.clone(),
-        params,
+    let predict = || {
+        let trained = upstream.train(&params)?;
+        let blob = |name| Ok::<_, anyhow::Error>(store_blob(&artifacts, &trained, name)?);
+        let model = predict::ModelFiles {
+            config: blob(train::CONFIG)?,
+            weights: blob(train::MODEL)?,
+        };
+        upstream.predict(model, &features, predict::Which::All)
     };
-    let trained = TrainStage::run(store, &input).unwrap();
-    let model = predict::ModelFiles {
-        config: store.blob_path(&trained.manifest.output(train::CONFIG).unwrap().digest),
-        weights: store.blob_path(&trained.manifest.output(train::MODEL).unwrap().digest),
-    };
-    if step("train", trained) {
-        return done.remove(last).unwrap();
+    // In upstream order; each resolves only itself, the stages before it having run.
+    let stages: [(&str, &dyn Fn() -> anyhow::Result<RunOutcome>); 9] = [
+        ("ingest", &|| upstream.ingest()),
+        ("chunker", &|| upstream.chunker()),
+        ("chunk", &|| upstream.noun_phrases()),
+        ("ground", &|| upstream.objects()),
+        ("features", &|| upstream.text_features(&features)),
+        ("visual_features", &|| upstream.visual_features()),
+        ("graphs", &|| upstream.graphs()),
+        ("train", &|| upstream.train(&params)),
+        ("predict", &predict),
+    ];
+    for (name, run) in stages {
+        if name == last {
+            announce(START_MARK);
+        }
+        let outcome = run().unwrap();
+        if name == last {
+            announce(DONE_MARK);
+            return outputs(&outcome);
+        }
     }
-    begin("predict");
-    let input = predict::Input {
-        model,
-        data: inputs,
-        dataset: "kill".into(),
-        encoder,
-        which: predict::Which::All,
-    };
-    let predicted = PredictStage::run(store, &input).unwrap();
-    step("predict", predicted);
-    done.remove(last).expect("a known stage")
+    panic!("no stage named {last}")
+}
+
+/// Where the store keeps the output `name` of `run`.
+fn store_blob(artifacts: &Artifacts, run: &RunOutcome, name: &str) -> umgf::Result<PathBuf> {
+    Ok(artifacts
+        .store
+        .blob_path(&run.manifest.output(name)?.digest))
 }
 
 /// Written by the child to its stdout when the stage under test starts its own work (every earlier
@@ -228,8 +169,11 @@ fn announce(mark: &str) {
 #[ignore = "child process of kill::stages_survive_being_killed_anywhere"]
 fn child_runs_stage() {
     let var = |name: &str| std::env::var(name).expect("run by the kill harness");
-    let store = Store::open(var(ENV_STORE)).unwrap();
-    run_through(&store, Path::new(&var(ENV_DUMP)), &var(ENV_STAGE));
+    run_through(
+        Path::new(&var(ENV_STORE)),
+        Path::new(&var(ENV_DUMP)),
+        &var(ENV_STAGE),
+    );
 }
 
 /// A child running one stage: the moment its stage started work (None: it exited first), and the
@@ -348,8 +292,7 @@ fn stages_survive_being_killed_anywhere() {
     let mut took = BTreeMap::new();
     for stage in STAGES {
         took.insert(stage, complete(stage, &reference, &dump));
-        let store = Store::open(&reference).unwrap();
-        expected.insert(stage, run_through(&store, &dump, stage));
+        expected.insert(stage, run_through(&reference, &dump, stage));
     }
 
     // Killed runs: each stage starts from a store where every earlier stage is done (a hard-link
@@ -406,7 +349,7 @@ fn stages_survive_being_killed_anywhere() {
                     "{stage}: child failed ({status})"
                 );
                 finished_alone += 1;
-                let done = run_through(&Store::open(&*current).unwrap(), &dump, stage);
+                let done = run_through(current, &dump, stage);
                 assert_eq!(done, expected[stage], "{stage}: outputs differ");
                 completions += 1;
                 store = None;
@@ -415,14 +358,14 @@ fn stages_survive_being_killed_anywhere() {
         if let Some(current) = store {
             complete(stage, &current, &dump);
             verify(&current, &format!("{stage} completed"));
-            let done = run_through(&Store::open(&current).unwrap(), &dump, stage);
+            let done = run_through(&current, &dump, stage);
             assert_eq!(done, expected[stage], "{stage}: outputs differ");
             completions += 1;
         }
         // The next stage starts where this one is done. `before` is a second uninterrupted run, in
         // its own store and processes: determinism means its outputs equal the reference's too.
         complete(stage, &before, &dump);
-        let again = run_through(&Store::open(&before).unwrap(), &dump, stage);
+        let again = run_through(&before, &dump, stage);
         assert_eq!(again, expected[stage], "{stage}: a second run differs");
         eprintln!(
             "{stage}: work {:.3} s uninterrupted, {:.3} s at its quickest; {stage_kills} kills, \
@@ -449,10 +392,10 @@ fn training_killed_mid_epoch_resumes_from_its_checkpoint() {
     let dump = dir.path().join("slice.jsonl");
     common::write_labelled_slice(&dump, 40);
     let base = dir.path().join("base");
-    run_through(&Store::open(&base).unwrap(), &dump, "graphs");
+    run_through(&base, &dump, "graphs");
     let reference = dir.path().join("reference");
     link_copy(&base, &reference);
-    let expected = run_through(&Store::open(&reference).unwrap(), &dump, "train");
+    let expected = run_through(&reference, &dump, "train");
 
     for attempt in 1..=5 {
         let store = dir.path().join(format!("killed-{attempt}"));
@@ -481,8 +424,7 @@ fn training_killed_mid_epoch_resumes_from_its_checkpoint() {
         assert_eq!(saved["epoch"], 1, "{saved}");
         verify(&store, "train killed after its first checkpoint");
 
-        let resumed = Store::open(&store).unwrap();
-        let done = run_through(&resumed, &dump, "train");
+        let done = run_through(&store, &dump, "train");
         let manifests: Vec<serde_json::Value> = walk(&store.join("runs"))
             .iter()
             .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())

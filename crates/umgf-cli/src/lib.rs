@@ -10,7 +10,7 @@ use umgf::dataset::Dataset;
 use umgf::schema::StateStorage;
 use umgf::stages::ground::GroundParams;
 use umgf::stages::ingest::{self, IngestStage, OnError};
-use umgf::stages::predict::{self, PredictStage};
+use umgf::stages::predict;
 use umgf::stages::text_features::{LayerSelection, Pooling, TextFeatureParams};
 use umgf::stages::train::DatasetArtifacts;
 use umgf::stages::{Artifacts, ShardedStage, Stage, graphs, text_features, visual_features};
@@ -306,15 +306,8 @@ pub fn predict_on(
     // New tweets get the text features the model was trained on (encoder, layers, pooling, storage).
     let text_features = files.config()?.text_features();
     let upstream = run.upstream(common, ground.params());
-    let inputs = model_inputs(&upstream, &run, &text_features)?;
-    let input = predict::Input {
-        model: files,
-        data: inputs,
-        dataset: run.dataset.label.clone(),
-        encoder: text_features.encoder.files(&common.models),
-        which,
-    };
-    let outcome = PredictStage::run(&run.artifacts.store, &input)?;
+    model_inputs(&upstream, &run, &text_features)?;
+    let outcome = upstream.predict(files, &text_features, which)?;
     let view = format!("{}/{view}", run.dataset.label);
     let dir = run.artifacts.link_run_folder(&view, &outcome.manifest)?;
     let stage = match which {

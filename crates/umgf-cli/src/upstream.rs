@@ -12,6 +12,7 @@ use umgf::stages::chunker::{self, ChunkerInputs, ChunkerStage};
 use umgf::stages::graphs::{self, GraphsStage};
 use umgf::stages::ground::{self, GroundModels, GroundParams, GroundStage};
 use umgf::stages::ingest::{self, IngestStage, OnError};
+use umgf::stages::predict::{self, ModelFiles, PredictStage, Which};
 use umgf::stages::text_features::{self, TextFeatureParams, TextFeaturesStage};
 use umgf::stages::train::{self, DatasetArtifacts, TrainParams, TrainStage};
 use umgf::stages::visual_features::{self, VisualFeaturesStage};
@@ -129,15 +130,19 @@ impl<'a> Upstream<'a> {
         result.map_err(|()| NotRun.into())
     }
 
-    /// The dataset's `tweets` artifact.
-    pub fn tweets(&self) -> anyhow::Result<Digest> {
-        let outcome = self.resolve::<IngestStage>(|| {
+    /// The run of `ingest`.
+    pub fn ingest(&self) -> anyhow::Result<RunOutcome> {
+        self.resolve::<IngestStage>(|| {
             Ok(ingest::Input {
                 dataset: self.dataset.clone(),
                 on_error: self.on_error,
             })
-        })?;
-        Ok(outcome.manifest.output(ingest::TWEETS)?.digest)
+        })
+    }
+
+    /// The dataset's `tweets` artifact.
+    pub fn tweets(&self) -> anyhow::Result<Digest> {
+        Ok(self.ingest()?.manifest.output(ingest::TWEETS)?.digest)
     }
 
     pub fn chunker_input(&self) -> anyhow::Result<chunker::Input> {
@@ -150,16 +155,15 @@ impl<'a> Upstream<'a> {
         })
     }
 
-    /// The trained noun-phrase chunker (its blob).
-    pub fn chunker(&self) -> anyhow::Result<Digest> {
-        let outcome = self.resolve::<ChunkerStage>(|| self.chunker_input())?;
-        Ok(outcome.manifest.output(chunker::MODEL)?.digest)
+    /// The run of `chunker`.
+    pub fn chunker(&self) -> anyhow::Result<RunOutcome> {
+        self.resolve::<ChunkerStage>(|| self.chunker_input())
     }
 
     pub fn chunk_input(&self) -> anyhow::Result<chunk::Input> {
         Ok(chunk::Input {
             tweets: self.tweets()?,
-            chunker: self.chunker()?,
+            chunker: self.chunker()?.manifest.output(chunker::MODEL)?.digest,
             encoder: default_files(&self.common.models),
         })
     }
@@ -254,6 +258,27 @@ impl<'a> Upstream<'a> {
                 data: self.model_inputs(&params.features)?,
                 encoder: params.features.encoder.files(&self.common.models),
                 params: params.clone(),
+            })
+        })
+    }
+}
+
+impl Upstream<'_> {
+    /// The run of `predict` with the trained model `model` on `which` tweets; the text features are
+    /// made as the model was trained (`params`).
+    pub fn predict(
+        &self,
+        model: ModelFiles,
+        params: &TextFeatureParams,
+        which: Which,
+    ) -> anyhow::Result<RunOutcome> {
+        self.resolve::<PredictStage>(|| {
+            Ok(predict::Input {
+                model,
+                data: self.model_inputs(params)?,
+                dataset: self.dataset.label.clone(),
+                encoder: params.encoder.files(&self.common.models),
+                which,
             })
         })
     }

@@ -69,6 +69,12 @@ impl Artifacts {
         Ok(Self { root, store })
     }
 
+    /// The artifacts folder around an open store (its parent folder), without opening it again.
+    pub fn around(store: Store) -> Self {
+        let root = store.root().parent().unwrap_or(Path::new(".")).to_owned();
+        Self { root, store }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
