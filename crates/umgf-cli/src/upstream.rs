@@ -49,7 +49,9 @@ pub fn is_not_run(error: &anyhow::Error) -> bool {
     error.is::<NotRun>()
 }
 
-/// The stages of one dataset, resolved in upstream order.
+/// The stages of one dataset, resolved in upstream order. A resolver serves one configuration: each
+/// stage resolves once, by name, so asking it for text features with other settings returns the first
+/// run (use another resolver for another configuration).
 pub struct Upstream<'a> {
     common: &'a Common,
     artifacts: &'a Artifacts,
