@@ -5,7 +5,6 @@ use std::path::Path;
 
 use umgf::schema::{
     Artifact, EdgeKind, GraphEdge, GroundedObject, NounPhrase, QueryKind, VisualFeatures,
-    noun_phrases,
 };
 use umgf::stages::graphs::{self, GraphsStage};
 use umgf::stages::ground::{self, GroundParams};
@@ -56,12 +55,7 @@ pub(crate) fn store_phrases(store: &Store, records: &[Record<'_>]) -> umgf::Dige
     };
     let outcome = store
         .run(&spec, |outputs| {
-            umgf::io::parquet::write(
-                &outputs.path("noun_phrases.parquet"),
-                &noun_phrases::to_batch(&rows)?,
-                noun_phrases::NAME,
-                noun_phrases::VERSION,
-            )?;
+            NounPhrase::write(&outputs.path("noun_phrases.parquet"), &rows)?;
             Ok(serde_json::json!({}))
         })
         .unwrap();

@@ -19,29 +19,27 @@ use umgf::dataset::Dataset;
 use umgf::model::tagger::{ModelKind, TextMode};
 use umgf::model::train::TrainConfig;
 use umgf::rng::Rng;
+use umgf::stages::graphs::GraphsStage;
 use umgf::stages::ground::GroundParams;
 use umgf::stages::ingest::OnError;
-use umgf::stages::predict;
+use umgf::stages::predict::{self, PredictStage};
 use umgf::stages::text_features::TextFeatureParams;
 use umgf::stages::train::{self, TrainParams, TrainStage};
 use umgf::stages::{Artifacts, Stage};
 use umgf::store::{RunOutcome, Store};
 use umgf::text::chunker::ChunkerTraining;
-use umgf_cli::upstream::{Mode, Upstream};
+use umgf_cli::upstream::{Mode, PIPELINE, Upstream};
 
 use crate::common::{self, repo};
 
-const STAGES: [&str; 9] = [
-    "ingest",
-    "chunker",
-    "chunk",
-    "ground",
-    "features",
-    "visual_features",
-    "graphs",
-    "train",
-    "predict",
-];
+/// Every stage, in upstream order: the pipeline through `train`, then `predict` (which reads the
+/// trained model).
+fn stages() -> impl Iterator<Item = &'static str> {
+    PIPELINE
+        .iter()
+        .map(|(name, _)| *name)
+        .chain([PredictStage::NAME])
+}
 /// The signal `Child::kill` sends (POSIX fixes its number).
 const SIGKILL: i32 = 9;
 const CHILD_TEST: &str = "kill::child_runs_stage";
@@ -107,23 +105,16 @@ fn run_through(store: &Path, dump: &Path, last: &str) -> Outputs {
         };
         upstream.predict(model, &features, predict::Which::All)
     };
-    // In upstream order; each resolves only itself, the stages before it having run.
-    let stages: [(&str, &dyn Fn() -> anyhow::Result<RunOutcome>); 9] = [
-        ("ingest", &|| upstream.ingest()),
-        ("chunker", &|| upstream.chunker()),
-        ("chunk", &|| upstream.noun_phrases()),
-        ("ground", &|| upstream.objects()),
-        ("features", &|| upstream.text_features(&features)),
-        ("visual_features", &|| upstream.visual_features()),
-        ("graphs", &|| upstream.graphs()),
-        ("train", &|| upstream.train(&params)),
-        ("predict", &predict),
-    ];
-    for (name, run) in stages {
+    // Each resolves only itself, the stages before it having run.
+    let resolve = |name: &str| match PIPELINE.iter().find(|(stage, _)| *stage == name) {
+        Some((_, resolve)) => resolve(&upstream, &params),
+        None => predict(),
+    };
+    for name in stages() {
         if name == last {
             announce(START_MARK);
         }
-        let outcome = run().unwrap();
+        let outcome = resolve(name).unwrap();
         if name == last {
             announce(DONE_MARK);
             return outputs(&outcome);
@@ -290,7 +281,7 @@ fn stages_survive_being_killed_anywhere() {
     let reference = dir.path().join("reference");
     let mut expected = BTreeMap::new();
     let mut took = BTreeMap::new();
-    for stage in STAGES {
+    for stage in stages() {
         took.insert(stage, complete(stage, &reference, &dump));
         expected.insert(stage, run_through(&reference, &dump, stage));
     }
@@ -302,7 +293,7 @@ fn stages_survive_being_killed_anywhere() {
     let before = dir.path().join("before");
     Store::open(&before).unwrap();
     let (mut total_kills, mut total_finished_alone, mut completions) = (0, 0, 0);
-    for stage in STAGES {
+    for stage in stages() {
         let mut attempt = 0;
         let mut store = None::<PathBuf>;
         // Runs that finish before their moment do not count: tries go on until `kills` SIGKILLs
@@ -392,15 +383,15 @@ fn training_killed_mid_epoch_resumes_from_its_checkpoint() {
     let dump = dir.path().join("slice.jsonl");
     common::write_labelled_slice(&dump, 40);
     let base = dir.path().join("base");
-    run_through(&base, &dump, "graphs");
+    run_through(&base, &dump, GraphsStage::NAME);
     let reference = dir.path().join("reference");
     link_copy(&base, &reference);
-    let expected = run_through(&reference, &dump, "train");
+    let expected = run_through(&reference, &dump, TrainStage::NAME);
 
     for attempt in 1..=5 {
         let store = dir.path().join(format!("killed-{attempt}"));
         link_copy(&base, &store);
-        let mut running = spawn("train", &store, &dump);
+        let mut running = spawn(TrainStage::NAME, &store, &dump);
         // Kill as soon as the first epoch's checkpoint is in: the second epoch is under way.
         let progress = loop {
             let found = std::fs::read_dir(store.join("checkpoints"))
@@ -424,7 +415,7 @@ fn training_killed_mid_epoch_resumes_from_its_checkpoint() {
         assert_eq!(saved["epoch"], 1, "{saved}");
         verify(&store, "train killed after its first checkpoint");
 
-        let done = run_through(&store, &dump, "train");
+        let done = run_through(&store, &dump, TrainStage::NAME);
         let manifests: Vec<serde_json::Value> = walk(&store.join("runs"))
             .iter()
             .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())

@@ -17,7 +17,7 @@ use umgf::stages::text_features::{self, TextFeatureParams, TextFeaturesStage};
 use umgf::stages::train::{self, DatasetArtifacts, TrainParams, TrainStage};
 use umgf::stages::visual_features::{self, VisualFeaturesStage};
 use umgf::stages::{Artifacts, Stage};
-use umgf::store::RunOutcome;
+use umgf::store::{Level, RunOutcome};
 use umgf::text::encoder::default_files;
 
 use crate::Common;
@@ -105,13 +105,17 @@ impl<'a> Upstream<'a> {
                     Err(e) => Row::CannotPlan(format!("{e:#}")),
                     Ok(input) => match S::spec(&input) {
                         Err(e) => Row::CannotPlan(format!("{e:#}")),
-                        Ok(spec) => match store.lookup(&spec)? {
-                            Some(manifest) => {
+                        // A run kept in the per-user store counts: the next run copies it in.
+                        Ok(spec) => match store.lookup_shared(&spec)? {
+                            Some((manifest, level)) => {
                                 // A manifest of an older version may lack a count: say so, go on.
-                                let headline = S::counts(&manifest).map_or_else(
+                                let mut headline = S::counts(&manifest).map_or_else(
                                     |e| format!("(counts unreadable: {e})"),
                                     |c| S::headline(&c),
                                 );
+                                if level == Level::User {
+                                    headline.push_str(" (in the per-user store)");
+                                }
                                 let row = Row::UpToDate(spec.key().short(), headline);
                                 found = Some(RunOutcome {
                                     manifest,
@@ -285,6 +289,25 @@ impl Upstream<'_> {
         })
     }
 }
+
+/// How [`PIPELINE`] resolves one stage: through the resolver's method for it, the settings of the
+/// `train` run in question supplying the stages that take settings.
+pub type ResolveStage = fn(&Upstream<'_>, &TrainParams) -> anyhow::Result<RunOutcome>;
+
+/// Every stage through `train`, in upstream order, by name: `status` prints a row for each, the kill
+/// harness kills each mid-run. A new stage adds its line here (and its method above).
+pub const PIPELINE: [(&str, ResolveStage); 8] = [
+    (IngestStage::NAME, |up, _| up.ingest()),
+    (ChunkerStage::NAME, |up, _| up.chunker()),
+    (ChunkStage::NAME, |up, _| up.noun_phrases()),
+    (GroundStage::NAME, |up, _| up.objects()),
+    (TextFeaturesStage::NAME, |up, train| {
+        up.text_features(&train.features)
+    }),
+    (VisualFeaturesStage::NAME, |up, _| up.visual_features()),
+    (GraphsStage::NAME, |up, _| up.graphs()),
+    (TrainStage::NAME, |up, train| up.train(train)),
+];
 
 /// A stage's row in `status`.
 enum Row {

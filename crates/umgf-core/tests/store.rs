@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use umgf_core::Digest;
-use umgf_core::store::{RunOutcome, RunSpec, Store};
+use umgf_core::store::{Level, RunOutcome, RunSpec, Store};
 
 fn spec(
     stage: &str,
@@ -543,9 +543,16 @@ fn a_shared_run_is_found_again_by_another_store_through_the_user_level() {
     };
     let first = shared(&open("clone-a"));
     assert!(!first.hit);
-    // A new artifacts folder (a new clone) copies the run from the user level: no work.
+    // A new artifacts folder (a new clone) sees the run in the user level (what `status` reports)
+    // and copies it from there: no work.
     let second = open("clone-b");
+    let (_, level) = second
+        .lookup_shared(&s)
+        .unwrap()
+        .expect("found in the user level");
+    assert_eq!(level, Level::User);
     assert!(shared(&second).hit);
+    assert_eq!(second.lookup_shared(&s).unwrap().unwrap().1, Level::Here);
     assert_eq!(work.get(), 1);
     let model = first.manifest.output("model").unwrap().digest;
     assert_eq!(std::fs::read(second.blob_path(&model)).unwrap(), b"weights");

@@ -3,7 +3,7 @@
 //! included) and looks it up in the store, with the settings `make train` passes, so the rows name
 //! the runs `make train` would use. A stage whose upstream has not run cannot be keyed yet.
 use clap::Parser;
-use umgf_cli::upstream::{Mode, Upstream, is_not_run};
+use umgf_cli::upstream::{Mode, PIPELINE, Upstream, is_not_run};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,20 +48,10 @@ fn main() -> anyhow::Result<()> {
         Mode::Status,
     );
     let params = cli.train.params(&dataset.label, cli.text.params());
-    // Every stage in upstream order, each printing its row once (an array evaluates in order); a
-    // stage that has not run ends its chain (NotRun), the others go on.
-    let rows = [
-        upstream.tweets().map(drop),
-        upstream.chunker().map(drop),
-        upstream.noun_phrases().map(drop),
-        upstream.objects().map(drop),
-        upstream.text_features(&params.features).map(drop),
-        upstream.visual_features().map(drop),
-        upstream.graphs().map(drop),
-        upstream.train(&params).map(drop),
-    ];
-    for row in rows {
-        if let Err(e) = row
+    // Every stage in upstream order, each printing its row once; a stage that has not run ends its
+    // chain (NotRun), the others go on.
+    for (_, resolve) in PIPELINE {
+        if let Err(e) = resolve(&upstream, &params)
             && !is_not_run(&e)
         {
             return Err(e);

@@ -12,7 +12,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, IoContext, Result};
-use crate::schema::SCHEMA_KEY;
+use crate::schema::{Artifact, SCHEMA_KEY};
 
 /// Rows per row group: small enough for readers to skip, large enough to compress well.
 const ROW_GROUP_SIZE: usize = 64 * 1024;
@@ -22,44 +22,39 @@ const ROW_GROUP_SIZE: usize = 64 * 1024;
 /// keep that to a few hundred MB.
 pub const ROWS_PER_WRITE: usize = 256;
 
-/// Writes `batch` to `path` (which the caller makes atomic, see `store`), tagging it `name/version`.
-pub fn write(path: &Path, batch: &RecordBatch, name: &str, version: u32) -> Result<()> {
-    let mut writer = Writer::create(path, batch.schema(), name, version)?;
-    writer.write(batch)?;
-    writer.finish()
-}
-
-/// An artifact written a batch at a time, for stages whose rows do not fit in memory at once. The
-/// bytes depend only on the rows, not on how they were split into batches (see the test), so a
-/// streamed artifact is the one [`write`] would make.
-pub struct Writer<'a> {
+/// An artifact written some rows at a time, for stages whose rows do not fit in memory at once
+/// ([`Artifact::write`] writes all of them in one go). The bytes depend only on the rows, not on
+/// how they were split into writes (see the test). The file's schema is that of the first rows
+/// written: only the `text_features` states column has more than one possible type (float16 or
+/// float32 storage), and a writer is never given rows of both.
+pub struct Writer<'a, A: Artifact> {
     path: &'a Path,
-    inner: ArrowWriter<File>,
+    inner: Option<ArrowWriter<File>>,
+    rows: std::marker::PhantomData<A>,
 }
 
-impl<'a> Writer<'a> {
-    /// Creates `path` for rows of `schema`, tagged `name/version`.
-    pub fn create(path: &'a Path, schema: SchemaRef, name: &str, version: u32) -> Result<Self> {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_SIZE))
-            .set_key_value_metadata(Some(vec![KeyValue::new(
-                SCHEMA_KEY.to_owned(),
-                format!("{name}/{version}"),
-            )]))
-            .build();
-        let file = File::create(path).at(path)?;
-        let inner = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err(path))?;
-        Ok(Self { path, inner })
+impl<'a, A: Artifact> Writer<'a, A> {
+    /// A writer to `path`, which is created at the first write (or at `finish` if there is none).
+    pub fn create(path: &'a Path) -> Self {
+        Self {
+            path,
+            inner: None,
+            rows: std::marker::PhantomData,
+        }
     }
 
-    /// Appends the rows of `batch`, [`ROWS_PER_WRITE`] at a time.
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Appends `rows`, [`ROWS_PER_WRITE`] at a time.
+    pub fn write(&mut self, rows: &[A]) -> Result<()> {
+        let batch = A::to_batch(rows)?;
+        let writer = match &mut self.inner {
+            Some(writer) => writer,
+            None => self.inner.insert(self.open(batch.schema())?),
+        };
         // Slices start at multiples of ROWS_PER_WRITE within each batch: callers that stream pass
         // batches whose sizes are multiples of it, so the writer sees the same slices as one batch.
         for start in (0..batch.num_rows()).step_by(ROWS_PER_WRITE) {
             let rows = ROWS_PER_WRITE.min(batch.num_rows() - start);
-            self.inner
+            writer
                 .write(&batch.slice(start, rows))
                 .map_err(parquet_err(self.path))?;
         }
@@ -67,9 +62,26 @@ impl<'a> Writer<'a> {
     }
 
     /// Writes the footer and syncs the file.
-    pub fn finish(self) -> Result<()> {
-        let file = self.inner.into_inner().map_err(parquet_err(self.path))?;
+    pub fn finish(mut self) -> Result<()> {
+        if self.inner.is_none() {
+            self.write(&[])?;
+        }
+        let inner = self.inner.take().expect("opened by the write above");
+        let file = inner.into_inner().map_err(parquet_err(self.path))?;
         file.sync_all().at(self.path)
+    }
+
+    fn open(&self, schema: SchemaRef) -> Result<ArrowWriter<File>> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_SIZE))
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                SCHEMA_KEY.to_owned(),
+                format!("{}/{}", A::NAME, A::VERSION),
+            )]))
+            .build();
+        let file = File::create(self.path).at(self.path)?;
+        ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err(self.path))
     }
 }
 
@@ -80,7 +92,7 @@ fn parquet_err(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error +
     }
 }
 
-/// Reads a whole artifact, checking it is `name` at `version`.
+/// Reads a whole artifact's batches, checking it is `name` at `version` (see [`Artifact::read`]).
 pub fn read(path: &Path, name: &str, version: u32) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).at(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err(path))?;
@@ -104,52 +116,35 @@ pub fn read(path: &Path, name: &str, version: u32) -> Result<Vec<RecordBatch>> {
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Reads every row of an artifact with its schema's `from_batch`.
-pub fn read_rows<T>(
-    path: &Path,
-    name: &str,
-    version: u32,
-    from_batch: fn(&Path, &RecordBatch) -> Result<Vec<T>>,
-) -> Result<Vec<T>> {
-    let mut rows = Vec::new();
-    for batch in read(path, name, version)? {
-        rows.extend(from_batch(path, &batch)?);
-    }
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use arrow_array::{Float32Array, Int64Array};
-    use arrow_schema::{DataType, Field, Schema};
-
     use super::*;
+    use crate::schema::{EdgeKind, GraphEdge};
 
-    fn batch(range: std::ops::Range<i64>) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("value", DataType::Float32, false),
-        ]));
-        let ids = Int64Array::from_iter_values(range.clone());
-        let values = Float32Array::from_iter_values(range.map(|i| (i as f32).sin()));
-        RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(values)]).unwrap()
+    fn edges(range: std::ops::Range<u32>) -> Vec<GraphEdge> {
+        range
+            .map(|i| GraphEdge {
+                tweet_id: format!("t{}", i / 7),
+                src: i,
+                dst: i * 3 + 1,
+                kind: EdgeKind::ALL[i as usize % 4],
+            })
+            .collect()
     }
 
     #[test]
     fn a_streamed_artifact_has_the_bytes_of_a_single_write() {
         let dir = tempfile::tempdir().unwrap();
-        let rows = (3 * ROWS_PER_WRITE + 17) as i64;
+        let rows = (3 * ROWS_PER_WRITE + 17) as u32;
         let whole = dir.path().join("whole.parquet");
-        write(&whole, &batch(0..rows), "test", 1).unwrap();
+        GraphEdge::write(&whole, &edges(0..rows)).unwrap();
 
         let streamed = dir.path().join("streamed.parquet");
-        let step = (2 * ROWS_PER_WRITE) as i64;
-        let mut writer = Writer::create(&streamed, batch(0..0).schema(), "test", 1).unwrap();
+        let step = (2 * ROWS_PER_WRITE) as u32;
+        let mut writer = Writer::<GraphEdge>::create(&streamed);
         for start in (0..rows).step_by(step as usize) {
             writer
-                .write(&batch(start..(start + step).min(rows)))
+                .write(&edges(start..(start + step).min(rows)))
                 .unwrap();
         }
         writer.finish().unwrap();
@@ -158,13 +153,14 @@ mod tests {
             std::fs::read(&whole).unwrap(),
             std::fs::read(&streamed).unwrap()
         );
-        assert_eq!(
-            read(&streamed, "test", 1)
-                .unwrap()
-                .iter()
-                .map(|b| b.num_rows())
-                .sum::<usize>(),
-            rows as usize
-        );
+        assert_eq!(GraphEdge::read(&streamed).unwrap(), edges(0..rows));
+    }
+
+    #[test]
+    fn a_writer_given_no_rows_writes_an_empty_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.parquet");
+        Writer::<GraphEdge>::create(&path).finish().unwrap();
+        assert_eq!(GraphEdge::read(&path).unwrap(), Vec::new());
     }
 }

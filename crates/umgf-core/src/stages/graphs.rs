@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::schema::{Artifact, EdgeKind, GraphEdge, GroundedObject, QueryKind, Tweet, graph_edges};
+use crate::schema::{Artifact, EdgeKind, GraphEdge, GroundedObject, QueryKind, Tweet};
 use crate::stages::Stage;
 use crate::store::{RunOutcome, RunSpec, Store};
 
@@ -85,12 +85,7 @@ fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
                 .map_or(&[][..], Vec::as_slice);
             edges.extend(edges_of(tweet, mine));
         }
-        crate::io::parquet::write(
-            &outputs.path(EDGES),
-            &graph_edges::to_batch(&edges)?,
-            graph_edges::NAME,
-            graph_edges::VERSION,
-        )?;
+        GraphEdge::write(&outputs.path(EDGES), &edges)?;
         let kind = |kind: EdgeKind| edges.iter().filter(|e| e.kind == kind).count();
         Ok(serde_json::to_value(Counts {
             tweets: tweets.len(),

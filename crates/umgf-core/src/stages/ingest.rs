@@ -14,7 +14,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::io::{self, Diagnostic, ImageRef, ParsedFile, RawTweet};
 use crate::labels::{EntityType, spans};
-use crate::schema::{ImageStatus, Split, Tweet, tweets};
+use crate::schema::{Artifact, ImageStatus, Split, Tweet};
 use crate::stages::Stage;
 use crate::store::{RunOutcome, RunSpec, Store};
 
@@ -214,12 +214,7 @@ pub fn run_plan(store: &Store, plan: Plan) -> Result<RunOutcome> {
         }
         let counts = serde_json::to_value(counts(&rows, &plan.rejected, &plan.warnings))?;
         let tweets_path = outputs.path(TWEETS);
-        crate::io::parquet::write(
-            &tweets_path,
-            &tweets::to_batch(&rows)?,
-            tweets::NAME,
-            tweets::VERSION,
-        )?;
+        Tweet::write(&tweets_path, &rows)?;
         let report_path = outputs.path(REPORT);
         write_report(&report_path, &plan.rejected, &plan.warnings)?;
         Ok(counts)

@@ -152,6 +152,15 @@ pub struct Store {
     memo_used: Mutex<BTreeSet<String>>,
 }
 
+/// Which store holds a run [`Store::lookup_shared`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// This store.
+    Here,
+    /// The per-user store below it (only [`Store::run_shared`] runs are kept there).
+    User,
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `root`, and removes temporary files that processes of
     /// this host left behind when they died.
@@ -241,6 +250,18 @@ impl Store {
             }
         }
         Ok(Some(manifest))
+    }
+
+    /// Where [`Store::run_shared`] would find a finished run of `spec`: here, or in the per-user level
+    /// (from which a run copies it in instead of computing it). Reads only.
+    pub fn lookup_shared(&self, spec: &RunSpec) -> Result<Option<(Manifest, Level)>> {
+        if let Some(manifest) = self.lookup(spec)? {
+            return Ok(Some((manifest, Level::Here)));
+        }
+        match &self.user {
+            Some(user) => Ok(user.lookup(spec)?.map(|m| (m, Level::User))),
+            None => Ok(None),
+        }
     }
 
     /// `None` if the blob is present and its content matches its name; otherwise what is wrong (a

@@ -6,7 +6,7 @@ use tch::{Kind, Tensor};
 
 /// Scores of starting in, ending in, and moving between tags.
 #[derive(Debug)]
-pub struct Crf {
+pub(crate) struct Crf {
     /// [tags]
     pub start: Tensor,
     /// [tags]
@@ -18,7 +18,7 @@ pub struct Crf {
 
 impl Crf {
     /// Parameters start uniform in [-0.1, 0.1] (as pytorch-crf does).
-    pub fn new(p: &nn::Path, tags: i64) -> Self {
+    pub(crate) fn new(p: &nn::Path, tags: i64) -> Self {
         let init = Init::Uniform { lo: -0.1, up: 0.1 };
         Self {
             start: p.var("start", &[tags], init),
@@ -28,19 +28,20 @@ impl Crf {
         }
     }
 
-    pub fn tags(&self) -> i64 {
-        self.tags
-    }
-
     /// Mean negative log-likelihood of `tags` [batch, len] (int64) under `emissions`
     /// [batch, len, tags]; `mask` [batch, len] (bool) marks real words, a prefix of each row, the
     /// first always set.
-    pub fn neg_log_likelihood(&self, emissions: &Tensor, tags: &Tensor, mask: &Tensor) -> Tensor {
+    pub(crate) fn neg_log_likelihood(
+        &self,
+        emissions: &Tensor,
+        tags: &Tensor,
+        mask: &Tensor,
+    ) -> Tensor {
         (self.log_partition(emissions, mask) - self.score(emissions, tags, mask)).mean(Kind::Float)
     }
 
     /// Score of given tag sequences, [batch].
-    pub fn score(&self, emissions: &Tensor, tags: &Tensor, mask: &Tensor) -> Tensor {
+    pub(crate) fn score(&self, emissions: &Tensor, tags: &Tensor, mask: &Tensor) -> Tensor {
         let len = emissions.size()[1];
         let maskf = mask.to_kind(emissions.kind());
         // Emission of each word's tag.
@@ -70,7 +71,7 @@ impl Crf {
     }
 
     /// log Z of each row by the forward algorithm, [batch].
-    pub fn log_partition(&self, emissions: &Tensor, mask: &Tensor) -> Tensor {
+    pub(crate) fn log_partition(&self, emissions: &Tensor, mask: &Tensor) -> Tensor {
         let len = emissions.size()[1];
         let mut alpha = &self.start + emissions.select(1, 0);
         for t in 1..len {
@@ -84,7 +85,7 @@ impl Crf {
     }
 
     /// The best tag sequence of each row, as long as its mask.
-    pub fn viterbi(&self, emissions: &Tensor, mask: &Tensor) -> Vec<Vec<i64>> {
+    pub(crate) fn viterbi(&self, emissions: &Tensor, mask: &Tensor) -> Vec<Vec<i64>> {
         let (batch, len) = (emissions.size()[0], emissions.size()[1]);
         let mut best = &self.start + emissions.select(1, 0);
         let mut backpointers = Vec::new();

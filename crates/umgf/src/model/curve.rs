@@ -18,7 +18,7 @@ const GREY: Rgb<u8> = Rgb([200, 200, 200]);
 const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
 
 /// Draws the curve of `epochs` (with `best_epoch` marked) and writes it to `path` as PNG.
-pub fn write_png(path: &Path, epochs: &[EpochLog], best_epoch: usize) -> Result<()> {
+pub(crate) fn write_png(path: &Path, epochs: &[EpochLog], best_epoch: usize) -> Result<()> {
     let height = 2 * PANEL + 3 * MARGIN;
     let mut img = RgbImage::from_pixel(WIDTH, height, Rgb([255, 255, 255]));
     let loss: Vec<f64> = epochs.iter().map(|e| e.train_loss).collect();

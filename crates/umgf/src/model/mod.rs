@@ -2,9 +2,9 @@
 //! them on cached or fine-tuned encoder states (`tagger`, with the text-only baseline), batching from
 //! the cached artifacts (`batch`), and the training and prediction loops (`train`).
 pub mod batch;
-pub mod crf;
-pub mod curve;
-pub mod optim;
+mod crf;
+pub(crate) mod curve;
+mod optim;
 pub mod tagger;
 pub mod text_head;
 pub mod train;

@@ -22,7 +22,7 @@ struct Slot {
     v: Tensor,
 }
 
-pub struct AdamW {
+pub(super) struct AdamW {
     slots: Vec<Slot>,
     /// Learning rate per var-store group (a group without one does not move).
     lrs: BTreeMap<usize, f64>,
@@ -32,7 +32,7 @@ pub struct AdamW {
 
 impl AdamW {
     /// Tracks every trainable variable of `vs`, in name order.
-    pub fn new(vs: &VarStore) -> Self {
+    pub(super) fn new(vs: &VarStore) -> Self {
         let variables = vs.variables_.lock().map(|v| {
             let groups: Vec<(Tensor, usize)> = v
                 .trainable_variables
@@ -71,13 +71,13 @@ impl AdamW {
         }
     }
 
-    pub fn set_lr_group(&mut self, group: usize, lr: f64) {
+    pub(super) fn set_lr_group(&mut self, group: usize, lr: f64) {
         self.lrs.insert(group, lr);
     }
 
     /// Clears the gradients, back-propagates `loss`, clips the gradients' global norm at `max_norm`
     /// and takes one step.
-    pub fn backward_step_clip_norm(&mut self, loss: &Tensor, max_norm: f64) {
+    pub(super) fn backward_step_clip_norm(&mut self, loss: &Tensor, max_norm: f64) {
         for slot in &mut self.slots {
             let mut grad = slot.param.grad();
             if grad.defined() {
@@ -130,7 +130,7 @@ impl AdamW {
     }
 
     /// The moments by variable name (`m/<name>`, `v/<name>`), for a checkpoint.
-    pub fn state(&self) -> Vec<(String, Tensor)> {
+    pub(super) fn state(&self) -> Vec<(String, Tensor)> {
         self.slots
             .iter()
             .flat_map(|s| {
@@ -143,7 +143,7 @@ impl AdamW {
     }
 
     /// Restores [`Self::state`] and the step count; false if a moment is missing or misshapen.
-    pub fn restore(&mut self, state: &BTreeMap<String, Tensor>, steps: i64) -> bool {
+    pub(super) fn restore(&mut self, state: &BTreeMap<String, Tensor>, steps: i64) -> bool {
         let ok = tch::no_grad(|| {
             self.slots.iter_mut().all(|s| {
                 let pair = (

@@ -406,7 +406,7 @@ pub struct Umgf {
     visual_mlp: nn::Linear,
     layers: Vec<FusionLayer>,
     emit: nn::Linear,
-    pub crf: Crf,
+    pub(crate) crf: Crf,
 }
 
 impl Umgf {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::Digest;
-use crate::schema::{Artifact, NounPhrase, Tweet, noun_phrases};
+use crate::schema::{Artifact, NounPhrase, Tweet};
 use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::chunker::NpChunker;
@@ -51,12 +51,7 @@ fn run(
             .zip(&spans)
             .flat_map(|(tweet, spans)| spans.iter().map(|&(s, e)| phrase(tweet, s, e)))
             .collect();
-        crate::io::parquet::write(
-            &outputs.path(NOUN_PHRASES),
-            &noun_phrases::to_batch(&rows)?,
-            noun_phrases::NAME,
-            noun_phrases::VERSION,
-        )?;
+        NounPhrase::write(&outputs.path(NOUN_PHRASES), &rows)?;
         Ok(serde_json::to_value(Counts {
             tweets: tweets.len(),
             phrases: rows.len(),

@@ -14,7 +14,7 @@ use crate::grounding::{
     ClassMatchConfig, ClassMatchGrounder, Grounder, GroundingInput, Match, Query,
     class_match_identity,
 };
-use crate::schema::{Artifact, GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet, objects};
+use crate::schema::{Artifact, GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet};
 use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, TextEncoder};
@@ -148,12 +148,7 @@ fn run(
         let phrases = NounPhrase::read(&store.blob_path(&phrases))?;
         let grounded = ground_all(store, &tweets, &phrases, models, digests, params)?;
         let rows = grounded.rows;
-        crate::io::parquet::write(
-            &outputs.path(OBJECTS),
-            &objects::to_batch(&rows)?,
-            objects::NAME,
-            objects::VERSION,
-        )?;
+        GroundedObject::write(&outputs.path(OBJECTS), &rows)?;
         write_report(&outputs.path(BAD_IMAGES), &grounded.report)?;
         let with_image = tweets
             .iter()

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::Digest;
-use crate::schema::{Artifact, StateStorage, StateValues, TextFeatures, Tweet, text_features};
+use crate::schema::{Artifact, StateStorage, StateValues, TextFeatures, Tweet};
 use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, EncoderName, Precision, TextEncoder};
@@ -235,13 +235,7 @@ fn run(
     store.run(&spec(tweets, encoder_digest, params), |outputs| {
         let tweets = Tweet::read(&store.blob_path(&tweets))?;
         let path = outputs.path(TEXT_FEATURES);
-        let schema = text_features::to_batch(&[], params.storage)?.schema();
-        let mut writer = crate::io::parquet::Writer::create(
-            &path,
-            schema,
-            text_features::NAME,
-            text_features::VERSION,
-        )?;
+        let mut writer = crate::io::parquet::Writer::<TextFeatures>::create(&path);
         let mut encoding = Encoding::new(store, encoder, encoder_digest, params, tweets.len());
         let (mut words, mut pieces, mut long) = (0, 0, 0);
         for step in tweets.chunks(WRITE_CHUNK) {
@@ -257,7 +251,7 @@ fn run(
                 .iter()
                 .filter(|r| r.piece_ids.len() > crate::text::wordpiece::MAX_PIECES)
                 .count();
-            writer.write(&text_features::to_batch(&rows, params.storage)?)?;
+            writer.write(&rows)?;
         }
         writer.finish()?;
         let stats = encoding.finish();

@@ -12,9 +12,7 @@ use serde_json::json;
 
 use crate::Result;
 use crate::digest::Digest;
-use crate::schema::{
-    Artifact, GroundedObject, ImageStatus, Tweet, VisualFeatures, visual_features,
-};
+use crate::schema::{Artifact, GroundedObject, ImageStatus, Tweet, VisualFeatures};
 use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::torch::TorchResult;
@@ -78,12 +76,7 @@ fn run(store: &Store, tweets: Digest, objects: Digest, model_path: &Path) -> Res
                     .collect(),
             })
             .collect();
-        crate::io::parquet::write(
-            &outputs.path(VISUAL_FEATURES),
-            &visual_features::to_batch(&rows)?,
-            visual_features::NAME,
-            visual_features::VERSION,
-        )?;
+        VisualFeatures::write(&outputs.path(VISUAL_FEATURES), &rows)?;
         Ok(serde_json::to_value(Counts {
             regions: rows.len(),
             images: rows.iter().filter(|r| r.object_id.is_none()).count(),

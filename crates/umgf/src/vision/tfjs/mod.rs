@@ -5,9 +5,9 @@
 //! - [`model`]: loading `model.json` and its weight shards into a [`GraphModel`] (nodes and tensors);
 //! - [`plan`]: compiling the nodes the wanted outputs need into a runnable [`Plan`];
 //! - [`ops`]: the TensorFlow ops a plan's steps run, in TensorFlow's NHWC semantics.
-pub mod model;
-pub mod ops;
-pub mod plan;
+mod model;
+pub(crate) mod ops;
+mod plan;
 
 pub use model::GraphModel;
 pub use plan::Plan;

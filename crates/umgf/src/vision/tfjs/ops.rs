@@ -129,7 +129,7 @@ fn kernel_input(
 
 /// The same 4-d tensor with channels-last strides (what libtorch's CPU convolutions prefer for
 /// filters when the input is channels-last: no reordering on every call).
-pub fn channels_last(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn channels_last(x: &Tensor) -> Result<Tensor> {
     x.f_permute([0, 2, 3, 1])
         .torch()?
         .f_contiguous()
@@ -153,7 +153,7 @@ fn int_values(t: &Tensor) -> Result<Vec<i64>> {
 /// Resizes NHWC images with TensorFlow's legacy bilinear rule (`align_corners = false`,
 /// `half_pixel_centers = false`): output pixel i samples input position i * in / out. This is not
 /// torch's `interpolate(align_corners=False)`, which samples (i + 0.5) * in / out - 0.5.
-pub fn resize_bilinear_legacy(x: &Tensor, out_h: i64, out_w: i64) -> Result<Tensor> {
+pub(crate) fn resize_bilinear_legacy(x: &Tensor, out_h: i64, out_w: i64) -> Result<Tensor> {
     let size = x.size();
     if size.len() != 4 {
         crate::bail!(
