@@ -203,18 +203,27 @@ impl<C: Cell> Cell for Vec<C> {
         builder.append(false);
     }
     fn read(array: &dyn Array) -> CellResult<Vec<Option<Self>>> {
-        let lists = downcast::<ListArray>(array)?;
-        (0..lists.len())
-            .map(|row| {
-                if lists.is_null(row) {
-                    return Ok(None);
-                }
-                let items = <C as Column>::read(lists.value(row).as_ref())
-                    .map_err(|e| format!("row {row}: items {e}"))?;
-                Ok(Some(items))
-            })
-            .collect()
+        read_lists(array, |items| <C as Column>::read(items))
     }
+}
+
+/// Every list of the list column `array`, each read by `items`; `None` where a list is null.
+fn read_lists<T>(
+    array: &dyn Array,
+    items: impl Fn(&dyn Array) -> CellResult<T>,
+) -> CellResult<Vec<Option<T>>> {
+    let lists = downcast::<ListArray>(array)?;
+    (0..lists.len())
+        .map(|row| {
+            if lists.is_null(row) {
+                return Ok(None);
+            }
+            let values = lists.value(row);
+            items(values.as_ref())
+                .map(Some)
+                .map_err(|e| format!("row {row}: {e}"))
+        })
+        .collect()
 }
 
 /// Builds a `states` column in whichever number format its rows are stored in.
@@ -283,22 +292,15 @@ impl Cell for StateValues {
         builder.f16.append(false);
     }
     fn read(array: &dyn Array) -> CellResult<Vec<Option<Self>>> {
-        let lists = downcast::<ListArray>(array)?;
-        (0..lists.len())
-            .map(|row| {
-                if lists.is_null(row) {
-                    return Ok(None);
-                }
-                let values = lists.value(row);
-                let any = values.as_any();
-                if let Some(v) = any.downcast_ref::<Float16Array>() {
-                    Ok(Some(Self::F16(v.values().to_vec())))
-                } else if let Some(v) = any.downcast_ref::<Float32Array>() {
-                    Ok(Some(Self::F32(v.values().to_vec())))
-                } else {
-                    Err(format!("row {row}: items have type {}", values.data_type()))
-                }
-            })
-            .collect()
+        read_lists(array, |items| {
+            let any = items.as_any();
+            if let Some(v) = any.downcast_ref::<Float16Array>() {
+                Ok(Self::F16(v.values().to_vec()))
+            } else if let Some(v) = any.downcast_ref::<Float32Array>() {
+                Ok(Self::F32(v.values().to_vec()))
+            } else {
+                Err(format!("items have type {}", items.data_type()))
+            }
+        })
     }
 }
