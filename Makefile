@@ -6,6 +6,7 @@
 #   make                      setup + the default job (Twitter-2017)
 #   make ingest DATASET=twitter2015
 #   make chunk DATASET=path/to/dump.jsonl ON_ERROR=skip
+#   make ingest CAPTIONS=none  without image captions (default: the benchmark's BLIP-2 captions)
 #   make ground DATASET=dump.jsonl   objects in each tweet's image that its noun phrases point at
 #   make graphs               each tweet's multimodal graph as edge lists
 #   make features             text and visual features (MPNet's hidden states 4-8, computed in bf16)
@@ -27,12 +28,17 @@
 #   make bench-vision         decode + detector + visual features: Rust vs PIL + PyTorch, same weights
 #   make bench                the whole-pipeline benchmark (cold, incremental, no-op, epochs, both above)
 #   make kill-test            every stage SIGKILLed 50 times at random moments; store and outputs checked
-#   make fuzz                 fuzz the CoNLL and JSONL readers and the image loader (FUZZ_SECONDS each)
+#   make fuzz                 fuzz the CoNLL, JSONL and captions readers and the image loader (FUZZ_SECONDS each)
 
 DATASET   ?= twitter2017
 DATA_DIR  ?=
 IMAGE_DIR ?=
 ON_ERROR  ?= fail
+# Image captions: a file of `<image file> :<caption>` lines, or none. Empty: a benchmark's BLIP-2
+# captions from the data directory, a JSONL dump's own "caption" fields.
+CAPTIONS  ?=
+# The most bytes one record may hold (empty: 64 KiB); a longer record is a bad record (ON_ERROR).
+MAX_RECORD_BYTES ?=
 # The default recipe (results/README.md, "Choices"; chosen on dev): the frozen head on MPNet's
 # hidden states 4-8, encoded in bfloat16, at most 5 epochs: the most accurate on dev whose cold run
 # (chunker excluded) takes under 10 minutes here. MODE=fine-tune keeps MiniLM (its recipe was chosen on MiniLM; fine-tuning MPNet
@@ -56,6 +62,8 @@ TEXT_LAYERS ?= $(LAYERS_$(ENCODER))
 POOLING     ?= $(if $(filter fine-tune,$(MODE)),first,$(POOLING_$(ENCODER)))
 FROZEN_ARGS ?= --max-epochs $(EPOCHS_$(ENCODER))
 STORAGE   ?= f16
+# What the text encoder reads after each tweet: none, or caption (its image caption, ITA's way).
+TEXT_CONTEXT ?= none
 ARTIFACTS ?= artifacts
 GPU       ?= 0
 MODEL     ?= umgf
@@ -73,8 +81,9 @@ SOURCES    := $(shell find crates build -name '*.rs') Cargo.toml $(wildcard Carg
 COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 # How text features are made (features, train, status; eval and predict read them from the model).
 TEXT   := --encoder $(ENCODER) --precision $(PRECISION) --text-layers $(TEXT_LAYERS) --pooling $(POOLING) \
-          --storage $(STORAGE)
-DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR))
+          --storage $(STORAGE) --text-context $(TEXT_CONTEXT)
+DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR)) \
+          $(if $(CAPTIONS),--captions $(CAPTIONS)) $(if $(MAX_RECORD_BYTES),--max-record-bytes $(MAX_RECORD_BYTES))
 # What `make train` trains (and `make status` keys): the model, the mode's recipe, then TRAIN_ARGS.
 TRAIN  = --model $(MODEL) --mode $(MODE) --seed $(SEED) \
          $(if $(filter fine-tune,$(MODE)),$(FINE_TUNE_ARGS),$(FROZEN_ARGS)) $(TRAIN_ARGS)
@@ -241,7 +250,7 @@ kill-test: build
 # flags, and the machine has only the stable toolchain. Sanitizer none: the readers are safe Rust.
 # Instrumented builds go to fuzz/target, apart from the pipeline's.
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS := conll_reader jsonl_reader image_loader
+FUZZ_TARGETS := conll_reader jsonl_reader captions_reader image_loader
 CARGO_FUZZ   := $(CARGO_TARGET_DIR)/tools/bin/cargo-fuzz
 $(CARGO_FUZZ):
 	cargo install cargo-fuzz --locked --root $(CARGO_TARGET_DIR)/tools

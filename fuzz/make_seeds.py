@@ -23,6 +23,8 @@ CONLL = {
     "spaces_not_tabs": "IMGID:16\nNew York\tB-LOC\nword O\n\n",
     "unicode": "IMGID:17\nMünchen\tB-LOC\n🙂\tO\n東京\tB-LOC\n\n",
     "invalid_utf8": b"IMGID:18\n\xff\xfe\tO\nok\tO\n\n",
+    "byte_order_mark": b"\xef\xbb\xbfIMGID:19\nObama\tB-PER\n\n",
+    "over_long_tweet": "IMGID:20\n" + "word\tO\n" * 100 + "\nIMGID:21\nok\tO\n\n",
 }
 
 JSONL = {
@@ -42,12 +44,25 @@ JSONL = {
         ["not", "an", "object"],
     ],
     "unicode": [{"id": "u", "text": "Café in Zürich ☕ #coffee", "image": None}],
+    "captions": [
+        {"id": "k", "text": "Obama in Paris", "image": "k.jpg", "caption": "a man at a podium"},
+        {"id": "l", "text": "no caption", "image": None, "caption": None},
+        {"id": "m", "text": "bad caption", "image": None, "caption": 3},
+    ],
+    "over_long_line": [{"id": "n", "text": "word " * 200, "image": None}, {"id": "o", "text": "ok"}],
 }
 JSONL_RAW = {
     "not_json": b"{this is not json}\n{\"id\": \"ok\", \"text\": \"fine\"}\n",
     "blank_lines_crlf": b"\r\n{\"id\": \"x\", \"text\": \"a b\"}\r\n\r\n",
     "truncated": b"{\"id\": \"t\", \"text\": \"cut",
     "invalid_utf8": b"{\"id\": \"v\", \"text\": \"\xc3\x28\"}\n",
+    "byte_order_mark": b"\xef\xbb\xbf{\"id\": \"w\", \"text\": \"a b\"}\n",
+}
+CAPTIONS = {
+    "pgim": b"16_05_01_367.jpg :nolan k bushnell on twitter\n17_06_9315.jpg :a man sitting at a table\n",
+    "bad_lines": b"1.jpg a dog\n2.jpg :\n :a cat\n3.jpg :a cat\n3.jpg :a dog\n\xff.jpg :x\n",
+    "byte_order_mark_crlf": b"\xef\xbb\xbf4.jpg :person, person, person\r\n\r\n5.jpg :a : b\r\n",
+    "over_long_line": b"6.jpg :" + b"a " * 400 + b"\n7.jpg :ok",
 }
 
 
@@ -93,7 +108,7 @@ def images(out):
 
 def main():
     root = Path(sys.argv[1])
-    for target in ("conll_reader", "jsonl_reader", "image_loader"):
+    for target in ("conll_reader", "jsonl_reader", "captions_reader", "image_loader"):
         (root / target).mkdir(parents=True, exist_ok=True)
     for name, text in CONLL.items():
         data = text if isinstance(text, bytes) else text.encode()
@@ -102,6 +117,8 @@ def main():
         (root / "jsonl_reader" / name).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     for name, data in JSONL_RAW.items():
         (root / "jsonl_reader" / name).write_bytes(data)
+    for name, data in CAPTIONS.items():
+        (root / "captions_reader" / name).write_bytes(data)
     images(root / "image_loader")
     print(f"seeds written under {root}")
 

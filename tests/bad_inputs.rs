@@ -2,7 +2,8 @@
 //! the store, and with `--on-error skip` is left out and listed in the report instead.
 use std::path::{Path, PathBuf};
 
-use umgf::dataset::Dataset;
+use umgf::dataset::{CaptionsChoice, Dataset};
+use umgf::io::Limits;
 use umgf::stages::Artifacts;
 use umgf::stages::ingest::{self, OnError};
 
@@ -121,7 +122,11 @@ fn each_bad_input_fails_with_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let (path, line) = write_case(dir.path(), case);
         let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
-        let err = match ingest::plan(&dataset, OnError::Fail) {
+        let err = match ingest::plan(&ingest::Input {
+            dataset,
+            on_error: OnError::Fail,
+            limits: Default::default(),
+        }) {
             Ok(_) => panic!("{}: accepted", case.name),
             Err(e) => e.to_string(),
         };
@@ -246,4 +251,180 @@ fn the_binary_reports_the_error_and_writes_nothing() {
     );
     let report = std::fs::read_to_string(artifacts.join("dump-t/report.jsonl")).unwrap();
     assert!(report.contains("unknown label"), "{report}");
+}
+
+/// Ingests `dataset` read with `choice`'s captions, failing at the first bad record or skipping.
+fn ingest_with(
+    dir: &Path,
+    dataset: &Dataset,
+    choice: &CaptionsChoice,
+    on_error: OnError,
+) -> umgf::Result<(umgf::store::Manifest, Vec<umgf::schema::Tweet>)> {
+    let dataset = dataset.clone().with_captions(choice)?;
+    common::ingest(dir, &dataset, on_error)
+}
+
+#[test]
+fn a_record_over_the_size_limit_fails_with_file_and_line_without_being_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.jsonl");
+    // 200 MB of one line took 4.5 GB of memory before the limit: 1 MB shows the message.
+    let huge = format!(
+        "{{\"id\": 1, \"text\": \"{}\"}}\n{{\"id\": 2, \"text\": \"fine\"}}\n",
+        "word ".repeat(200_000)
+    );
+    std::fs::write(&path, huge).unwrap();
+    let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
+    let err = ingest::plan(&ingest::Input {
+        dataset: dataset.clone(),
+        on_error: OnError::Fail,
+        limits: Limits::default(),
+    })
+    .err()
+    .expect("rejected")
+    .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{}:1: record too long: {} bytes or more, over the limit of 65536 (--max-record-bytes",
+            path.display(),
+            65536 + 3
+        )),
+        "{err}"
+    );
+    let (manifest, tweets) =
+        common::ingest(&dir.path().join("a"), &dataset, OnError::Skip).unwrap();
+    assert_eq!(manifest.counts["rejected"], 1);
+    assert_eq!(tweets.len(), 1);
+    assert_eq!(tweets[0].source_line, 2);
+}
+
+#[test]
+fn a_byte_order_mark_at_the_start_of_a_dump_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, content) in [
+        (
+            "bom.jsonl",
+            &b"\xEF\xBB\xBF{\"id\": 1, \"text\": \"Obama\"}\n"[..],
+        ),
+        ("bom.txt", &b"\xEF\xBB\xBFIMGID:1\nObama\tB-PER\n"[..]),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, content).unwrap();
+        let dataset = Dataset::resolve(path.to_str().unwrap(), None, None).unwrap();
+        let (_, tweets) = common::ingest(
+            &dir.path().join(format!("store-{file}")),
+            &dataset,
+            OnError::Fail,
+        )
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(tweets[0].id, "1", "{file}");
+    }
+}
+
+/// A JSONL dump of three tweets with images `a.jpg`, `b.jpg`, `c.jpg`; `b`'s record has a caption.
+fn captioned_dump(dir: &Path) -> Dataset {
+    let path = dir.join("d.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"id": "a", "text": "Obama", "image": "a.jpg"}"#,
+            "\n",
+            r#"{"id": "b", "text": "Paris", "image": "b.jpg", "caption": "the eiffel tower"}"#,
+            "\n",
+            r#"{"id": "c", "text": "Rome", "image": "c.jpg"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    Dataset::resolve(path.to_str().unwrap(), None, None).unwrap()
+}
+
+#[test]
+fn captions_come_from_the_records_and_the_captions_file_and_none_turns_them_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = captioned_dump(dir.path());
+    let captions = dir.path().join("captions.txt");
+    std::fs::write(
+        &captions,
+        "a.jpg :a man in a suit\nb.jpg :a tower\nzzz.jpg :nobody's image\n",
+    )
+    .unwrap();
+    let caption_of = |tweets: &[umgf::schema::Tweet]| -> Vec<Option<String>> {
+        tweets.iter().map(|t| t.caption.clone()).collect()
+    };
+
+    let (_, tweets) = ingest_with(
+        &dir.path().join("own"),
+        &dataset,
+        &CaptionsChoice::Default,
+        OnError::Fail,
+    )
+    .unwrap();
+    assert_eq!(
+        caption_of(&tweets),
+        [None, Some("the eiffel tower".into()), None]
+    );
+
+    let file = CaptionsChoice::File(captions.clone());
+    let (manifest, tweets) =
+        ingest_with(&dir.path().join("file"), &dataset, &file, OnError::Fail).unwrap();
+    // The record's own caption comes first; `c` has none; zzz.jpg's line is counted, not an error.
+    assert_eq!(
+        caption_of(&tweets),
+        [
+            Some("a man in a suit".into()),
+            Some("the eiffel tower".into()),
+            None
+        ]
+    );
+    assert_eq!(
+        manifest.counts["captions"],
+        serde_json::json!({"captioned": 2, "uncaptioned": 1, "unused": 1})
+    );
+    assert_eq!(manifest.counts["warnings"], 1);
+
+    let (_, tweets) = ingest_with(
+        &dir.path().join("none"),
+        &dataset,
+        &CaptionsChoice::None,
+        OnError::Fail,
+    )
+    .unwrap();
+    assert_eq!(caption_of(&tweets), [None, None, None]);
+    assert!(tweets.iter().all(|t| t.caption_digest.is_none()));
+
+    let missing = CaptionsChoice::File(dir.path().join("nope.txt"));
+    let err = dataset
+        .clone()
+        .with_captions(&missing)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope.txt not found"), "{err}");
+}
+
+#[test]
+fn a_malformed_captions_file_fails_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = captioned_dump(dir.path());
+    let captions = dir.path().join("captions.txt");
+    std::fs::write(&captions, "a.jpg :a man in a suit\nc.jpg the colosseum\n").unwrap();
+    let file = CaptionsChoice::File(captions.clone());
+    let err = ingest_with(&dir.path().join("fail"), &dataset, &file, OnError::Fail)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{}:2: expected `<image file> :<caption>`, found \"c.jpg the colosseum\"",
+            captions.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("--on-error skip"), "{err}");
+
+    let (manifest, tweets) =
+        ingest_with(&dir.path().join("skip"), &dataset, &file, OnError::Skip).unwrap();
+    assert_eq!(manifest.counts["rejected"], 1);
+    assert_eq!(tweets.len(), 3, "a bad caption line costs no tweet");
+    assert_eq!(tweets[0].caption.as_deref(), Some("a man in a suit"));
+    assert_eq!(tweets[2].caption, None);
 }

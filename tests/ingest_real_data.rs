@@ -37,8 +37,14 @@ fn twitter2015_counts() {
     assert_eq!(counts[&Split::Train], (4000, 6352, 186));
     assert_eq!(counts[&Split::Dev], (1000, 1594, 53));
     assert_eq!(counts[&Split::Test], (3257, 5207, 135));
-    // The stray I- tags are warnings: kept, counted, nothing rejected.
-    assert_eq!(manifest.counts["warnings"], 186 + 53 + 135);
+    // The stray I- tags are warnings: kept, counted, nothing rejected; so are the 31 lines of
+    // BLIP2_15.txt for images that no tweet has, and its two empty captions (tweets 71406 and
+    // 770560, which then have none).
+    assert_eq!(manifest.counts["warnings"], 186 + 53 + 135 + 31 + 2);
+    assert_eq!(
+        manifest.counts["captions"],
+        serde_json::json!({"captioned": 8255, "uncaptioned": 2, "unused": 31})
+    );
     assert_eq!(manifest.counts["rejected"], 0);
     assert_eq!(manifest.counts["splits"]["test"]["entities"], 5207);
     // No images on this machine: every tweet's image is recorded as missing.
@@ -52,7 +58,23 @@ fn twitter2015_counts() {
 
 #[test]
 fn twitter2017_counts() {
-    let (_, tweets) = ingest_benchmark("twitter2017");
+    let (manifest, tweets) = ingest_benchmark("twitter2017");
+    assert_eq!(
+        manifest.counts["captions"],
+        serde_json::json!({"captioned": 4819, "uncaptioned": 0, "unused": 0})
+    );
+    // PROVENANCE.md: 358 images (all `O_*` ids) share one placeholder caption.
+    let placeholder = "a man is standing on a skateboard in the snow";
+    let sharing: Vec<&Tweet> = tweets
+        .iter()
+        .filter(|t| t.caption.as_deref() == Some(placeholder))
+        .collect();
+    assert_eq!(sharing.len(), 358);
+    assert!(sharing.iter().all(|t| t.id.starts_with("O_")));
+    assert_eq!(
+        tweets[0].caption_digest,
+        tweets[0].caption.as_deref().map(Tweet::caption_digest_of)
+    );
     let counts = counts_by_split(&tweets);
     let tweets_and_entities = |s: Split| (counts[&s].0, counts[&s].1);
     assert_eq!(tweets_and_entities(Split::Train), (3373, 6049));

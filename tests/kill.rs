@@ -80,6 +80,7 @@ fn run_through(store: &Path, dump: &Path, last: &str) -> Outputs {
         &artifacts,
         &dataset,
         OnError::Fail,
+        Default::default(),
         GroundParams::default(),
         Mode::Run,
     );

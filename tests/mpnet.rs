@@ -238,6 +238,53 @@ fn mpnet_word_pieces_match_hf_tokenizer() {
     assert_eq!((nbsp.ids[0], nbsp.ids[4]), (0, 2), "<s> ... </s>");
 }
 
+/// A tweet with its caption after it is HF's pair encoding: `<s> tweet </s></s> caption </s>`.
+#[test]
+fn mpnet_caption_pairs_match_hf_tokenizer() {
+    let pieces = WordPieces::from_files(
+        &model_dir().join("tokenizer.json"),
+        Architecture::of_config(&model_dir().join("config.json")).unwrap(),
+    )
+    .unwrap();
+    let pairs = common::real_captioned_tweets(Split::Dev, 40);
+    let words: Vec<Vec<String>> = pairs
+        .iter()
+        .map(|(t, _)| common::encoder_words(t))
+        .collect();
+    let captions: Vec<&str> = pairs.iter().map(|(_, c)| c.as_str()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::run_encoder_reference(
+        "mpnet_states.py",
+        &model_dir(),
+        dir.path(),
+        (
+            "--tokenize",
+            serde_json::json!({ "words": words, "contexts": captions }),
+        ),
+        "tok.json",
+        &[],
+    );
+    let hf: serde_json::Value = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+    let hf_ids: Vec<Vec<u32>> = serde_json::from_value(hf["pair_ids"].clone()).unwrap();
+    let word_pieces: Vec<Vec<Vec<u32>>> =
+        serde_json::from_value(hf["word_pieces"].clone()).unwrap();
+    let mut compared = 0;
+    for (i, ((tweet, caption), hf_ids)) in pairs.iter().zip(&hf_ids).enumerate() {
+        if word_pieces[i].iter().any(Vec::is_empty) {
+            continue; // HF drops a word its normaliser erases; we keep it as [UNK] (tested apart)
+        }
+        let (ours, tweet_end) = pieces.tweet_with_context(tweet, caption).unwrap();
+        assert_eq!(&ours.ids, hf_ids, "tweet {i}: {tweet:?} + {caption:?}");
+        assert_eq!(
+            ours.ids[tweet_end..tweet_end + 2],
+            [2, 2],
+            "tweet {i}: </s></s>"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 30, "only {compared} pairs compared");
+}
+
 #[test]
 fn mpnet_and_bert_tokenizers_take_their_special_tokens_from_the_architecture() {
     let models = repo().join("models");

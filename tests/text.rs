@@ -68,6 +68,98 @@ fn encoder_matches_pytorch_on_real_tweets() {
     assert!(worst < 1e-4, "max abs difference {worst}");
 }
 
+/// A tweet with its caption after it (`--text-context caption`): the pair's pieces and BERT token
+/// types are HF's own pair encoding, and the states equal HF's given those token types; a caption too
+/// long for the room left is cut, and a tweet that fills the encoder alone is encoded alone.
+#[test]
+fn caption_pairs_match_hf_pieces_token_types_and_states() {
+    let encoder = TextEncoder::load(&encoder_files(), Device::Cpu).unwrap();
+    let pairs = common::real_captioned_tweets(Split::Dev, 40);
+    let words: Vec<Vec<String>> = pairs
+        .iter()
+        .map(|(t, _)| common::encoder_words(t))
+        .collect();
+    let captions: Vec<&str> = pairs.iter().map(|(_, c)| c.as_str()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let tok = run_bert_reference(
+        dir.path(),
+        "--tokenize",
+        json!({ "words": words, "contexts": captions }),
+        "tok.json",
+    );
+    let hf: serde_json::Value = serde_json::from_slice(&std::fs::read(tok).unwrap()).unwrap();
+    let hf_ids: Vec<Vec<u32>> = serde_json::from_value(hf["pair_ids"].clone()).unwrap();
+    let hf_types: Vec<Vec<i64>> = serde_json::from_value(hf["pair_types"].clone()).unwrap();
+    let erased = erases_a_word(&hf);
+
+    let (mut ours, mut theirs, mut types) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, ((tweet, caption), hf_ids)) in pairs.iter().zip(&hf_ids).enumerate() {
+        if erased[i] {
+            continue; // HF drops a word its normaliser erases; we keep it as [UNK] (tested apart)
+        }
+        let (pieces, tweet_end) = encoder.pieces.tweet_with_context(tweet, caption).unwrap();
+        assert!(hf_ids.len() <= 128, "tweet {i}: every dev pair fits");
+        assert_eq!(&pieces.ids, hf_ids, "tweet {i}: {tweet:?} + {caption:?}");
+        assert_eq!(pieces.ids[tweet_end], encoder.pieces.sep_id(), "tweet {i}");
+        assert_eq!(
+            hf_types[i][tweet_end + 1],
+            1,
+            "tweet {i}: the caption is segment 2"
+        );
+        assert_eq!(
+            pieces.word_starts,
+            encoder.pieces.tweet(tweet).unwrap().word_starts
+        );
+        ours.push(pieces.ids);
+        theirs.push(hf_ids.clone());
+        types.push(hf_types[i].clone());
+    }
+    assert!(ours.len() >= 30, "only {} pairs compared", ours.len());
+    let out = run_bert_reference(
+        dir.path(),
+        "--input",
+        json!({ "input_ids": theirs, "token_type_ids": types }),
+        "states.safetensors",
+    );
+    let expected: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&out)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut worst = 0f64;
+    for (i, states) in encoder.piece_states(&ours, 16).iter().enumerate() {
+        let diff = (states - &expected[&format!("states.{i}")])
+            .abs()
+            .max()
+            .double_value(&[]);
+        worst = worst.max(diff);
+    }
+    eprintln!(
+        "caption pairs: max abs difference over {} pairs: {worst:e}",
+        ours.len()
+    );
+    assert!(worst < 1e-4, "max abs difference {worst}");
+
+    // 120 one-piece words leave room for 5 caption pieces; 127 leave none.
+    let long: Vec<String> = vec!["the".to_owned(); 120];
+    let caption = "a man is standing on a skateboard in the snow";
+    let (pieces, tweet_end) = encoder.pieces.tweet_with_context(&long, caption).unwrap();
+    assert_eq!((pieces.ids.len(), tweet_end), (128, 121));
+    assert_eq!(
+        pieces.ids[122..127],
+        encoder.pieces.text(caption).unwrap()[..5]
+    );
+    let full: Vec<String> = vec!["the".to_owned(); 127];
+    let (pieces, _) = encoder.pieces.tweet_with_context(&full, caption).unwrap();
+    assert_eq!(pieces, encoder.pieces.tweet(&full).unwrap());
+}
+
+/// For each tweet of a reference tokenizer output, whether HF's normaliser erased one of its words
+/// (its pieces are empty).
+fn erases_a_word(hf: &serde_json::Value) -> Vec<bool> {
+    let pieces: Vec<Vec<Vec<u32>>> = serde_json::from_value(hf["word_pieces"].clone()).unwrap();
+    pieces.iter().map(|t| t.iter().any(Vec::is_empty)).collect()
+}
+
 /// A tweet's states are the same bits whichever tweets share its batches: what lets shards, an
 /// incremental dump and a single process store identical features (see `run_batched`).
 #[test]
@@ -253,6 +345,70 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
         }
     }
     assert!(one_piece_words > 1000 && multi_piece_differs > 100);
+}
+
+/// `--text-context caption`: a captioned tweet's words get other states (the same words and word
+/// starts, more pieces), an uncaptioned tweet's are those it has without context (the same memo
+/// entry), and a changed caption re-encodes only its tweet.
+#[test]
+fn caption_context_changes_captioned_tweets_only_and_memoises_per_caption() {
+    use umgf::stages::text_features::{TEXT_FEATURES, TextContext, TextFeatureParams};
+    let dir = tempfile::tempdir().unwrap();
+    let store = umgf::store::Store::open(dir.path().join("store")).unwrap();
+    let dump = |name: &str, first_caption: &str| {
+        let path = dir.path().join(name);
+        let records = [
+            json!({"id": "1", "text": "Kobe Bryant scores 60 in his last game", "caption": first_caption}),
+            json!({"id": "2", "text": "Great night at the Staples Center", "caption": "a crowd in a stadium"}),
+            json!({"id": "3", "text": "Manchester looking lovely today"}),
+            json!({"id": "4", "text": "Happy birthday to my little sister"}),
+        ];
+        let lines: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        common::ingest_dump(&store, &path)
+    };
+    let rows = |run: &umgf::store::RunOutcome| {
+        let digest = run.manifest.output(TEXT_FEATURES).unwrap().digest;
+        TextFeatures::read(&store.blob_path(&digest)).unwrap()
+    };
+    let tweets = dump("a.jsonl", "a basketball player on a court");
+    let alone = rows(&common::text_features(
+        &store,
+        tweets,
+        &TextFeatureParams::default(),
+    ));
+    let with_caption = TextFeatureParams {
+        context: TextContext::Caption,
+        ..Default::default()
+    };
+    let run = common::text_features(&store, tweets, &with_caption);
+    assert_eq!(
+        run.manifest.counts["memo_computed"], 2,
+        "the two captioned tweets"
+    );
+    assert_eq!(
+        run.manifest.counts["memo_reused"], 2,
+        "the two without a caption"
+    );
+    let paired = rows(&run);
+    for (a, p) in alone.iter().zip(&paired) {
+        assert_eq!(a.word_starts, p.word_starts, "tweet {}", a.tweet_id);
+        assert_eq!(a.states.len(), p.states.len(), "tweet {}", a.tweet_id);
+        let captioned = a.tweet_id == "1" || a.tweet_id == "2";
+        assert_eq!(
+            p.piece_ids.len() > a.piece_ids.len(),
+            captioned,
+            "tweet {}",
+            a.tweet_id
+        );
+        assert_eq!(a.states != p.states, captioned, "tweet {}", a.tweet_id);
+    }
+    // Another caption for tweet 1: it alone is encoded again.
+    let tweets = dump("b.jsonl", "a man holding a trophy");
+    let run = common::text_features(&store, tweets, &with_caption);
+    assert_eq!(run.manifest.counts["memo_computed"], 1);
+    assert_ne!(rows(&run)[0].states, paired[0].states);
+    assert_eq!(rows(&run)[1..], paired[1..]);
 }
 
 #[test]

@@ -6,6 +6,6 @@ use umgf_core::io::conll;
 
 fuzz_target!(|data: &[u8]| {
     let path = umgf_fuzz::input_file("conll", data);
-    let parsed = conll::read(&path).expect("reading a local file only fails on I/O");
+    let parsed = conll::read(&path, &umgf_fuzz::LIMITS).expect("reading a local file only fails on I/O");
     umgf_fuzz::check_tweets(&parsed, true);
 });

@@ -1,7 +1,13 @@
 //! Helpers shared by the fuzz targets.
 use std::path::PathBuf;
 
-use umgf_core::io::ParsedFile;
+use umgf_core::io::{Limits, ParsedFile};
+
+/// A record limit small enough for the fuzzer's inputs (a few KB) to cross it: the readers' path for
+/// over-long lines is fuzzed too.
+pub const LIMITS: Limits = Limits {
+    max_record_bytes: 512,
+};
 
 /// The readers take a path (they stream lines and name the file in diagnostics), so each input is
 /// written to a per-process scratch file first.

@@ -56,9 +56,12 @@ def write_json(path, obj):
 def tokenize(model: str, words_path: str, output: str):
     """The tokenizer mode of bert_states.py and mpnet_states.py: per sequence of words, input_ids and
     word_ids with is_split_into_words=True and the special tokens, and word_pieces word by word with
-    add_special_tokens=False (what the Rust WordPieces does). No truncation, no padding."""
+    add_special_tokens=False (what the Rust WordPieces does). No truncation, no padding. With
+    "contexts" (a string per sequence), also pair_ids and pair_types: each sequence of words paired
+    with its context."""
     with open(words_path) as f:
-        words = json.load(f)["words"]
+        data = json.load(f)
+    words, contexts = data["words"], data.get("contexts")
     tok = load_tokenizer(model)
     ids, wids, pieces = [], [], []
     for i, ws in enumerate(words):
@@ -69,5 +72,15 @@ def tokenize(model: str, words_path: str, output: str):
         wids.append(enc.word_ids())
         pieces.append([list(tok(w, add_special_tokens=False, truncation=False, padding=False)["input_ids"])
                        for w in ws])
-    write_json(output, {"input_ids": ids, "word_ids": wids, "word_pieces": pieces})
+    out = {"input_ids": ids, "word_ids": wids, "word_pieces": pieces}
+    if contexts is not None:
+        # Pairs: the words as the first text, the context (a string) as the second, as HF's own
+        # pair encoding makes them (BERT: [CLS] A [SEP] B [SEP] with token types; MPNet: <s> A </s></s> B </s>).
+        pair_ids, pair_types = [], []
+        for ws, context in zip(words, contexts):
+            enc = tok(ws, context.split(), is_split_into_words=True, truncation=False, padding=False)
+            pair_ids.append(list(enc["input_ids"]))
+            pair_types.append(list(enc.get("token_type_ids", [0] * len(enc["input_ids"]))))
+        out["pair_ids"], out["pair_types"] = pair_ids, pair_types
+    write_json(output, out)
     print(f"tokenized {len(words)} sequences -> {output}", file=sys.stderr)

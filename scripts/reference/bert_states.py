@@ -5,6 +5,7 @@ Run with .venv-ref/bin/python (REFERENCE=1 setup/setup.sh builds it).
 
   bert_states.py --model models/minilm-l6 --input ids.json --output states.safetensors [--threads N]
       ids.json: {"input_ids": [[101, ..., 102], ...]}  (each sequence has its [CLS]/[SEP]; lengths differ)
+                optionally "token_type_ids": the same shape (a pair's second text is type 1; default 0)
       output:   safetensors, one float32 tensor per sequence: "states.<i>" = last_hidden_state[0], [len, hidden]
       Each sequence runs on its own (batch of 1, no padding, no attention mask), eval mode, float32, no grad.
 
@@ -13,6 +14,7 @@ Run with .venv-ref/bin/python (REFERENCE=1 setup/setup.sh builds it).
       tok.json:   {"input_ids": [[...], ...], "word_ids": [[null, 0, 0, 1, ..., null], ...],
                    "word_pieces": [[[ids of word 0], ...], ...]}
       HF fast tokenizer from the same directory (_common.tokenize), no truncation, no padding.
+      With "contexts": [str, ...] beside "words", also "pair_ids" and "pair_types" (words, then context).
 """
 
 import argparse
@@ -30,7 +32,9 @@ def states(args):
 
     torch.set_num_threads(args.threads)
     with open(args.input) as f:
-        seqs = json.load(f)["input_ids"]
+        data = json.load(f)
+    seqs = data["input_ids"]
+    types = data.get("token_type_ids") or [[0] * len(ids) for ids in seqs]
     model = _common.load_bert(args.model, args.attn)
     limit = model.config.max_position_embeddings
     out = {}
@@ -38,8 +42,11 @@ def states(args):
         for i, ids in enumerate(seqs):
             if not ids or len(ids) > limit or not all(isinstance(t, int) for t in ids):
                 raise SystemExit(f"input_ids[{i}]: expected 1..{limit} integers")
+            if len(types[i]) != len(ids):
+                raise SystemExit(f"token_type_ids[{i}]: expected {len(ids)} values")
             x = torch.tensor([ids], dtype=torch.long)
-            h = model(input_ids=x).last_hidden_state[0]
+            t = torch.tensor([types[i]], dtype=torch.long)
+            h = model(input_ids=x, token_type_ids=t).last_hidden_state[0]
             out[f"states.{i}"] = h.to(torch.float32).contiguous()
     tmp = args.output + ".tmp"
     save_file(out, tmp, metadata={

@@ -19,7 +19,8 @@ Run with .venv-ref/bin/python (REFERENCE=1 setup/setup.sh builds it).
                    "word_pieces": [[[ids of word 0], [ids of word 1], ...], ...]}
       HF fast tokenizer from the same directory: input_ids/word_ids with is_split_into_words=True and the
       special tokens; word_pieces word by word with add_special_tokens=False (what our WordPieces does).
-      No truncation, no padding.
+      No truncation, no padding. With "contexts": [str, ...] beside "words", also "pair_ids" and
+      "pair_types" (<s> words </s></s> context </s>).
 """
 
 import argparse

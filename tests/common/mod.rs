@@ -63,7 +63,11 @@ pub(crate) fn ingest(
     on_error: OnError,
 ) -> umgf::Result<(umgf::store::Manifest, Vec<Tweet>)> {
     let artifacts = Artifacts::open(dir)?;
-    let plan = ingest::plan(dataset, on_error)?;
+    let plan = ingest::plan(&ingest::Input {
+        dataset: dataset.clone(),
+        on_error,
+        limits: Default::default(),
+    })?;
     let outcome = ingest::run_plan(&artifacts.store, plan)?;
     let tweets_blob = artifacts
         .store
@@ -78,6 +82,7 @@ pub(crate) fn ingest_dump(store: &umgf::store::Store, path: &Path) -> umgf::Dige
     let input = ingest::Input {
         dataset,
         on_error: OnError::Fail,
+        limits: Default::default(),
     };
     let outcome = ingest::IngestStage::run(store, &input).unwrap();
     outcome.manifest.output(ingest::TWEETS).unwrap().digest
@@ -126,6 +131,38 @@ pub(crate) fn real_tweets(split: Split, n: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The first `n` tweets of a Twitter-2017 split with their BLIP-2 captions (every tweet has one).
+pub(crate) fn real_captioned_tweets(split: Split, n: usize) -> Vec<(Vec<String>, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = Dataset::resolve("twitter2017", Some(&data_dir()), None).unwrap();
+    let (_, tweets) = ingest(dir.path(), &dataset, OnError::Fail).unwrap();
+    tweets
+        .into_iter()
+        .filter(|t| t.split == split)
+        .take(n)
+        .map(|t| {
+            (
+                t.tokens,
+                t.caption.expect("every Twitter-2017 tweet has a caption"),
+            )
+        })
+        .collect()
+}
+
+/// A tweet's words as the encoder reads them: a URL is the word "url".
+pub(crate) fn encoder_words(words: &[String]) -> Vec<String> {
+    words
+        .iter()
+        .map(|w| {
+            if is_url(w) {
+                "url".to_owned()
+            } else {
+                w.clone()
+            }
+        })
+        .collect()
+}
+
 /// Runs a reference encoder script (`bert_states.py`, `mpnet_states.py`) on the model in `model`, in
 /// `mode` (`--input` ids or `--tokenize` words) on `input`, written as JSON in `dir`, with `extra`
 /// arguments; returns the path of its output file `output`.
@@ -166,20 +203,7 @@ pub(crate) struct HfPieces {
 /// HF's word pieces of `tweets` from the tokenizer in `model`, by the reference `script`'s tokenizer
 /// mode. URLs go in as the word "url", as the pipeline feeds them to the encoder.
 pub(crate) fn hf_word_pieces(script: &str, model: &Path, tweets: &[Vec<String>]) -> Vec<HfPieces> {
-    let words: Vec<Vec<String>> = tweets
-        .iter()
-        .map(|t| {
-            t.iter()
-                .map(|w| {
-                    if is_url(w) {
-                        "url".to_owned()
-                    } else {
-                        w.clone()
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    let words: Vec<Vec<String>> = tweets.iter().map(|t| encoder_words(t)).collect();
     let dir = tempfile::tempdir().unwrap();
     let out = run_encoder_reference(
         script,
@@ -327,7 +351,7 @@ pub(crate) fn visual_features(
 pub(crate) fn write_labelled_slice(path: &Path, n: usize) {
     crate::train::write_labelled_dump(path, &crate::train::records());
     let dev = data_dir().join("twitter2017/valid.txt");
-    let parsed = umgf::io::conll::read(&dev).unwrap();
+    let parsed = umgf::io::conll::read(&dev, &Default::default()).unwrap();
     let mut lines = std::fs::read_to_string(path).unwrap();
     for tweet in parsed.tweets.iter().take(n) {
         let labels: Vec<String> = tweet

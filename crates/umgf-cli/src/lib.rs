@@ -6,12 +6,13 @@ mod train_args;
 pub mod upstream;
 
 use umgf::Digest;
-use umgf::dataset::Dataset;
+use umgf::dataset::{CaptionsChoice, Dataset};
+use umgf::io::Limits;
 use umgf::schema::StateStorage;
 use umgf::stages::ground::GroundParams;
 use umgf::stages::ingest::{self, IngestStage, OnError};
 use umgf::stages::predict;
-use umgf::stages::text_features::{LayerSelection, Pooling, TextFeatureParams};
+use umgf::stages::text_features::{LayerSelection, Pooling, TextContext, TextFeatureParams};
 use umgf::stages::train::DatasetArtifacts;
 use umgf::stages::{Artifacts, ShardedStage, Stage, graphs, text_features, visual_features};
 use umgf::store::{RunOutcome, Shard, Store};
@@ -85,6 +86,19 @@ pub struct DatasetArgs {
     /// fail: stop at the first bad record. skip: leave bad records out and list them in report.jsonl.
     #[arg(long, default_value = "fail")]
     pub on_error: OnError,
+    /// Image captions: a file of `<image file> :<caption>` lines, or none (not even a JSONL dump's own
+    /// "caption" fields). Default: a benchmark's BLIP-2 captions in the data directory; a dump's own.
+    #[arg(
+        long,
+        env = "UMGF_CAPTIONS",
+        default_value = "default",
+        value_name = "FILE|none"
+    )]
+    pub captions: CaptionsChoice,
+    /// The most bytes one record may hold (a JSONL line, a CoNLL tweet, a caption line); a longer one
+    /// is a bad record.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_RECORD_BYTES)]
+    pub max_record_bytes: usize,
 }
 
 impl DatasetArgs {
@@ -94,7 +108,14 @@ impl DatasetArgs {
             &self.dataset,
             data_dir.as_deref(),
             self.image_dir.as_deref(),
-        )?)
+        )?
+        .with_captions(&self.captions)?)
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_record_bytes: self.max_record_bytes,
+        }
     }
 
     /// Ingests the dataset (or finds it ingested).
@@ -102,6 +123,7 @@ impl DatasetArgs {
         let input = ingest::Input {
             dataset: dataset.clone(),
             on_error: self.on_error,
+            limits: self.limits(),
         };
         Ok(IngestStage::run(&artifacts.store, &input)?)
     }
@@ -126,6 +148,10 @@ pub struct TextFeatureArgs {
     /// Number format of the cached states: f16 (half the size) or f32.
     #[arg(long, default_value = "f16")]
     pub storage: StateStorage,
+    /// What the encoder reads after each tweet: none, or caption (the tweet's image caption as the
+    /// second text of a pair; only the tweet's words are kept).
+    #[arg(long, default_value = "none")]
+    pub text_context: TextContext,
 }
 
 impl TextFeatureArgs {
@@ -136,6 +162,7 @@ impl TextFeatureArgs {
             layers: self.text_layers.clone(),
             pooling: self.pooling,
             storage: self.storage,
+            context: self.text_context,
         }
     }
 }
@@ -326,6 +353,7 @@ pub struct DatasetRun {
     pub tweets: Digest,
     ingest: RunOutcome,
     on_error: OnError,
+    limits: Limits,
     started: std::time::Instant,
 }
 
@@ -342,6 +370,7 @@ impl DatasetArgs {
             artifacts,
             ingest,
             on_error: self.on_error,
+            limits: self.limits(),
             started,
         })
     }
@@ -355,6 +384,7 @@ impl DatasetRun {
             &self.artifacts,
             &self.dataset,
             self.on_error,
+            self.limits,
             ground,
             Mode::Run,
         );

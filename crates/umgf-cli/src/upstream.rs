@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use umgf::Digest;
 use umgf::dataset::Dataset;
+use umgf::io::Limits;
 use umgf::stages::chunk::{self, ChunkStage};
 use umgf::stages::chunker::{self, ChunkerInputs, ChunkerStage};
 use umgf::stages::graphs::{self, GraphsStage};
@@ -57,6 +58,7 @@ pub struct Upstream<'a> {
     artifacts: &'a Artifacts,
     dataset: &'a Dataset,
     on_error: OnError,
+    limits: Limits,
     ground: GroundParams,
     mode: Mode,
     done: RefCell<BTreeMap<&'static str, Result<RunOutcome, ()>>>,
@@ -68,6 +70,7 @@ impl<'a> Upstream<'a> {
         artifacts: &'a Artifacts,
         dataset: &'a Dataset,
         on_error: OnError,
+        limits: Limits,
         ground: GroundParams,
         mode: Mode,
     ) -> Self {
@@ -76,6 +79,7 @@ impl<'a> Upstream<'a> {
             artifacts,
             dataset,
             on_error,
+            limits,
             ground,
             mode,
             done: RefCell::new(BTreeMap::new()),
@@ -142,6 +146,7 @@ impl<'a> Upstream<'a> {
             Ok(ingest::Input {
                 dataset: self.dataset.clone(),
                 on_error: self.on_error,
+                limits: self.limits,
             })
         })
     }

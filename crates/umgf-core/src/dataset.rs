@@ -14,6 +14,13 @@ const BENCHMARK_SPLITS: [(Split, &str); 3] = [
     (Split::Test, "test.txt"),
 ];
 
+/// Each benchmark's default captions file in the data directory: PGIM's BLIP-2 captions of its images
+/// (`pgim_blip2_captions/PROVENANCE.md`).
+const BENCHMARK_CAPTIONS: [(&str, &str); 2] = [
+    ("twitter2015", "pgim_blip2_captions/BLIP2_15.txt"),
+    ("twitter2017", "pgim_blip2_captions/BLIP2_17.txt"),
+];
+
 /// Environment variable overriding where the data directory is.
 pub const DATA_DIR_ENV: &str = "UMGF_DATA_DIR";
 
@@ -32,6 +39,43 @@ pub struct Dataset {
     pub sources: Vec<Source>,
     /// Where CoNLL tweets' images (`<id>.jpg`) are; JSONL dumps name their images themselves.
     pub image_dir: Option<PathBuf>,
+    /// Where the tweets' captions come from.
+    pub captions: Captions,
+}
+
+/// Where a dataset's captions (what each image shows, in words) come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Captions {
+    /// None at all (`CAPTIONS=none`).
+    Off,
+    /// Only those the records carry (a JSONL `"caption"`): a dump's default.
+    InRecords,
+    /// A captions file (`io::captions`), matched to tweets by image file name; a record's own caption
+    /// comes first. A benchmark's default is its BLIP-2 captions in the data directory.
+    File(PathBuf),
+}
+
+/// Which captions a dataset is read with (`--captions`, `CAPTIONS=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CaptionsChoice {
+    /// The benchmark's BLIP-2 captions; none for a dump.
+    #[default]
+    Default,
+    /// No captions, not even a JSONL dump's own.
+    None,
+    File(PathBuf),
+}
+
+impl std::str::FromStr for CaptionsChoice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(match s {
+            "" | "default" => Self::Default,
+            "none" => Self::None,
+            path => Self::File(PathBuf::from(path)),
+        })
+    }
 }
 
 impl Dataset {
@@ -68,10 +112,17 @@ impl Dataset {
                 .collect();
             let image_dir =
                 image_dir.map_or_else(|| data_dir.join(format!("{name}_images")), Path::to_owned);
+            let captions = BENCHMARK_CAPTIONS
+                .iter()
+                .find(|(benchmark, _)| *benchmark == name)
+                .map(|(_, file)| data_dir.join(file))
+                .filter(|file| file.is_file())
+                .map_or(Captions::InRecords, Captions::File);
             return Ok(Self {
                 label: name.to_owned(),
                 sources,
                 image_dir: Some(image_dir),
+                captions,
             });
         }
 
@@ -97,7 +148,26 @@ impl Dataset {
                 format,
             }],
             image_dir,
+            captions: Captions::InRecords,
         })
+    }
+
+    /// The dataset read with `choice`'s captions; a file that is not there is an error.
+    pub fn with_captions(mut self, choice: &CaptionsChoice) -> Result<Self> {
+        match choice {
+            CaptionsChoice::Default => {}
+            CaptionsChoice::None => self.captions = Captions::Off,
+            CaptionsChoice::File(path) => {
+                if !path.is_file() {
+                    return Err(Error::Config(format!(
+                        "captions file {} not found (CAPTIONS= takes a file, or none)",
+                        path.display()
+                    )));
+                }
+                self.captions = Captions::File(path.canonicalize().at(path)?);
+            }
+        }
+        Ok(self)
     }
 }
 

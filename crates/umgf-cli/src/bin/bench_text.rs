@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     umgf_cli::init();
     let cli = Cli::parse();
     tch::set_num_threads(cli.threads);
-    let tweets = conll::read(&cli.conll)?.tweets;
+    let tweets = conll::read(&cli.conll, &Default::default())?.tweets;
 
     let loading = Instant::now();
     let mut encoder =

@@ -44,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         &artifacts,
         &dataset,
         cli.data.on_error,
+        cli.data.limits(),
         cli.ground.params(),
         Mode::Status,
     );

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{
-    Diagnostic, ImageRef, ParsedFile, RawTweet, lines, stray_inside_warnings, utf8_message,
+    Diagnostic, ImageRef, Limits, ParsedFile, RawTweet, lines, stray_inside_warnings, utf8_message,
 };
 use crate::error::Result;
 use crate::labels::Tag;
@@ -16,6 +16,8 @@ struct Pending {
     line: usize,
     tokens: Vec<String>,
     labels: Vec<Tag>,
+    /// Bytes of its lines so far, held against `Limits::max_record_bytes`.
+    bytes: usize,
     error: Option<(usize, String)>,
 }
 
@@ -26,6 +28,7 @@ impl Pending {
             line,
             tokens: Vec::new(),
             labels: Vec::new(),
+            bytes: 0,
             error: None,
         }
     }
@@ -35,16 +38,21 @@ impl Pending {
     }
 }
 
-pub fn read(path: &Path) -> Result<ParsedFile> {
+pub fn read(path: &Path, limits: &Limits) -> Result<ParsedFile> {
     let mut out = ParsedFile::default();
     let mut pending: Option<Pending> = None;
     let mut last_line_cut = None;
 
-    for line in lines(path)? {
+    for line in lines(path, limits.max_record_bytes)? {
         let line = line?;
         let n = line.number;
         if !line.terminated && !line.bytes.is_empty() {
             last_line_cut = Some(n);
+        }
+        if let Some(bytes) = line.too_long {
+            let tweet = pending.get_or_insert_with(|| Pending::new(None, n));
+            tweet.fail(n, limits.too_long(bytes));
+            continue;
         }
         let text = match std::str::from_utf8(&line.bytes) {
             Ok(text) => text,
@@ -75,6 +83,14 @@ pub fn read(path: &Path) -> Result<ParsedFile> {
                 );
                 orphan
             });
+            tweet.bytes += text.len() + 1;
+            if tweet.bytes > limits.max_record_bytes {
+                tweet.fail(n, limits.too_long(tweet.bytes));
+            }
+            if tweet.error.is_some() {
+                // Rejected already: what follows is not kept (a huge record stays out of memory).
+                continue;
+            }
             match text.rsplit_once('\t') {
                 None => tweet.fail(
                     n,
@@ -130,6 +146,7 @@ fn finish(path: &Path, tweet: Option<Pending>, out: &mut ParsedFile) {
         tokens: tweet.tokens,
         labels: Some(tweet.labels),
         image: ImageRef::ById,
+        caption: None,
         line: tweet.line,
     });
 }
@@ -140,9 +157,53 @@ mod tests {
     use std::io::Write;
 
     fn parse(content: &[u8]) -> ParsedFile {
+        parse_with(content, &Limits::default())
+    }
+
+    fn parse_with(content: &[u8], limits: &Limits) -> ParsedFile {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(content).unwrap();
-        read(file.path()).unwrap()
+        read(file.path(), limits).unwrap()
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_not_part_of_the_first_line() {
+        let parsed = parse(b"\xEF\xBB\xBFIMGID:1\nObama\tB-PER\n");
+        assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+        assert_eq!(parsed.tweets[0].id, "1");
+    }
+
+    #[test]
+    fn a_tweet_over_the_size_limit_is_rejected_and_the_next_one_read() {
+        let limits = Limits {
+            max_record_bytes: 40,
+        };
+        let mut content = b"IMGID:1\n".to_vec();
+        for _ in 0..10 {
+            content.extend_from_slice(b"word\tO\n");
+        }
+        content.extend_from_slice(b"\nIMGID:2\nObama\tB-PER\n\nIMGID:3\n");
+        content.extend_from_slice(&[b'x'; 100]);
+        content.extend_from_slice(b"\tO\n");
+        let parsed = parse_with(&content, &limits);
+        assert_eq!(parsed.tweets.len(), 1);
+        assert_eq!(parsed.tweets[0].id, "2");
+        let messages: Vec<_> = parsed
+            .rejected
+            .iter()
+            .map(|d| (d.line, &d.message))
+            .collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages[0].0, 7);
+        assert!(
+            messages[0].1.starts_with("record too long: 42 bytes"),
+            "{messages:?}"
+        );
+        assert_eq!(messages[1].0, 17);
+        assert!(
+            messages[1].1.contains("over the limit of 40"),
+            "{messages:?}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub fn read(path: &Path) -> Result<Vec<ChunkedSentence>> {
         words: Vec::new(),
         tags: Vec::new(),
     };
-    for line in lines(path)? {
+    for line in lines(path, super::Limits::DEFAULT_MAX_RECORD_BYTES)? {
         let line = line?;
         let text = std::str::from_utf8(&line.bytes)
             .map_err(|e| Error::input(path, line.number, super::utf8_message(&e)))?;

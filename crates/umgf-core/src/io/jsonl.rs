@@ -1,20 +1,20 @@
 //! JSONL dumps of tweets: one object per line, `{"id": ..., "text": "..." or "tokens": [...],
-//! "image": "path" or null}`, optionally `"labels": [...]` (BIO tags, one per token). Blank lines are
-//! skipped; other fields are ignored.
+//! "image": "path" or null}`, optionally `"labels": [...]` (BIO tags, one per token) and `"caption":
+//! "..."` (what the image shows). Blank lines are skipped; other fields are ignored.
 use std::path::Path;
 
 use serde_json::Value;
 
 use super::{
-    Diagnostic, ImageRef, ParsedFile, RawTweet, lines, stray_inside_warnings, utf8_message,
+    Diagnostic, ImageRef, Limits, ParsedFile, RawTweet, lines, stray_inside_warnings, utf8_message,
 };
 use crate::error::Result;
 use crate::labels::Tag;
 use crate::text::words::tweet_tokens;
 
-pub fn read(path: &Path) -> Result<ParsedFile> {
+pub fn read(path: &Path, limits: &Limits) -> Result<ParsedFile> {
     let mut out = ParsedFile::default();
-    for line in lines(path)? {
+    for line in lines(path, limits.max_record_bytes)? {
         let line = line?;
         let n = line.number;
         let reject = |record: Option<String>, message: String| Diagnostic {
@@ -23,6 +23,10 @@ pub fn read(path: &Path) -> Result<ParsedFile> {
             record,
             message,
         };
+        if let Some(bytes) = line.too_long {
+            out.rejected.push(reject(None, limits.too_long(bytes)));
+            continue;
+        }
         let text = match std::str::from_utf8(&line.bytes) {
             Ok(text) => text,
             Err(e) => {
@@ -113,12 +117,22 @@ fn parse_record(text: &str, line: usize) -> Result<RawTweet, (Option<String>, St
         Some(Value::String(p)) if !p.trim().is_empty() => ImageRef::Path(p.clone()),
         Some(_) => return Err(fail("\"image\" must be a path or null".into())),
     };
+    let caption = match record.get("caption") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) if !c.trim().is_empty() => Some(c.trim().to_owned()),
+        Some(_) => {
+            return Err(fail(
+                "\"caption\" must be a non-empty string or null".into(),
+            ));
+        }
+    };
 
     Ok(RawTweet {
         id,
         tokens,
         labels,
         image,
+        caption,
         line,
     })
 }
@@ -163,6 +177,50 @@ mod tests {
         );
         assert!(
             err(r#"{"id": 1, "tokens": ["a"], "labels": ["B-XYZ"]}"#).contains("unknown label")
+        );
+    }
+
+    #[test]
+    fn a_caption_is_read_and_checked() {
+        let t = parse_record(r#"{"id": 1, "text": "a", "caption": " a dog "}"#, 1).unwrap();
+        assert_eq!(t.caption.as_deref(), Some("a dog"));
+        let err = parse_record(r#"{"id": 1, "text": "a", "caption": 3}"#, 1).unwrap_err();
+        assert!(err.1.contains("\"caption\" must be"), "{}", err.1);
+    }
+
+    fn read_text(content: &[u8], limits: &Limits) -> ParsedFile {
+        use std::io::Write;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(content).unwrap();
+        read(file.path(), limits).unwrap()
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_accepted() {
+        let parsed = read_text(
+            b"\xEF\xBB\xBF{\"id\": 1, \"text\": \"a\"}\n",
+            &Limits::default(),
+        );
+        assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+        assert_eq!(parsed.tweets.len(), 1);
+    }
+
+    #[test]
+    fn a_line_over_the_size_limit_is_rejected_without_being_read_whole() {
+        let limits = Limits {
+            max_record_bytes: 64,
+        };
+        let mut content = format!("{{\"id\": 1, \"text\": \"{}\"}}\n", "a ".repeat(10_000));
+        content.push_str("{\"id\": 2, \"text\": \"b\"}\n");
+        let parsed = read_text(content.as_bytes(), &limits);
+        assert_eq!(parsed.tweets.len(), 1);
+        assert_eq!(parsed.tweets[0].id, "2");
+        assert_eq!(parsed.tweets[0].line, 2);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(parsed.rejected[0].line, 1);
+        assert_eq!(
+            parsed.rejected[0].message,
+            "record too long: 67 bytes or more, over the limit of 64 (--max-record-bytes, MAX_RECORD_BYTES=)"
         );
     }
 }

@@ -174,14 +174,19 @@ pub struct Tweet {
     pub image_digest: Option<Digest>,
     /// Digest of the tokens alone: the key of per-tweet memoised text work.
     pub text_digest: Digest,
+    /// What the tweet's image shows, in words (a BLIP-2 caption for the benchmarks), if known.
+    pub caption: Option<String>,
+    /// Digest of the caption alone: the key of per-caption memoised work.
+    pub caption_digest: Option<Digest>,
     /// Line of the tweet's first line in its source file (1-based), for messages that point back.
     pub source_line: u32,
 }
 
+// Version 2: `caption` and `caption_digest`.
 artifact!(
     Tweet,
     "tweets",
-    1,
+    2,
     [
         id,
         split,
@@ -191,6 +196,8 @@ artifact!(
         image_status,
         image_digest,
         text_digest,
+        caption,
+        caption_digest,
         source_line,
     ]
 );
@@ -198,6 +205,10 @@ artifact!(
 impl Tweet {
     pub fn text_digest_of(tokens: &[String]) -> Digest {
         Digest::of_strings(tokens)
+    }
+
+    pub fn caption_digest_of(caption: &str) -> Digest {
+        Digest::of_bytes(caption.as_bytes())
     }
 }
 
@@ -488,6 +499,8 @@ mod tests {
                 image_status: ImageStatus::Ok,
                 image_digest: Some(digest),
                 text_digest: digest,
+                caption: None,
+                caption_digest: None,
                 source_line: 3,
             },
             Tweet {
@@ -499,6 +512,8 @@ mod tests {
                 image_status: ImageStatus::None,
                 image_digest: None,
                 text_digest: digest,
+                caption: None,
+                caption_digest: None,
                 source_line: 9,
             },
         ]);

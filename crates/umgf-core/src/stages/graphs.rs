@@ -178,6 +178,8 @@ mod tests {
             id: "t".into(),
             split: Split::Dump,
             text_digest: Tweet::text_digest_of(&tokens),
+            caption: None,
+            caption_digest: None,
             tokens,
             labels: None,
             image_path: None,

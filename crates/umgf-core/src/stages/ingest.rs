@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::dataset::{Dataset, Source};
+use crate::dataset::{Captions, Dataset, Source};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::io::{self, Diagnostic, ImageRef, ParsedFile, RawTweet};
+use crate::io::{self, Diagnostic, ImageRef, Limits, ParsedFile, RawTweet};
 use crate::labels::{EntityType, spans};
 use crate::schema::{Artifact, ImageStatus, Split, Tweet};
 use crate::stages::Stage;
@@ -53,10 +53,18 @@ pub struct Plan {
     tweets: Vec<(Split, RawTweet, Option<PathBuf>)>,
     rejected: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// Caption lines for images no tweet has (among `warnings`).
+    unused_captions: usize,
 }
 
-/// Reads and validates every source of `dataset`. With `OnError::Fail` the first bad record is the error.
-pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
+/// Reads and validates every source of the input's dataset, and its captions. With `OnError::Fail` the
+/// first bad record is the error.
+pub fn plan(input: &Input) -> Result<Plan> {
+    let Input {
+        dataset,
+        on_error,
+        limits,
+    } = input;
     let mut tweets = Vec::new();
     let mut rejected = Vec::new();
     let mut warnings = Vec::new();
@@ -70,7 +78,7 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
             tweets: read,
             rejected: mut bad,
             warnings: warn,
-        } = io::read(&source.path, source.format)?;
+        } = io::read(&source.path, source.format, limits)?;
         warnings.extend(warn);
         for tweet in read {
             if let Some((path, line)) = first_seen.get(&tweet.id) {
@@ -92,7 +100,25 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
         bad.sort_by_key(|d| d.line);
         rejected.extend(bad);
     }
-    if on_error == OnError::Fail
+    let captions_file = match &dataset.captions {
+        Captions::File(path) => {
+            inputs.insert(
+                format!("captions:{}", file_name(path)),
+                Digest::of_file(path)?,
+            );
+            Some(path.as_path())
+        }
+        Captions::Off | Captions::InRecords => None,
+    };
+    let unused_captions = attach_captions(
+        &mut tweets,
+        &dataset.captions,
+        captions_file,
+        limits,
+        &mut rejected,
+        &mut warnings,
+    )?;
+    if *on_error == OnError::Fail
         && let Some(first) = rejected.first()
     {
         let more = match rejected.len() - 1 {
@@ -126,6 +152,12 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
             "format": s.format,
         })).collect::<Vec<_>>(),
         "image_dir": dataset.image_dir.as_ref().map(|d| d.display().to_string()),
+        "captions": match &dataset.captions {
+            Captions::Off => "none".to_owned(),
+            Captions::InRecords => "records".to_owned(),
+            Captions::File(path) => file_name(path),
+        },
+        "max_record_bytes": limits.max_record_bytes,
     });
     Ok(Plan {
         spec: RunSpec {
@@ -137,7 +169,61 @@ pub fn plan(dataset: &Dataset, on_error: OnError) -> Result<Plan> {
         tweets,
         rejected,
         warnings,
+        unused_captions,
     })
+}
+
+/// Gives each tweet its caption: its record's own, else the captions file's line for its image's file
+/// name; `Captions::Off` takes them all away. Bad caption lines join `rejected`; lines for images no
+/// tweet has are warnings (counted, not errors): how many is the result.
+fn attach_captions(
+    tweets: &mut [(Split, RawTweet, Option<PathBuf>)],
+    captions: &Captions,
+    file: Option<&Path>,
+    limits: &Limits,
+    rejected: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<usize> {
+    if *captions == Captions::Off {
+        tweets
+            .iter_mut()
+            .for_each(|(_, tweet, _)| tweet.caption = None);
+    }
+    let Some(path) = file else { return Ok(0) };
+    let parsed = io::captions::read(path, limits)?;
+    rejected.extend(parsed.rejected.iter().cloned());
+    warnings.extend(parsed.warnings.iter().cloned());
+    let by_image = parsed.by_image();
+    let mut used = std::collections::HashSet::new();
+    for (_, tweet, image) in tweets.iter_mut() {
+        let Some(name) = image
+            .as_deref()
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+        else {
+            continue;
+        };
+        if let Some(caption) = by_image.get(name) {
+            used.insert(name.to_owned());
+            if tweet.caption.is_none() {
+                tweet.caption = Some(caption.text.clone());
+            }
+        }
+    }
+    let unused: Vec<Diagnostic> = parsed
+        .captions
+        .iter()
+        .filter(|c| !used.contains(&c.image))
+        .map(|c| Diagnostic {
+            path: path.to_owned(),
+            line: c.line,
+            record: None,
+            message: format!("caption of {}, an image no tweet has: unused", c.image),
+        })
+        .collect();
+    let count = unused.len();
+    warnings.extend(unused);
+    Ok(count)
 }
 
 fn first_message(d: &Diagnostic) -> String {
@@ -197,6 +283,8 @@ pub fn run_plan(store: &Store, plan: Plan) -> Result<RunOutcome> {
                 image_path: image.map(|p| p.display().to_string()),
                 image_status: status,
                 image_digest: digest,
+                caption_digest: raw.caption.as_deref().map(Tweet::caption_digest_of),
+                caption: raw.caption,
                 source_line: u32::try_from(raw.line).unwrap_or(u32::MAX),
             });
         }
@@ -212,7 +300,12 @@ pub fn run_plan(store: &Store, plan: Plan) -> Result<RunOutcome> {
                 plan.warnings.len() - SHOWN
             );
         }
-        let counts = serde_json::to_value(counts(&rows, &plan.rejected, &plan.warnings))?;
+        let counts = serde_json::to_value(counts(
+            &rows,
+            &plan.rejected,
+            &plan.warnings,
+            plan.unused_captions,
+        ))?;
         let tweets_path = outputs.path(TWEETS);
         Tweet::write(&tweets_path, &rows)?;
         let report_path = outputs.path(REPORT);
@@ -254,8 +347,19 @@ pub struct Counts {
     pub tweets: usize,
     pub splits: BTreeMap<String, SplitCounts>,
     pub images: ImageCounts,
+    pub captions: CaptionCounts,
     pub rejected: usize,
     pub warnings: usize,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaptionCounts {
+    /// Tweets with a caption, and without one.
+    pub captioned: usize,
+    pub uncaptioned: usize,
+    /// Lines of the captions file for images that no tweet has (warnings in the report).
+    pub unused: usize,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -276,7 +380,12 @@ pub struct ImageCounts {
     pub none: usize,
 }
 
-fn counts(rows: &[Tweet], rejected: &[Diagnostic], warnings: &[Diagnostic]) -> Counts {
+fn counts(
+    rows: &[Tweet],
+    rejected: &[Diagnostic],
+    warnings: &[Diagnostic],
+    unused_captions: usize,
+) -> Counts {
     let mut splits = BTreeMap::new();
     for split in Split::ALL {
         let in_split: Vec<&Tweet> = rows.iter().filter(|t| t.split == split).collect();
@@ -306,6 +415,7 @@ fn counts(rows: &[Tweet], rejected: &[Diagnostic], warnings: &[Diagnostic]) -> C
         splits.insert(split.name().to_owned(), counts);
     }
     let images = |status| rows.iter().filter(|t| t.image_status == status).count();
+    let captioned = rows.iter().filter(|t| t.caption.is_some()).count();
     Counts {
         tweets: rows.len(),
         splits,
@@ -313,6 +423,11 @@ fn counts(rows: &[Tweet], rejected: &[Diagnostic], warnings: &[Diagnostic]) -> C
             ok: images(ImageStatus::Ok),
             missing: images(ImageStatus::Missing),
             none: images(ImageStatus::None),
+        },
+        captions: CaptionCounts {
+            captioned,
+            uncaptioned: rows.len() - captioned,
+            unused: unused_captions,
         },
         rejected: rejected.len(),
         warnings: warnings.len(),
@@ -365,16 +480,18 @@ fn stat_fingerprint(path: &Path) -> Option<String> {
 /// The `ingest` stage: what every later stage does first (a cache hit when nothing changed).
 pub struct IngestStage;
 
-/// What ingest reads: a dataset, and what to do with its bad records.
+/// What ingest reads: a dataset, what to do with its bad records, and how large a record may be.
 pub struct Input {
     pub dataset: Dataset,
     pub on_error: OnError,
+    pub limits: Limits,
 }
 
 impl Stage for IngestStage {
     const NAME: &'static str = "ingest";
     /// Bump when the same input files would give a different `tweets` artifact.
-    const VERSION: u32 = 1;
+    /// 2: tweets carry captions (`tweets/2`).
+    const VERSION: u32 = 2;
     const MEMOS: &'static [&'static str] = &[IMAGE_DIGEST_MEMO];
     type Input = Input;
     type Counts = Counts;
@@ -385,11 +502,11 @@ impl Stage for IngestStage {
 
     /// Reads and validates the whole dataset: its key is made of every file's digest.
     fn spec(input: &Input) -> Result<RunSpec> {
-        Ok(plan(&input.dataset, input.on_error)?.spec)
+        Ok(plan(input)?.spec)
     }
 
     fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
-        run_plan(store, plan(&input.dataset, input.on_error)?)
+        run_plan(store, plan(input)?)
     }
 }
 
@@ -406,9 +523,19 @@ pub fn summary(counts: &Counts) -> String {
         }
     }
     let images = &counts.images;
+    let captions = &counts.captions;
     lines.push(format!(
-        "  images: {} found, {} missing, {} none; {} records rejected, {} warnings (see {REPORT})",
-        images.ok, images.missing, images.none, counts.rejected, counts.warnings
+        "  images: {} found, {} missing, {} none; captions: {} tweets, {} without, {} unused lines",
+        images.ok,
+        images.missing,
+        images.none,
+        captions.captioned,
+        captions.uncaptioned,
+        captions.unused
+    ));
+    lines.push(format!(
+        "  {} records rejected, {} warnings (see {REPORT})",
+        counts.rejected, counts.warnings
     ));
     lines.join("\n")
 }

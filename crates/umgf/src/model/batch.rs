@@ -285,6 +285,8 @@ mod tests {
             image_status: crate::schema::ImageStatus::None,
             image_digest: None,
             text_digest: Tweet::text_digest_of(&["a".into(), "b".into()]),
+            caption: None,
+            caption_digest: None,
             source_line: 1,
         };
         let text = TextFeatures {

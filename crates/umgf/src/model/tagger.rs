@@ -139,6 +139,7 @@ impl TaggerConfig {
             layers: LayerSelection::Last(1),
             pooling: Pooling::First,
             storage: StateStorage::F32,
+            context: Default::default(),
         })
     }
 

@@ -211,6 +211,8 @@ mod tests {
             id: "1".into(),
             split: Split::Dump,
             text_digest: Tweet::text_digest_of(&tokens),
+            caption: None,
+            caption_digest: None,
             tokens,
             labels: None,
             image_path: None,

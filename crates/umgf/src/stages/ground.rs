@@ -616,6 +616,8 @@ mod tests {
             split: Split::Dump,
             tokens: vec!["my".into(), "dog".into()],
             text_digest: Tweet::text_digest_of(&[]),
+            caption: None,
+            caption_digest: None,
             labels: None,
             image_path: None,
             image_status: ImageStatus::Ok,

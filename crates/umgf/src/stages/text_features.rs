@@ -161,6 +161,39 @@ impl std::str::FromStr for Pooling {
     }
 }
 
+/// What the encoder reads after each tweet, as the second text of a pair: the tweet's words attend to
+/// it, but only the words' states are kept (ITA, NAACL 2022, reads image captions this way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextContext {
+    /// The tweet alone.
+    #[default]
+    None,
+    /// The tweet's caption (`tweets.caption`), cut to fit the encoder's 128 pieces; a tweet without
+    /// one is encoded alone.
+    Caption,
+}
+
+impl TextContext {
+    fn is_none(&self) -> bool {
+        *self == Self::None
+    }
+}
+
+impl std::str::FromStr for TextContext {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Self::None),
+            "caption" => Ok(Self::Caption),
+            _ => Err(Error::Config(format!(
+                "text context is none or caption, not {s:?}"
+            ))),
+        }
+    }
+}
+
 /// What the text features hold and how they are computed; all of it enters the run's key (the
 /// encoder's content through its digest).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +205,10 @@ pub struct TextFeatureParams {
     pub pooling: Pooling,
     /// The number format of the cached states (and of the memo).
     pub storage: StateStorage,
+    /// What follows the tweet in the encoder's input. Left out of the key when `none`, so that runs
+    /// from before it keep their keys.
+    #[serde(default, skip_serializing_if = "TextContext::is_none")]
+    pub context: TextContext,
 }
 
 impl Default for TextFeatureParams {
@@ -184,6 +221,7 @@ impl Default for TextFeatureParams {
             layers: LayerSelection::All,
             pooling: Pooling::First,
             storage: StateStorage::F16,
+            context: TextContext::None,
         }
     }
 }
@@ -299,6 +337,7 @@ struct Encoding<'a> {
     key_parts: [String; 4],
     precision: Precision,
     storage: StateStorage,
+    context: TextContext,
     model: Option<TextEncoder>,
     bar: indicatif::ProgressBar,
     stats: MemoStats,
@@ -325,6 +364,7 @@ impl<'a> Encoding<'a> {
             ],
             precision: params.precision,
             storage: params.storage,
+            context: params.context,
             model: None,
             bar: crate::progress::bar(tweets as u64, "features"),
             stats: MemoStats::default(),
@@ -334,11 +374,19 @@ impl<'a> Encoding<'a> {
 
     /// The memo payload of each of `tweets`, in order.
     fn payloads(&mut self, tweets: &[Tweet]) -> Result<Vec<Vec<u8>>> {
+        let context = self.context;
         let keys: Vec<Digest> = tweets
             .iter()
             .map(|t| {
+                // A tweet encoded with its caption after it: the caption's digest joins the key. A
+                // tweet encoded alone keeps the key it has without context.
+                let caption = context_of(t, context)
+                    .and(t.caption_digest)
+                    .map(|d| ["caption".to_owned(), d.hex()]);
                 Digest::of_strings(
-                    std::iter::once(t.text_digest.hex()).chain(self.key_parts.iter().cloned()),
+                    std::iter::once(t.text_digest.hex())
+                        .chain(caption.into_iter().flatten())
+                        .chain(self.key_parts.iter().cloned()),
                 )
             })
             .collect();
@@ -360,7 +408,7 @@ impl<'a> Encoding<'a> {
                             model.insert(loaded)
                         }
                     };
-                    let out = encode(model, missing.iter().map(|&i| &tweets[i]), storage)?;
+                    let out = encode(model, missing.iter().map(|&i| &tweets[i]), context, storage)?;
                     bar.inc(missing.len() as u64);
                     Ok(out)
                 })?;
@@ -382,16 +430,33 @@ impl<'a> Encoding<'a> {
     }
 }
 
+/// The text a tweet is encoded with after it, if any.
+fn context_of(tweet: &Tweet, context: TextContext) -> Option<&str> {
+    match context {
+        TextContext::None => None,
+        TextContext::Caption => tweet.caption.as_deref(),
+    }
+}
+
 /// Memo payload of each tweet, little-endian: piece count P and the pieces, word count W and the word
 /// starts (u32 each), hidden-state count L and width H (u32), then the states [L, P, H] in `storage`
-/// format.
+/// format. A tweet encoded with a context after it (a pair) has one more word start: where its own
+/// pieces end (its closing piece), the start of what follows the words.
 fn encode<'a>(
     model: &TextEncoder,
     tweets: impl Iterator<Item = &'a Tweet>,
+    context: TextContext,
     storage: StateStorage,
 ) -> Result<Vec<Vec<u8>>> {
     let pieces = tweets
-        .map(|t| model.pieces.tweet(&t.tokens))
+        .map(|t| match context_of(t, context) {
+            None => model.pieces.tweet(&t.tokens),
+            Some(text) => {
+                let (mut pieces, tweet_end) = model.pieces.tweet_with_context(&t.tokens, text)?;
+                pieces.word_starts.push(tweet_end as u32);
+                Ok(pieces)
+            }
+        })
         .collect::<Result<Vec<Pieces>>>()?;
     let sequences: Vec<Vec<u32>> = pieces.iter().map(|p| p.ids.clone()).collect();
     let states = model.piece_layer_states(&sequences, BATCH);
@@ -451,16 +516,23 @@ fn decode(
         (0..n).map(|_| u32_at(payload)).collect()
     };
     let piece_ids = list(payload)?;
-    let word_starts = list(payload)?;
+    let mut word_starts = list(payload)?;
     let layers = u32_at(payload)? as usize;
     let hidden = u32_at(payload)? as usize;
-    if word_starts.len() != tweet.tokens.len() {
+    let pieces = piece_ids.len();
+    // Where the tweet's own pieces end: before its closing piece, which is the last piece unless a
+    // context follows (then its start is stored after the words', see `encode`).
+    let tweet_end = if word_starts.len() == tweet.tokens.len() + 1 {
+        word_starts.pop().map_or(0, |end| end as usize)
+    } else {
+        pieces.saturating_sub(1)
+    };
+    if word_starts.len() != tweet.tokens.len() || tweet_end >= pieces.max(1) {
         return Err(bad("word count differs from the tweet's"));
     }
     if hidden != shape.hidden || shape.layers.iter().any(|&l| l >= layers) {
         return Err(bad("states do not have the encoder's shape"));
     }
-    let pieces = piece_ids.len();
     let values: Vec<f32> = match params.storage {
         StateStorage::F16 => payload[at..]
             .chunks_exact(2)
@@ -475,12 +547,12 @@ fn decode(
         return Err(bad("state count differs from the header's"));
     }
     // Each word's pieces: from its first piece to the next word's (the last word's end before the
-    // closing token).
+    // tweet's closing token).
     let ends: Vec<usize> = word_starts
         .iter()
         .skip(1)
         .map(|&s| s as usize)
-        .chain(std::iter::once(pieces.saturating_sub(1)))
+        .chain(std::iter::once(tweet_end))
         .collect();
     let mut out = Vec::with_capacity(word_starts.len() * shape.width());
     for (&start, &end) in word_starts.iter().zip(&ends) {

@@ -96,10 +96,10 @@ impl Embeddings {
         }
     }
 
-    fn forward_t(&self, ids: &Tensor, train: bool) -> Tensor {
+    /// `types`: each piece's segment (0 for the first text of a pair, 1 for the second).
+    fn forward_t(&self, ids: &Tensor, types: &Tensor, train: bool) -> Tensor {
         let len = ids.size()[1];
         let positions = Tensor::arange(len, (Kind::Int64, ids.device())).unsqueeze(0);
-        let types = ids.zeros_like();
         let sum = self.word.forward(ids)
             + self.position.forward(&positions)
             + self.token_type.forward(&types);
@@ -113,6 +113,9 @@ pub struct Bert {
     pub config: BertConfig,
     embeddings: Embeddings,
     layers: Vec<Layer>,
+    /// The `[SEP]` piece, when known: a sequence with pieces after its first `[SEP]` is a pair
+    /// (`[CLS] A [SEP] B [SEP]`), whose second segment gets token type 1 as BERT was trained.
+    separator: Option<i64>,
 }
 
 impl Bert {
@@ -127,6 +130,25 @@ impl Bert {
             config,
             embeddings,
             layers,
+            separator: None,
+        }
+    }
+
+    /// Makes pairs possible: pieces after the first `sep` (and before padding) are the second segment.
+    pub fn set_separator(&mut self, sep: u32) {
+        self.separator = Some(i64::from(sep));
+    }
+
+    /// Each piece's token type: 1 after the first separator for real pieces, else 0 (every piece of a
+    /// single text: its only separator is its last piece).
+    fn token_types(&self, ids: &Tensor, mask: &Tensor) -> Tensor {
+        match self.separator {
+            None => ids.zeros_like(),
+            Some(sep) => {
+                let is_sep = ids.eq(sep).to_kind(Kind::Int64);
+                let before = is_sep.cumsum(1, Kind::Int64) - &is_sep;
+                before.gt(0).to_kind(Kind::Int64) * mask.to_kind(Kind::Int64)
+            }
         }
     }
 
@@ -142,7 +164,9 @@ impl Bert {
     /// The embeddings' output and the additive attention mask (HF's: (1 - mask) * the most
     /// negative float).
     fn embed(&self, ids: &Tensor, mask: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let x = self.embeddings.forward_t(ids, train);
+        let x = self
+            .embeddings
+            .forward_t(ids, &self.token_types(ids, mask), train);
         let padding = mask.to_kind(x.kind()).neg() + 1.0;
         let mask_bias = padding.unsqueeze(1).unsqueeze(2) * f64::from(f32::MIN);
         (x, mask_bias)

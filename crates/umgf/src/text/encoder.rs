@@ -171,14 +171,18 @@ impl TextEncoder {
     pub fn structure(files: &EncoderFiles, device: Device, init: Init) -> Result<Self> {
         let architecture = Architecture::of_config(&files.config())?;
         let vs = VarStore::new(device);
-        let network = Network::new(
+        let pieces = WordPieces::from_files(&files.tokenizer(), architecture)?;
+        let mut network = Network::new(
             &(vs.root() / "encoder"),
             &files.config(),
             architecture,
             init,
         )?;
+        if let Network::Bert(bert) = &mut network {
+            bert.set_separator(pieces.sep_id());
+        }
         Ok(Self {
-            pieces: WordPieces::from_files(&files.tokenizer(), architecture)?,
+            pieces,
             network,
             vs,
             device,

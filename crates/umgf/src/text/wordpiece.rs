@@ -186,6 +186,43 @@ impl WordPieces {
         Ok(ids)
     }
 
+    /// The pieces of a free text (a caption), without special pieces; a URL-free text is assumed.
+    pub fn text(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::Internal(format!("tokenizer failed on {text:?}: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// A tweet with a context after it as the second segment of a pair (ITA's way of giving a text
+    /// encoder what the image shows): BERT's `[CLS] tweet [SEP] context [SEP]`, MPNet's `<s> tweet
+    /// </s></s> context </s>`. The context is cut to fit [`MAX_PIECES`], and left out when the tweet
+    /// alone fills them. `word_starts` covers the tweet's words only; the returned length is where
+    /// the tweet's pieces end (its closing piece), which is all a pair adds to [`Pieces`].
+    pub fn tweet_with_context<S: AsRef<str>>(
+        &self,
+        words: &[S],
+        context: &str,
+    ) -> Result<(Pieces, usize)> {
+        let mut pieces = self.tweet(words)?;
+        let tweet_end = pieces.ids.len() - 1;
+        let opening: &[u32] = match self.architecture {
+            Architecture::Bert => &[],
+            Architecture::Mpnet => &[self.sep],
+        };
+        let room = MAX_PIECES.saturating_sub(pieces.ids.len() + opening.len() + 1);
+        let context = self.text(context)?;
+        if room > 0 && !context.is_empty() {
+            pieces.ids.extend_from_slice(opening);
+            pieces
+                .ids
+                .extend_from_slice(&context[..context.len().min(room)]);
+            pieces.ids.push(self.sep);
+        }
+        Ok((pieces, tweet_end))
+    }
+
     /// A whole tweet: CLS pieces SEP (one sequence), with each word's first piece. Not truncated.
     pub fn tweet<S: AsRef<str>>(&self, words: &[S]) -> Result<Pieces> {
         let mut ids = vec![self.cls];
