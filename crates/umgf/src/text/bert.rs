@@ -102,7 +102,7 @@ impl Embeddings {
         let positions = Tensor::arange(len, (Kind::Int64, ids.device())).unsqueeze(0);
         let sum = self.word.forward(ids)
             + self.position.forward(&positions)
-            + self.token_type.forward(&types);
+            + self.token_type.forward(types);
         self.norm.forward(&sum).dropout(self.dropout, train)
     }
 }
