@@ -379,7 +379,7 @@ fn captions_come_from_the_records_and_the_captions_file_and_none_turns_them_off(
     );
     assert_eq!(
         manifest.counts["captions"],
-        serde_json::json!({"captioned": 2, "uncaptioned": 1, "unused": 1})
+        serde_json::json!({"captioned": 2, "uncaptioned": 1, "unused": 1, "placeholder": 0, "collapsed": 0})
     );
     assert_eq!(manifest.counts["warnings"], 1);
 

@@ -131,7 +131,7 @@ pub(crate) fn real_tweets(split: Split, n: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The first `n` tweets of a Twitter-2017 split with their BLIP-2 captions (every tweet has one).
+/// The first `n` captioned tweets of a Twitter-2017 split, with their BLIP-2 captions.
 pub(crate) fn real_captioned_tweets(split: Split, n: usize) -> Vec<(Vec<String>, String)> {
     let dir = tempfile::tempdir().unwrap();
     let dataset = Dataset::resolve("twitter2017", Some(&data_dir()), None).unwrap();
@@ -139,13 +139,8 @@ pub(crate) fn real_captioned_tweets(split: Split, n: usize) -> Vec<(Vec<String>,
     tweets
         .into_iter()
         .filter(|t| t.split == split)
+        .filter_map(|t| Some((t.tokens, t.caption?)))
         .take(n)
-        .map(|t| {
-            (
-                t.tokens,
-                t.caption.expect("every Twitter-2017 tweet has a caption"),
-            )
-        })
         .collect()
 }
 
