@@ -19,6 +19,7 @@
 #   make eval DATASET=twitter2015   score the latest twitter2017 model on another test set (cross-domain)
 #   make predict DATASET=new.jsonl  entities of new tweets (JSONL and CoNLL) with that model
 #   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
+#   make chunker CHUNKER_TWEEBANK=1   ... and on Tweebank v2's tweets (CC BY-NC-SA 4.0: research use)
 #   make status               which stages are up to date, which would re-run
 #   make gc                   remove store objects no link and none of the last GC_KEEP runs per stage use
 #   make test                 the test suite
@@ -39,6 +40,9 @@ ON_ERROR  ?= fail
 CAPTIONS  ?=
 # The most bytes one record may hold (empty: 64 KiB); a longer record is a bad record (ON_ERROR).
 MAX_RECORD_BYTES ?=
+# Non-empty: the chunker also learns from Tweebank v2 (<data dir>/tweebank, CC BY-NC-SA 4.0), on every
+# target (it is part of the noun phrases' key).
+CHUNKER_TWEEBANK ?=
 # The default recipe (results/README.md, "Choices"; chosen on dev): the frozen head on MPNet's
 # hidden states 4-8, encoded in bfloat16, at most 5 epochs: the most accurate on dev whose cold run
 # (chunker excluded) takes under 10 minutes here. MODE=fine-tune keeps MiniLM (its recipe was chosen on MiniLM; fine-tuning MPNet
@@ -78,7 +82,7 @@ SETUP_STAMP := .venv/umgf-setup.stamp
 SOURCES    := $(shell find crates build -name '*.rs') Cargo.toml $(wildcard Cargo.lock) \
               $(wildcard crates/*/Cargo.toml) .cargo/config.toml
 
-COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+COMMON := --artifacts $(ARTIFACTS) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(CHUNKER_TWEEBANK),--chunker-tweebank)
 # How text features are made (features, train, status; eval and predict read them from the model).
 TEXT   := --encoder $(ENCODER) --precision $(PRECISION) --text-layers $(TEXT_LAYERS) --pooling $(POOLING) \
           --storage $(STORAGE) --text-context $(TEXT_CONTEXT)

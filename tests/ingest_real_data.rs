@@ -112,3 +112,31 @@ fn other_reads_as_misc_and_odd_tokens_survive() {
             .all(|t| t.text_digest == Tweet::text_digest_of(&t.tokens))
     );
 }
+
+/// Tweebank v2 read as trees, and its base noun phrases by `base_noun_phrases`' rule: every tweet of
+/// each split (PROVENANCE.md's counts), tags that never open with I-NP, and about one phrase per four
+/// words.
+#[test]
+fn tweebank_trees_give_base_noun_phrases() {
+    use umgf::stages::chunker::tweebank_chunks;
+    use umgf::text::np::{NpTag, np_spans};
+    let dir = common::data_dir().join("tweebank");
+    for (split, tweets) in [("train", 1639), ("dev", 710), ("test", 1201)] {
+        let chunked = tweebank_chunks(&dir.join(format!("en-ud-tweet-{split}.conllu"))).unwrap();
+        assert_eq!(chunked.len(), tweets, "{split}");
+        let words: usize = chunked.iter().map(|s| s.words.len()).sum();
+        let phrases: usize = chunked.iter().map(|s| np_spans(&s.tags).len()).sum();
+        eprintln!("tweebank {split}: {tweets} tweets, {words} words, {phrases} base noun phrases");
+        for s in &chunked {
+            assert_eq!(s.words.len(), s.tags.len());
+            let opens_with_inside = s
+                .tags
+                .iter()
+                .enumerate()
+                .any(|(i, t)| *t == NpTag::I && (i == 0 || s.tags[i - 1] == NpTag::O));
+            assert!(!opens_with_inside, "{:?}", s.words);
+        }
+        let ratio = words as f64 / phrases as f64;
+        assert!((2.5..6.0).contains(&ratio), "{split}: a phrase per {ratio:.1} words");
+    }
+}

@@ -72,6 +72,7 @@ fn run_through(store: &Path, dump: &Path, last: &str) -> Outputs {
             chunker_epochs: 1,
             chunker_seed: ChunkerTraining::default().seed,
             chunker_limit: 200,
+            chunker_tweebank: false,
         },
     };
     let dataset = Dataset::resolve(dump.to_str().unwrap(), None, None).unwrap();

@@ -420,13 +420,14 @@ fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
     let dir = tempfile::tempdir().unwrap();
     let store = umgf::store::Store::open(dir.path().join("store")).unwrap();
     // A small chunker (the real one trains on all of CoNLL-2000: `make chunker`).
+    let training = ChunkerTraining {
+        epochs: 1,
+        limit: 600,
+        ..ChunkerTraining::default()
+    };
     let input = chunker::Input {
-        files: chunker::ChunkerInputs::new(&common::data_dir(), encoder_files()),
-        training: ChunkerTraining {
-            epochs: 1,
-            limit: 600,
-            ..ChunkerTraining::default()
-        },
+        files: chunker::ChunkerInputs::new(&common::data_dir(), encoder_files(), &training),
+        training,
     };
     let trained = ChunkerStage::run(&store, &input).unwrap();
     assert!(

@@ -60,6 +60,10 @@ pub struct ChunkerArgs {
         default_value_t = 0
     )]
     pub chunker_limit: usize,
+    /// Also train the chunker on Tweebank v2's tweets (<data dir>/tweebank; CC BY-NC-SA 4.0, so
+    /// research use only: opt-in), with NP chunks derived from their dependency trees.
+    #[arg(long, env = "UMGF_CHUNKER_TWEEBANK")]
+    pub chunker_tweebank: bool,
 }
 
 impl ChunkerArgs {
@@ -68,6 +72,7 @@ impl ChunkerArgs {
             epochs: self.chunker_epochs,
             seed: self.chunker_seed,
             limit: self.chunker_limit,
+            tweebank: self.chunker_tweebank,
             ..ChunkerTraining::default()
         }
     }

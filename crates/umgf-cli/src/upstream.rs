@@ -157,12 +157,14 @@ impl<'a> Upstream<'a> {
     }
 
     pub fn chunker_input(&self) -> anyhow::Result<chunker::Input> {
+        let training = self.common.chunker.training();
         Ok(chunker::Input {
             files: ChunkerInputs::new(
                 &self.common.require_data_dir()?,
                 default_files(&self.common.models),
+                &training,
             ),
-            training: self.common.chunker.training(),
+            training,
         })
     }
 

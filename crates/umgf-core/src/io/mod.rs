@@ -5,6 +5,7 @@
 pub mod captions;
 pub mod conll;
 pub mod conll2000;
+pub mod conllu;
 pub mod jsonl;
 pub mod parquet;
 

@@ -31,6 +31,12 @@ pub struct ChunkerTraining {
     pub seed: u64,
     /// Use only the first N training sentences, and the first N test sentences (tests); 0 = all.
     pub limit: usize,
+    /// Also train on Tweebank v2's tweets (NP chunks derived from their dependency trees by
+    /// `text::np::base_noun_phrases`) and report NP F1 on its test split. Opt-in: Tweebank is CC
+    /// BY-NC-SA 4.0 (research use; a chunker trained on it is shared on the same terms). Left out
+    /// of the key when off, so the default chunker keeps its key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tweebank: bool,
 }
 
 impl Default for ChunkerTraining {
@@ -44,6 +50,7 @@ impl Default for ChunkerTraining {
             tweetify: 0.2,
             seed: 1,
             limit: 0,
+            tweebank: false,
         }
     }
 }
@@ -59,6 +66,17 @@ pub struct ChunkerReport {
     pub test_precision: f64,
     pub test_recall: f64,
     pub test_f1: f64,
+    /// NP scores on Tweebank v2's test split, when trained with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tweebank_test: Option<SpanScores>,
+}
+
+/// Span precision, recall and F1, in percent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanScores {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
 }
 
 pub struct NpChunker {
@@ -226,6 +244,7 @@ impl NpChunker {
             test_precision: p,
             test_recall: r,
             test_f1: f1,
+            tweebank_test: None,
         })
     }
 
