@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use umgf::schema::{
-    Artifact, EdgeKind, GraphEdge, GroundedObject, NounPhrase, QueryKind, VisualFeatures,
+    Artifact, EdgeKind, GraphEdge, GroundedObject, NounPhrase, PhraseSource, QueryKind,
+    VisualFeatures,
 };
 use umgf::stages::graphs::{self, GraphsStage};
 use umgf::stages::ground::{self, GroundParams};
@@ -39,6 +40,7 @@ pub(crate) fn store_phrases(store: &Store, records: &[Record<'_>]) -> umgf::Dige
             let words: Vec<&str> = text.split_whitespace().collect();
             spans.iter().map(move |&(start, end, head)| NounPhrase {
                 tweet_id: (*id).to_owned(),
+                source: PhraseSource::Tweet,
                 start,
                 end,
                 text: words[start as usize..end as usize].join(" "),

@@ -137,6 +137,9 @@ fn tweebank_trees_give_base_noun_phrases() {
             assert!(!opens_with_inside, "{:?}", s.words);
         }
         let ratio = words as f64 / phrases as f64;
-        assert!((2.5..6.0).contains(&ratio), "{split}: a phrase per {ratio:.1} words");
+        assert!(
+            (2.5..6.0).contains(&ratio),
+            "{split}: a phrase per {ratio:.1} words"
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use tch::{Device, Tensor};
-use umgf::schema::{Artifact, NounPhrase, Split, TextFeatures, Tweet};
+use umgf::schema::{Artifact, NounPhrase, PhraseSource, Split, TextFeatures, Tweet};
 use umgf::text::encoder::{EncoderFiles, Precision, TextEncoder, default_files};
 
 use crate::common::{self, real_tweets, repo};
@@ -456,6 +456,39 @@ fn chunk_stage_finds_phrases_and_memoises_per_tweet() {
     let second = common::chunk(&store, common::ingest_dump(&store, &grown), model);
     assert_eq!(second.manifest.counts["memo_reused"], 40);
     assert_eq!(second.manifest.counts["memo_computed"], 10);
+
+    // Captions are chunked too, each distinct caption once, into phrases of their own source.
+    let captioned = dir.path().join("captioned.jsonl");
+    let lines = [
+        json!({"id": "a", "text": "Kobe scores 60", "caption": "a man holding a basketball"}),
+        json!({"id": "b", "text": "What a night", "caption": "a man holding a basketball"}),
+        json!({"id": "c", "text": "Rome at dawn"}),
+    ];
+    let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&captioned, lines.join("\n")).unwrap();
+    let third = common::chunk(&store, common::ingest_dump(&store, &captioned), model);
+    assert_eq!(third.manifest.counts["captions"], 2);
+    assert_eq!(
+        third.manifest.counts["memo_computed"], 4,
+        "3 tweets and 1 distinct caption"
+    );
+    let rows = NounPhrase::read(
+        &store.blob_path(&third.manifest.output(chunk::NOUN_PHRASES).unwrap().digest),
+    )
+    .unwrap();
+    let in_captions: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|p| p.source == PhraseSource::Caption)
+        .map(|p| (p.tweet_id.as_str(), p.head.as_str()))
+        .collect();
+    assert!(
+        in_captions.contains(&("a", "basketball")),
+        "{in_captions:?}"
+    );
+    assert!(
+        in_captions.contains(&("b", "basketball")),
+        "{in_captions:?}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `chunk`: noun phrases of every tweet of a dataset (ingest and the chunker first, both cached).
 use clap::Parser;
-use umgf::schema::{Artifact, NounPhrase, Split, Tweet};
+use umgf::schema::{Artifact, NounPhrase, PhraseSource, Split, Tweet};
 use umgf::stages::Stage;
 use umgf::stages::chunk::{self, ChunkStage};
 use umgf::stages::ground::GroundParams;
@@ -48,17 +48,23 @@ fn main() -> anyhow::Result<()> {
         let all = Tweet::read(&artifacts.store.blob_path(&tweets))?;
         let nps = NounPhrase::read(&artifacts.store.blob_path(&phrases))?;
         for tweet in all.iter().filter(|t| t.split == split).take(cli.show) {
-            let mine: Vec<String> = nps
-                .iter()
-                .filter(|p| p.tweet_id == tweet.id)
-                .map(|p| format!("[{}] (head {})", p.text, p.head))
-                .collect();
+            let of = |source: PhraseSource| -> String {
+                let mine: Vec<String> = nps
+                    .iter()
+                    .filter(|p| p.tweet_id == tweet.id && p.source == source)
+                    .map(|p| format!("[{}] (head {})", p.text, p.head))
+                    .collect();
+                mine.join("  ")
+            };
             println!(
                 "{}: {}\n    {}",
                 tweet.id,
                 tweet.tokens.join(" "),
-                mine.join("  ")
+                of(PhraseSource::Tweet)
             );
+            if let Some(caption) = &tweet.caption {
+                println!("  caption: {caption}\n    {}", of(PhraseSource::Caption));
+            }
         }
     }
     Ok(())

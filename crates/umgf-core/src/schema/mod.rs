@@ -212,10 +212,38 @@ impl Tweet {
     }
 }
 
-/// One noun phrase of a tweet: a row of the `noun_phrases` artifact written by `chunk`.
+/// Which text of a tweet a noun phrase is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhraseSource {
+    /// The tweet's words.
+    Tweet,
+    /// Its image's caption, split into words as a tweet is (`text::words::tweet_tokens`).
+    Caption,
+}
+
+impl PhraseSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tweet => "tweet",
+            Self::Caption => "caption",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Tweet, Self::Caption]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
+/// One noun phrase of a tweet or of its caption: a row of the `noun_phrases` artifact written by
+/// `chunk`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NounPhrase {
     pub tweet_id: String,
+    /// The text the word indices below count in.
+    pub source: PhraseSource,
     /// Word indices, end exclusive.
     pub start: u32,
     pub end: u32,
@@ -225,11 +253,12 @@ pub struct NounPhrase {
     pub head_index: u32,
 }
 
+// Version 2: `source` (phrases of captions too).
 artifact!(
     NounPhrase,
     "noun_phrases",
-    1,
-    [tweet_id, start, end, text, head, head_index]
+    2,
+    [tweet_id, source, start, end, text, head, head_index]
 );
 
 /// Number format of cached encoder states in the `text_features` artifact (and in the per-tweet memo
@@ -519,6 +548,7 @@ mod tests {
         ]);
         round_trip(vec![NounPhrase {
             tweet_id: "1".into(),
+            source: PhraseSource::Caption,
             start: 0,
             end: 2,
             text: "the dog".into(),

@@ -1,24 +1,30 @@
-//! `chunk`: the noun phrases of every tweet, by the trained chunker, memoised per tweet (text digest +
-//! chunker digest): a dump that repeats old tweets chunks only the new ones.
+//! `chunk`: the noun phrases of every tweet and of its image's caption, by the trained chunker,
+//! memoised per text (text digest + chunker digest): a dump that repeats old tweets chunks only the
+//! new ones, and a caption shared by several tweets is chunked once.
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::digest::Digest;
-use crate::schema::{Artifact, NounPhrase, Tweet};
+use crate::schema::{Artifact, NounPhrase, PhraseSource, Tweet};
 use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::chunker::NpChunker;
 use crate::text::encoder::EncoderFiles;
 use crate::text::np::np_spans;
+use crate::text::words::tweet_tokens;
 use crate::{Error, Result};
 
 const STAGE: &str = "chunk";
 /// 2: the encoder's batches no longer change a tweet's logits (padded lengths fixed per tweet); the memo key has
 /// the version. 3: every forward pass has the batch's full row count (filler rows; features version 4):
 /// on some CPUs the row count changes the bits, and entries memoised before may differ from a fresh run.
-const VERSION: u32 = 3;
+/// 4: the phrases of captions too (`noun_phrases/2`, with `source`).
+const VERSION: u32 = 4;
+/// The memo's own version: what a memo entry holds (the phrase spans of one text) and how it is
+/// keyed. Version 4 of the stage did not change it, so its entries stay valid.
+const MEMO_VERSION: u32 = 3;
 pub const NOUN_PHRASES: &str = "noun_phrases.parquet";
 pub const MEMO: &str = "noun-phrases";
 /// Tweets per model call and per memo write.
@@ -36,7 +42,8 @@ fn spec(tweets: Digest, chunker: Digest) -> RunSpec {
     }
 }
 
-/// Chunks the tweets of the `tweets` blob with the chunker stored as `chunker` (its blob digest).
+/// Chunks the tweets of the `tweets` blob, and their captions, with the chunker stored as `chunker`
+/// (its blob digest).
 fn run(
     store: &Store,
     tweets: Digest,
@@ -45,23 +52,30 @@ fn run(
 ) -> Result<RunOutcome> {
     store.run(&spec(tweets, chunker), |outputs| {
         let tweets = Tweet::read(&store.blob_path(&tweets))?;
-        let (spans, stats) = phrases_of(store, &tweets, chunker, encoder)?;
-        let rows: Vec<NounPhrase> = tweets
+        let texts = texts_of(&tweets);
+        let (spans, stats) = phrases_of(store, &texts, chunker, encoder)?;
+        let rows: Vec<NounPhrase> = texts
             .iter()
             .zip(&spans)
-            .flat_map(|(tweet, spans)| spans.iter().map(|&(s, e)| phrase(tweet, s, e)))
+            .flat_map(|(text, spans)| spans.iter().map(|&(s, e)| phrase(text, s, e)))
             .collect();
         NounPhrase::write(&outputs.path(NOUN_PHRASES), &rows)?;
+        let in_captions = rows
+            .iter()
+            .filter(|r| r.source == PhraseSource::Caption)
+            .count();
         Ok(serde_json::to_value(Counts {
             tweets: tweets.len(),
-            phrases: rows.len(),
+            phrases: rows.len() - in_captions,
+            captions: texts.len() - tweets.len(),
+            caption_phrases: in_captions,
             memo_reused: stats.reused,
             memo_computed: stats.computed,
         })?)
     })
 }
 
-/// Shard `shard` of the run (see [`Shard`]): chunks the tweets it owns, by text digest, into the memo;
+/// Shard `shard` of the run (see [`Shard`]): chunks the texts it owns, by text digest, into the memo;
 /// the whole run then merges.
 fn run_shard(
     store: &Store,
@@ -71,30 +85,60 @@ fn run_shard(
     shard: Shard,
 ) -> Result<RunOutcome> {
     store.run(&shard.spec(&spec(tweets, chunker)), |_| {
-        let mut tweets = Tweet::read(&store.blob_path(&tweets))?;
-        tweets.retain(|t| shard.owns(&t.text_digest));
-        let (_, stats) = phrases_of(store, &tweets, chunker, encoder)?;
-        Ok(stats.shard_counts(tweets.len()))
+        let tweets = Tweet::read(&store.blob_path(&tweets))?;
+        let mut texts = texts_of(&tweets);
+        texts.retain(|t| shard.owns(&t.digest));
+        let (_, stats) = phrases_of(store, &texts, chunker, encoder)?;
+        Ok(stats.shard_counts(texts.len()))
     })
+}
+
+/// A text to chunk: a tweet's words, or its caption's.
+struct Text<'a> {
+    tweet_id: &'a str,
+    source: PhraseSource,
+    words: std::borrow::Cow<'a, [String]>,
+    /// The digest of the words (`Tweet::text_digest_of`): the memo key's part.
+    digest: Digest,
+}
+
+/// Every tweet's words, then the captions' (split into words as a tweet is).
+fn texts_of(tweets: &[Tweet]) -> Vec<Text<'_>> {
+    let own = tweets.iter().map(|t| Text {
+        tweet_id: &t.id,
+        source: PhraseSource::Tweet,
+        words: std::borrow::Cow::Borrowed(&t.tokens),
+        digest: t.text_digest,
+    });
+    let captions = tweets.iter().filter_map(|t| {
+        let words = tweet_tokens(t.caption.as_deref()?);
+        Some(Text {
+            tweet_id: &t.id,
+            source: PhraseSource::Caption,
+            digest: Tweet::text_digest_of(&words),
+            words: std::borrow::Cow::Owned(words),
+        })
+    });
+    own.chain(captions).collect()
 }
 
 /// Word ranges `start..end` of each noun phrase of one tweet.
 type Spans = Vec<(usize, usize)>;
 
-/// Phrase spans of each tweet, from the memo where possible; the chunker is loaded only if needed.
+/// Phrase spans of each text, from the memo where possible; the chunker is loaded only if needed.
 fn phrases_of(
     store: &Store,
-    tweets: &[Tweet],
+    texts: &[Text<'_>],
     chunker: Digest,
     encoder: &EncoderFiles,
 ) -> Result<(Vec<Spans>, MemoStats)> {
     let memo = store.memo(MEMO)?;
-    let keys: Vec<Digest> = tweets
+    let keys: Vec<Digest> = texts
         .iter()
-        .map(|t| Digest::of_strings([t.text_digest.hex(), chunker.hex(), VERSION.to_string()]))
+        .map(|t| Digest::of_strings([t.digest.hex(), chunker.hex(), MEMO_VERSION.to_string()]))
         .collect();
     let mut model = None;
-    let bar = crate::progress::bar(tweets.len() as u64, "chunk");
+    let bar = crate::progress::bar(texts.len() as u64, "chunk");
     let (payloads, stats) = memo.get_or_compute(&keys, MEMO_CHUNK, |missing| {
         let model = match &mut model {
             Some(model) => model,
@@ -106,7 +150,7 @@ fn phrases_of(
         };
         let words: Vec<Vec<&str>> = missing
             .iter()
-            .map(|&i| tweets[i].tokens.iter().map(String::as_str).collect())
+            .map(|&i| texts[i].words.iter().map(String::as_str).collect())
             .collect();
         let payloads = model
             .predict(&words)?
@@ -119,7 +163,7 @@ fn phrases_of(
         Ok(payloads)
     })?;
     bar.finish_and_clear();
-    stats.log("chunked", "tweets");
+    stats.log("chunked", "texts");
     let spans = payloads
         .iter()
         .map(|p| serde_json::from_slice(p).map_err(|e| Error::Store(format!("memo {MEMO}: {e}"))))
@@ -129,8 +173,8 @@ fn phrases_of(
 
 /// A phrase row, with its head: the last word that is not punctuation, a possessive or an emoji,
 /// looking only before an "of" (the head of "the mayor of London" is "mayor").
-fn phrase(tweet: &Tweet, start: usize, end: usize) -> NounPhrase {
-    let words = &tweet.tokens[start..end];
+fn phrase(text: &Text<'_>, start: usize, end: usize) -> NounPhrase {
+    let words = &text.words[start..end];
     let before_of = words
         .iter()
         .skip(1)
@@ -144,7 +188,8 @@ fn phrase(tweet: &Tweet, start: usize, end: usize) -> NounPhrase {
         })
         .unwrap_or(before_of - 1);
     NounPhrase {
-        tweet_id: tweet.id.clone(),
+        tweet_id: text.tweet_id.to_owned(),
+        source: text.source,
         start: start as u32,
         end: end as u32,
         text: words.join(" "),
@@ -158,8 +203,12 @@ fn phrase(tweet: &Tweet, start: usize, end: usize) -> NounPhrase {
 #[serde(default)]
 pub struct Counts {
     pub tweets: usize,
+    /// Noun phrases of the tweets.
     pub phrases: usize,
-    /// Tweets taken from the per-tweet memo, and computed.
+    /// Tweets with a caption, and the noun phrases of their captions.
+    pub captions: usize,
+    pub caption_phrases: usize,
+    /// Texts (tweets and captions) taken from the per-text memo, and computed.
     pub memo_reused: usize,
     pub memo_computed: usize,
 }
@@ -182,7 +231,10 @@ impl Stage for ChunkStage {
     type Counts = Counts;
 
     fn headline(c: &Counts) -> String {
-        format!("{} tweets, {} noun phrases", c.tweets, c.phrases)
+        format!(
+            "{} tweets, {} noun phrases; {} in {} captions",
+            c.tweets, c.phrases, c.caption_phrases, c.captions
+        )
     }
 
     fn spec(input: &Input) -> Result<RunSpec> {
@@ -205,14 +257,14 @@ mod tests {
     use super::*;
     use crate::schema::{ImageStatus, Split};
 
-    fn tweet(words: &str) -> Tweet {
+    fn tweet(words: &str, caption: Option<&str>) -> Tweet {
         let tokens: Vec<String> = words.split_whitespace().map(String::from).collect();
         Tweet {
             id: "1".into(),
             split: Split::Dump,
             text_digest: Tweet::text_digest_of(&tokens),
-            caption: None,
-            caption_digest: None,
+            caption: caption.map(str::to_owned),
+            caption_digest: caption.map(Tweet::caption_digest_of),
             tokens,
             labels: None,
             image_path: None,
@@ -223,15 +275,41 @@ mod tests {
     }
 
     #[test]
+    fn a_caption_is_a_text_of_its_own() {
+        let tweets = [
+            tweet("Kobe scores", Some("a man holding a ball")),
+            tweet("hi", None),
+        ];
+        let texts = texts_of(&tweets);
+        let sources: Vec<_> = texts.iter().map(|t| (t.source, t.words.len())).collect();
+        assert_eq!(
+            sources,
+            [
+                (PhraseSource::Tweet, 2),
+                (PhraseSource::Tweet, 1),
+                (PhraseSource::Caption, 5)
+            ]
+        );
+        let p = phrase(&texts[2], 3, 5);
+        assert_eq!(
+            (p.source, p.text.as_str(), p.head.as_str()),
+            (PhraseSource::Caption, "a ball", "ball")
+        );
+    }
+
+    #[test]
     fn heads() {
-        let t = tweet("the mayor of London 's new dog !");
-        assert_eq!(phrase(&t, 0, 4).head, "mayor");
-        assert_eq!(phrase(&t, 3, 7).head, "dog");
-        let p = phrase(&t, 3, 5);
+        let tweets = [tweet("the mayor of London 's new dog !", None)];
+        let texts = texts_of(&tweets);
+        let t = &texts[0];
+        assert_eq!(phrase(t, 0, 4).head, "mayor");
+        assert_eq!(phrase(t, 3, 7).head, "dog");
+        let p = phrase(t, 3, 5);
         assert_eq!(
             (p.head.as_str(), p.head_index, p.text.as_str()),
             ("London", 3, "London 's")
         );
-        assert_eq!(phrase(&tweet("@nytimes"), 0, 1).head, "@nytimes");
+        let handle = [tweet("@nytimes", None)];
+        assert_eq!(phrase(&texts_of(&handle)[0], 0, 1).head, "@nytimes");
     }
 }

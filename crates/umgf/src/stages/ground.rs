@@ -14,7 +14,9 @@ use crate::grounding::{
     ClassMatchConfig, ClassMatchGrounder, Grounder, GroundingInput, Match, Query,
     class_match_identity,
 };
-use crate::schema::{Artifact, GroundedObject, ImageStatus, NounPhrase, QueryKind, Tweet};
+use crate::schema::{
+    Artifact, GroundedObject, ImageStatus, NounPhrase, PhraseSource, QueryKind, Tweet,
+};
 use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, TextEncoder};
@@ -245,8 +247,9 @@ fn ground_all(
         digests.detector,
         &params.detector,
     )?;
+    // The tweets' own phrases are its queries (its caption's phrases are not).
     let mut by_tweet: HashMap<&str, Vec<&NounPhrase>> = HashMap::new();
-    for p in phrases {
+    for p in phrases.iter().filter(|p| p.source == PhraseSource::Tweet) {
         by_tweet.entry(p.tweet_id.as_str()).or_default().push(p);
     }
 
