@@ -132,7 +132,7 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     let objects = GroundedObject::read(&store.blob_path(&objects_digest)).unwrap();
     for o in &objects {
         eprintln!(
-            "{}: object {} {} {:.2} <- {} {:?} ({:.2})",
+            "{}: object {} {} {:?} <- {} {:?} ({:.2})",
             o.tweet_id,
             o.object_id,
             o.class,

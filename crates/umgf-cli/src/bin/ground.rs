@@ -65,20 +65,26 @@ fn main() -> anyhow::Result<()> {
             .take(cli.show)
         {
             println!("{}: {}", tweet.id, tweet.tokens.join(" "));
+            if let Some(caption) = &tweet.caption {
+                println!("  caption: {caption}");
+            }
             for r in rows.iter().filter(|r| r.tweet_id == tweet.id) {
-                println!(
-                    "    object {} {} {:.2} [{:.0}, {:.0}, {:.0}, {:.0}] <- {} \"{}\" ({:.2})",
-                    r.object_id,
-                    r.class,
-                    r.score,
-                    r.x1,
-                    r.y1,
-                    r.x2,
-                    r.y2,
+                let found_by = format!(
+                    "<- {} \"{}\" ({:.2})",
                     r.query_kind.name(),
                     r.query,
                     r.similarity
                 );
+                match (r.region(), r.score) {
+                    (Some(([x1, y1, x2, y2], _)), Some(score)) => println!(
+                        "    object {} {} {score:.2} [{x1:.0}, {y1:.0}, {x2:.0}, {y2:.0}] {found_by}",
+                        r.object_id, r.class
+                    ),
+                    _ => println!(
+                        "    caption node {} \"{}\" {found_by}",
+                        r.object_id, r.class
+                    ),
+                }
             }
         }
     }

@@ -20,7 +20,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field};
 
-use super::{EdgeKind, ImageStatus, PhraseSource, QueryKind, Split, StateValues};
+use super::{EdgeKind, ImageStatus, NodeKind, PhraseSource, QueryKind, Split, StateValues};
 use crate::digest::Digest;
 use crate::labels::Tag;
 
@@ -181,6 +181,9 @@ text_cell!(ImageStatus, |s: &ImageStatus| s.name(), |s| {
 });
 text_cell!(QueryKind, |k: &QueryKind| k.name(), |s| {
     QueryKind::parse(s).map_or_else(|| unknown("query kind")(s), Ok)
+});
+text_cell!(NodeKind, |k: &NodeKind| k.name(), |s| {
+    NodeKind::parse(s).map_or_else(|| unknown("node kind")(s), Ok)
 });
 text_cell!(PhraseSource, |k: &PhraseSource| k.name(), |s| {
     PhraseSource::parse(s).map_or_else(|| unknown("phrase source")(s), Ok)

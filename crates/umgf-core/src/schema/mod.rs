@@ -385,42 +385,83 @@ impl QueryKind {
     }
 }
 
-/// One grounding of a targeted object: a row of the `objects` artifact written by `ground`. An object
-/// found by several queries has one row per query, all with its `object_id`.
+/// What a visual node of a tweet's graph is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// A region of the tweet's image (a detected object, or a grid cell).
+    Image,
+    /// A noun phrase of the image's caption: what the image shows, in words.
+    Caption,
+}
+
+impl NodeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Caption => "caption",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Image, Self::Caption]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+}
+
+/// One grounding of a targeted visual node: a row of the `objects` artifact written by `ground`. A
+/// node found by several queries has one row per query, all with its `object_id`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GroundedObject {
     pub tweet_id: String,
-    /// The object's number within its tweet (0, 1, ...), shared by its rows.
+    /// The node's number within its tweet (0, 1, ...), shared by its rows.
     pub object_id: u32,
+    pub kind: NodeKind,
     /// Box corners in pixels of the decoded image (upright, at most `vision::image::MAX_SIDE` a side),
-    /// whose size is `image_width` x `image_height`.
-    pub x1: f32,
-    pub y1: f32,
-    pub x2: f32,
-    pub y2: f32,
-    pub image_width: u32,
-    pub image_height: u32,
-    /// The detector's confidence.
-    pub score: f32,
-    /// COCO class name.
+    /// whose size is `image_width` x `image_height`. `None` for a caption node.
+    pub x1: Option<f32>,
+    pub y1: Option<f32>,
+    pub x2: Option<f32>,
+    pub y2: Option<f32>,
+    pub image_width: Option<u32>,
+    pub image_height: Option<u32>,
+    /// The detector's confidence; `None` for a caption node.
+    pub score: Option<f32>,
+    /// What the node is: the COCO class name of an image region, the text of a caption phrase.
     pub class: String,
-    /// The phrase text or general word that found the object.
+    /// A caption node's word range in the caption (split as a tweet is; end exclusive).
+    pub caption_start: Option<u32>,
+    pub caption_end: Option<u32>,
+    /// The phrase text or general word that found the node.
     pub query: String,
     pub query_kind: QueryKind,
     /// The phrase's word range (end exclusive); `None` for general words.
     pub phrase_start: Option<u32>,
     pub phrase_end: Option<u32>,
-    /// How well the query matched the class (1 for a synonym-table or exact match).
+    /// How well the query matched the node (1 for a synonym-table or exact match).
     pub similarity: f32,
 }
 
+impl GroundedObject {
+    /// The box of an image node: (x1, y1, x2, y2) in pixels, and the image's (width, height).
+    pub fn region(&self) -> Option<([f32; 4], (u32, u32))> {
+        Some((
+            [self.x1?, self.y1?, self.x2?, self.y2?],
+            (self.image_width?, self.image_height?),
+        ))
+    }
+}
+
+// Version 2: caption nodes (`kind`, `caption_start`, `caption_end`; the box and score may be null).
 artifact!(
     GroundedObject,
     "objects",
-    1,
+    2,
     [
         tweet_id,
         object_id,
+        kind,
         x1,
         y1,
         x2,
@@ -429,6 +470,8 @@ artifact!(
         image_height,
         score,
         class,
+        caption_start,
+        caption_end,
         query,
         query_kind,
         phrase_start,
@@ -564,23 +607,48 @@ mod tests {
                 states: StateValues::from_f32(&[0.5, -1.25], storage),
             }]);
         }
-        round_trip(vec![GroundedObject {
-            tweet_id: "1".into(),
-            object_id: 0,
-            x1: 1.0,
-            y1: 2.0,
-            x2: 3.5,
-            y2: 4.0,
-            image_width: 640,
-            image_height: 480,
-            score: 0.9,
-            class: "dog".into(),
-            query: "person".into(),
-            query_kind: QueryKind::General,
-            phrase_start: None,
-            phrase_end: None,
-            similarity: 1.0,
-        }]);
+        round_trip(vec![
+            GroundedObject {
+                tweet_id: "1".into(),
+                object_id: 0,
+                kind: NodeKind::Image,
+                x1: Some(1.0),
+                y1: Some(2.0),
+                x2: Some(3.5),
+                y2: Some(4.0),
+                image_width: Some(640),
+                image_height: Some(480),
+                score: Some(0.9),
+                class: "dog".into(),
+                caption_start: None,
+                caption_end: None,
+                query: "person".into(),
+                query_kind: QueryKind::General,
+                phrase_start: None,
+                phrase_end: None,
+                similarity: 1.0,
+            },
+            GroundedObject {
+                tweet_id: "1".into(),
+                object_id: 1,
+                kind: NodeKind::Caption,
+                x1: None,
+                y1: None,
+                x2: None,
+                y2: None,
+                image_width: None,
+                image_height: None,
+                score: None,
+                class: "a basketball".into(),
+                caption_start: Some(3),
+                caption_end: Some(5),
+                query: "the ball".into(),
+                query_kind: QueryKind::Phrase,
+                phrase_start: Some(0),
+                phrase_end: Some(2),
+                similarity: 1.0,
+            },
+        ]);
         round_trip(vec![VisualFeatures {
             tweet_id: "1".into(),
             object_id: None,

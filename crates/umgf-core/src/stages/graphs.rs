@@ -147,20 +147,23 @@ pub fn edges_of(tweet: &Tweet, objects: &[&GroundedObject]) -> Vec<GraphEdge> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{ImageStatus, Split};
+    use crate::schema::{ImageStatus, NodeKind, Split};
 
     fn object(id: u32, kind: QueryKind, span: Option<(u32, u32)>) -> GroundedObject {
         GroundedObject {
             tweet_id: "t".into(),
             object_id: id,
-            x1: 0.0,
-            y1: 0.0,
-            x2: 1.0,
-            y2: 1.0,
-            image_width: 2,
-            image_height: 2,
-            score: 0.5,
+            kind: NodeKind::Image,
+            x1: Some(0.0),
+            y1: Some(0.0),
+            x2: Some(1.0),
+            y2: Some(1.0),
+            image_width: Some(2),
+            image_height: Some(2),
+            score: Some(0.5),
             class: "person".into(),
+            caption_start: None,
+            caption_end: None,
             query: "q".into(),
             query_kind: kind,
             phrase_start: span.map(|s| s.0),

@@ -15,7 +15,7 @@ use crate::grounding::{
     class_match_identity,
 };
 use crate::schema::{
-    Artifact, GroundedObject, ImageStatus, NounPhrase, PhraseSource, QueryKind, Tweet,
+    Artifact, GroundedObject, ImageStatus, NodeKind, NounPhrase, PhraseSource, QueryKind, Tweet,
 };
 use crate::stages::{ShardedStage, Stage};
 use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
@@ -29,7 +29,11 @@ const STAGE: &str = "ground";
 /// 2: query embeddings independent of their batch, detector threads fixed per worker. 3: the text
 /// encoder's forward passes have the batch's full row count (filler rows; features version 4). 4: the
 /// list of unreadable images is `bad_images.jsonl` (it was `report.jsonl`, the name of ingest's report).
-const VERSION: u32 = 4;
+/// 5: `objects/2` (node kinds; caption nodes).
+const VERSION: u32 = 5;
+/// The detections memo's own version: the detector's code and what an entry holds. Stage version 5
+/// left both alone, so entries stay valid.
+const DETECTIONS_VERSION: u32 = 4;
 pub const OBJECTS: &str = "objects.parquet";
 /// One JSON line per unreadable image: its tweet, path and why.
 pub const BAD_IMAGES: &str = "bad_images.jsonl";
@@ -327,7 +331,7 @@ fn detect_images(
                 d.hex(),
                 model_digest.hex(),
                 settings.clone(),
-                VERSION.to_string(),
+                DETECTIONS_VERSION.to_string(),
             ])
         })
         .collect();
@@ -376,14 +380,17 @@ fn grid_cells(tweet_id: &str, width: u32, height: u32, k: usize) -> Vec<Grounded
             GroundedObject {
                 tweet_id: tweet_id.to_owned(),
                 object_id: cell,
-                x1: edge(col, width),
-                y1: edge(row, height),
-                x2: edge(col + 1, width),
-                y2: edge(row + 1, height),
-                image_width: width,
-                image_height: height,
-                score: 1.0,
+                kind: NodeKind::Image,
+                x1: Some(edge(col, width)),
+                y1: Some(edge(row, height)),
+                x2: Some(edge(col + 1, width)),
+                y2: Some(edge(row + 1, height)),
+                image_width: Some(width),
+                image_height: Some(height),
+                score: Some(1.0),
                 class: "grid".to_owned(),
+                caption_start: None,
+                caption_end: None,
                 query: "grid".to_owned(),
                 query_kind: QueryKind::General,
                 phrase_start: None,
@@ -498,14 +505,17 @@ fn select(item: &WorkItem<'_>, matches: &[Match], max_objects: usize) -> Vec<Gro
             rows.push(GroundedObject {
                 tweet_id: item.tweet.id.clone(),
                 object_id: object_id as u32,
-                x1: detection.bbox.x1,
-                y1: detection.bbox.y1,
-                x2: detection.bbox.x2,
-                y2: detection.bbox.y2,
-                image_width: item.width,
-                image_height: item.height,
-                score: detection.score,
+                kind: NodeKind::Image,
+                x1: Some(detection.bbox.x1),
+                y1: Some(detection.bbox.y1),
+                x2: Some(detection.bbox.x2),
+                y2: Some(detection.bbox.y2),
+                image_width: Some(item.width),
+                image_height: Some(item.height),
+                score: Some(detection.score),
                 class: detection.label().to_owned(),
+                caption_start: None,
+                caption_end: None,
                 query: query.text.clone(),
                 query_kind: query.kind,
                 phrase_start: query.span.map(|s| s.0),
@@ -655,10 +665,10 @@ mod tests {
             queries,
         };
         let rows = select(&item, &matches, 2);
-        let got: Vec<(u32, &str, f32)> = rows
+        let got: Vec<(u32, &str, Option<f32>)> = rows
             .iter()
             .map(|r| (r.object_id, r.class.as_str(), r.score))
             .collect();
-        assert_eq!(got, vec![(0, "person", 0.9), (1, "dog", 0.5)]);
+        assert_eq!(got, vec![(0, "person", Some(0.9)), (1, "dog", Some(0.5))]);
     }
 }

@@ -138,14 +138,10 @@ fn encode_memoised<'a>(
             .get(tweet.id.as_str())
             .into_iter()
             .flatten()
-            .map(|o| {
-                let bbox = BBox {
-                    x1: o.x1,
-                    y1: o.y1,
-                    x2: o.x2,
-                    y2: o.y2,
-                };
-                (Some(o.object_id), Some(bbox))
+            // Image regions only: a caption node has no box (its features are not the image's).
+            .filter_map(|o| {
+                let ([x1, y1, x2, y2], _) = o.region()?;
+                Some((Some(o.object_id), Some(BBox { x1, y1, x2, y2 })))
             });
         for (object_id, bbox) in whole.chain(boxes) {
             keys.push(region_key(digest, bbox, model_digest));
