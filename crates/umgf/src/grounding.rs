@@ -1,11 +1,13 @@
-//! Targeted visual guidance: which detected objects a tweet's noun phrases (and the general words)
-//! point at.
+//! Targeted visual guidance: which detected objects (or which phrases of the image's caption) a
+//! tweet's noun phrases and the general words point at.
 //!
 //! The paper grounds each phrase with a one-stage visual grounding model. No such model ships in a
 //! package registry, so [`ClassMatchGrounder`] matches phrases to the classes of a COCO detector's
 //! objects instead: a small synonym table first ("fans" -> person, "puppy" -> dog), then the text
-//! encoder's similarity between the phrase (and its head word) and each class name. [`Grounder`] is
-//! the seam where a real phrase-grounding model would go.
+//! encoder's similarity between the phrase (and its head word) and each class name. Where the image
+//! is known only by its caption, [`CaptionGrounder`] matches them to the caption's noun phrases the
+//! same way: the same head word, the same class by the table, or the encoder's similarity.
+//! [`Grounder`] is the seam where a real phrase-grounding model would go.
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -31,18 +33,56 @@ pub struct Query {
     pub span: Option<(u32, u32)>,
 }
 
+/// What a tweet's queries may point at.
+pub enum Candidates<'a> {
+    /// The objects a detector found in the tweet's image (the image file: a grounding model that
+    /// proposes its own boxes reads it; ours does not).
+    Detections {
+        image: &'a Path,
+        detections: &'a [Detection],
+    },
+    /// The noun phrases of the image's caption.
+    CaptionPhrases(&'a [CaptionPhrase]),
+}
+
+/// A noun phrase of an image's caption, a candidate visual node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaptionPhrase {
+    pub text: String,
+    pub head: String,
+}
+
 /// One tweet's grounding problem.
 pub struct GroundingInput<'a> {
-    /// The image file (a grounding model that proposes its own boxes reads it; ours does not).
-    pub image: &'a Path,
-    pub detections: &'a [Detection],
+    pub candidates: Candidates<'a>,
     pub queries: &'a [Query],
 }
 
-/// `query` (an index into the input's queries) points at `detection`.
+impl<'a> GroundingInput<'a> {
+    /// The detections among the candidates (none if they are caption phrases).
+    pub fn detections(&self) -> &'a [Detection] {
+        match self.candidates {
+            Candidates::Detections { detections, .. } => detections,
+            Candidates::CaptionPhrases(_) => &[],
+        }
+    }
+
+    /// The caption phrases among the candidates (none if they are detections).
+    pub fn caption_phrases(&self) -> &'a [CaptionPhrase] {
+        match self.candidates {
+            Candidates::CaptionPhrases(phrases) => phrases,
+            Candidates::Detections { .. } => &[],
+        }
+    }
+}
+
+/// `query` (an index into the input's queries) points at candidate `candidate` (a detection or a
+/// caption phrase, by index).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Match {
-    pub detection: usize,
+    /// Memo entries from before caption phrases were candidates name it `detection`.
+    #[serde(alias = "detection")]
+    pub candidate: usize,
     pub query: usize,
     pub similarity: f32,
 }
@@ -316,23 +356,24 @@ impl Grounder for ClassMatchGrounder {
         // Only queries of tweets with detections need embeddings; all of them go in one batch.
         let queries: Vec<&Query> = inputs
             .iter()
-            .filter(|i| !i.detections.is_empty())
+            .filter(|i| !i.detections().is_empty())
             .flat_map(|i| i.queries.iter())
             .collect();
         let mut scores = self.class_scores(&queries)?.into_iter();
         Ok(inputs
             .iter()
             .map(|input| {
-                if input.detections.is_empty() {
+                let detections = input.detections();
+                if detections.is_empty() {
                     return Vec::new();
                 }
                 let mut matches = Vec::new();
                 for (q, class_scores) in scores.by_ref().take(input.queries.len()).enumerate() {
-                    for (d, detection) in input.detections.iter().enumerate() {
+                    for (d, detection) in detections.iter().enumerate() {
                         let similarity = class_scores[detection.class];
                         if similarity >= self.config.min_similarity {
                             matches.push(Match {
-                                detection: d,
+                                candidate: d,
                                 query: q,
                                 similarity,
                             });
@@ -342,6 +383,130 @@ impl Grounder for ClassMatchGrounder {
                 matches
             })
             .collect())
+    }
+}
+
+/// Parameters of [`CaptionGrounder`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaptionMatchConfig {
+    /// Cosine similarity (of the encoder's sentence embeddings) from which a tweet phrase matches a
+    /// caption phrase that has neither its head word nor its class. Higher than the class match's
+    /// 0.5: two phrases share more words by chance than a phrase and a class name do.
+    pub min_similarity: f32,
+}
+
+impl Default for CaptionMatchConfig {
+    fn default() -> Self {
+        Self {
+            min_similarity: 0.6,
+        }
+    }
+}
+
+/// Bump when the caption matching rule changes: cached groundings are then redone.
+const CAPTION_MATCH_VERSION: u32 = 1;
+
+/// [`CaptionGrounder`]'s identity, known without loading the encoder (for cache keys).
+pub fn caption_match_identity(
+    encoder_digest: &str,
+    config: &CaptionMatchConfig,
+) -> serde_json::Value {
+    json!({
+        "grounder": "caption-match",
+        "version": CAPTION_MATCH_VERSION,
+        "encoder": encoder_digest,
+        "config": config,
+    })
+}
+
+/// A word as a head is compared: lower case, without a hashtag or mention sign or a plural `s`.
+fn head_form(word: &str) -> String {
+    let word = word.to_lowercase();
+    let word = word.trim_start_matches(['#', '@']);
+    word.strip_suffix('s').unwrap_or(word).to_owned()
+}
+
+/// Grounds a tweet's queries to the noun phrases of its image's caption: a phrase matches a caption
+/// phrase with the same head word (1), with a head of the same class by the synonym table (1: "fans"
+/// and "a crowd"), or whose text the encoder finds similar enough; a general word ("person")
+/// matches the caption phrases whose head is of its class ("a man", "two women").
+pub struct CaptionGrounder {
+    encoder: TextEncoder,
+    encoder_digest: String,
+    config: CaptionMatchConfig,
+}
+
+impl CaptionGrounder {
+    pub fn new(encoder: TextEncoder, encoder_digest: String, config: CaptionMatchConfig) -> Self {
+        Self {
+            encoder,
+            encoder_digest,
+            config,
+        }
+    }
+}
+
+impl Grounder for CaptionGrounder {
+    fn identity(&self) -> serde_json::Value {
+        caption_match_identity(&self.encoder_digest, &self.config)
+    }
+
+    fn ground(&mut self, inputs: &[GroundingInput<'_>]) -> Result<Vec<Vec<Match>>> {
+        // Every distinct phrase text of every input, embedded in one batch.
+        let mut texts: Vec<&str> = Vec::new();
+        let mut slot: HashMap<&str, usize> = HashMap::new();
+        for input in inputs.iter().filter(|i| !i.caption_phrases().is_empty()) {
+            let queries = input.queries.iter().filter(|q| q.kind == QueryKind::Phrase);
+            for text in queries
+                .map(|q| q.text.as_str())
+                .chain(input.caption_phrases().iter().map(|c| c.text.as_str()))
+            {
+                slot.entry(text).or_insert_with(|| {
+                    texts.push(text);
+                    texts.len() - 1
+                });
+            }
+        }
+        let words: Vec<Vec<&str>> = texts
+            .iter()
+            .map(|t| t.split_whitespace().collect())
+            .collect();
+        let embeddings = self.encoder.sentence_embeddings(&words, EMBED_BATCH)?;
+        let similarity = |a: &str, b: &str| -> Result<f32> {
+            let (a, b) = (slot[a] as i64, slot[b] as i64);
+            Ok(embeddings.get(a).dot(&embeddings.get(b)).double_value(&[]) as f32)
+        };
+        inputs
+            .iter()
+            .map(|input| {
+                let mut matches = Vec::new();
+                for (q, query) in input.queries.iter().enumerate() {
+                    for (c, phrase) in input.caption_phrases().iter().enumerate() {
+                        let same_class = table_class(&query.head)
+                            .is_some_and(|class| table_class(&phrase.head) == Some(class));
+                        let score = match query.kind {
+                            QueryKind::General => same_class.then_some(1.0),
+                            QueryKind::Phrase => {
+                                if same_class || head_form(&query.head) == head_form(&phrase.head) {
+                                    Some(1.0)
+                                } else {
+                                    let s = similarity(&query.text, &phrase.text)?;
+                                    (s >= self.config.min_similarity).then_some(s)
+                                }
+                            }
+                        };
+                        if let Some(similarity) = score {
+                            matches.push(Match {
+                                candidate: c,
+                                query: q,
+                                similarity,
+                            });
+                        }
+                    }
+                }
+                Ok(matches)
+            })
+            .collect()
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::digest::{Digest, canonical_json};
 use crate::grounding::{
-    ClassMatchConfig, ClassMatchGrounder, Grounder, GroundingInput, Match, Query,
+    Candidates, ClassMatchConfig, ClassMatchGrounder, Grounder, GroundingInput, Match, Query,
     class_match_identity,
 };
 use crate::schema::{
@@ -462,8 +462,12 @@ fn ground_tweets(
                 let inputs: Vec<GroundingInput<'_>> = missing
                     .iter()
                     .map(|&i| GroundingInput {
-                        image: Path::new(work[i].tweet.image_path.as_deref().unwrap_or_default()),
-                        detections: work[i].detections,
+                        candidates: Candidates::Detections {
+                            image: Path::new(
+                                work[i].tweet.image_path.as_deref().unwrap_or_default(),
+                            ),
+                            detections: work[i].detections,
+                        },
                         queries: &work[i].queries,
                     })
                     .collect();
@@ -486,7 +490,7 @@ fn ground_tweets(
 /// found each.
 fn select(item: &WorkItem<'_>, matches: &[Match], max_objects: usize) -> Vec<GroundedObject> {
     let detections = item.detections;
-    let mut grounded: Vec<usize> = matches.iter().map(|m| m.detection).collect();
+    let mut grounded: Vec<usize> = matches.iter().map(|m| m.candidate).collect();
     grounded.sort_unstable();
     grounded.dedup();
     // Best score first; equal scores keep the detector's order.
@@ -500,7 +504,7 @@ fn select(item: &WorkItem<'_>, matches: &[Match], max_objects: usize) -> Vec<Gro
     let mut rows = Vec::new();
     for (object_id, &d) in grounded.iter().enumerate() {
         let detection = &detections[d];
-        for m in matches.iter().filter(|m| m.detection == d) {
+        for m in matches.iter().filter(|m| m.candidate == d) {
             let query = &item.queries[m.query];
             rows.push(GroundedObject {
                 tweet_id: item.tweet.id.clone(),
@@ -650,8 +654,8 @@ mod tests {
         // person 0.9 (general word), dog 0.5 (phrase), person 0.3 (general word), cat 0.8 (nothing)
         let detections = [det(0, 0.9), det(16, 0.5), det(0, 0.3), det(15, 0.8)];
         let queries = queries_of(None, &["person".into()]);
-        let m = |detection, query| Match {
-            detection,
+        let m = |candidate, query| Match {
+            candidate,
             query,
             similarity: 1.0,
         };
