@@ -9,7 +9,7 @@ use umgf::Digest;
 use umgf::dataset::{CaptionsChoice, Dataset};
 use umgf::io::Limits;
 use umgf::schema::StateStorage;
-use umgf::stages::ground::GroundParams;
+use umgf::stages::ground::{CaptionNodes, GroundParams};
 use umgf::stages::ingest::{self, IngestStage, OnError};
 use umgf::stages::predict;
 use umgf::stages::text_features::{LayerSelection, Pooling, TextContext, TextFeatureParams};
@@ -205,6 +205,10 @@ pub struct GroundArgs {
     /// linked to every word (0: targeted objects).
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub grid: usize,
+    /// Visual nodes from the image's caption: off, targeted (the caption's noun phrases the tweet's
+    /// phrases and general words point at) or all (every caption phrase, linked to every word).
+    #[arg(long, env = "UMGF_CAPTION_NODES", default_value = "off")]
+    pub caption_nodes: CaptionNodes,
 }
 
 impl GroundArgs {
@@ -213,6 +217,7 @@ impl GroundArgs {
             max_objects: self.max_objects,
             general_words: self.general_words.clone(),
             grid: self.grid,
+            caption_nodes: self.caption_nodes,
             ..Default::default()
         };
         params.detector.min_score = self.min_score;

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::digest::{Digest, canonical_json};
 use crate::grounding::{
-    Candidates, ClassMatchConfig, ClassMatchGrounder, Grounder, GroundingInput, Match, Query,
+    Candidates, CaptionGrounder, CaptionMatchConfig, CaptionPhrase, ClassMatchConfig,
+    ClassMatchGrounder, Grounder, GroundingInput, Match, Query, caption_match_identity,
     class_match_identity,
 };
 use crate::schema::{
@@ -59,10 +60,51 @@ pub struct GroundParams {
     /// keys from before the option existed stay valid.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub grid: usize,
+    /// Visual nodes from the image's caption (see [`CaptionNodes`]). Left out of the JSON when off,
+    /// so the run keys from before the option existed stay valid.
+    #[serde(default, skip_serializing_if = "CaptionNodes::is_off")]
+    pub caption_nodes: CaptionNodes,
 }
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// Which noun phrases of a tweet's image caption become visual nodes of its graph, beside (or, with
+/// no image, instead of) the detected objects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptionNodes {
+    /// None.
+    #[default]
+    Off,
+    /// Those the tweet's phrases and general words point at ([`CaptionGrounder`]), at most
+    /// `max_objects`: targeted, as UMGF targets objects.
+    Targeted,
+    /// Every caption phrase, each linked to every word (found by the general query "caption"): the
+    /// "no targeting" ablation.
+    All,
+}
+
+impl CaptionNodes {
+    fn is_off(&self) -> bool {
+        *self == Self::Off
+    }
+}
+
+impl std::str::FromStr for CaptionNodes {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "off" | "none" => Ok(Self::Off),
+            "targeted" => Ok(Self::Targeted),
+            "all" => Ok(Self::All),
+            _ => Err(Error::Config(format!(
+                "caption nodes are off, targeted or all, not {s:?}"
+            ))),
+        }
+    }
 }
 
 impl Default for GroundParams {
@@ -75,6 +117,7 @@ impl Default for GroundParams {
             // "woman" and "people" name the same class, so one word finds the same objects.
             general_words: vec!["person".to_owned()],
             grid: 0,
+            caption_nodes: CaptionNodes::Off,
         }
     }
 }
@@ -96,10 +139,17 @@ fn spec(
     RunSpec {
         stage: STAGE.to_owned(),
         version: VERSION,
-        params: json!({
-            "params": params,
-            "grounder": class_match_identity(&encoder.hex(), &params.grounder),
-        }),
+        params: {
+            let mut key = json!({
+                "params": params,
+                "grounder": class_match_identity(&encoder.hex(), &params.grounder),
+            });
+            if params.caption_nodes == CaptionNodes::Targeted {
+                key["caption_grounder"] =
+                    caption_match_identity(&encoder.hex(), &CaptionMatchConfig::default());
+            }
+            key
+        },
         inputs: BTreeMap::from([
             ("tweets".to_owned(), tweets),
             ("noun_phrases".to_owned(), phrases),
@@ -166,6 +216,13 @@ fn run(
             .collect();
         let tweets_with_objects: std::collections::HashSet<&str> =
             objects.iter().map(|(t, _)| *t).collect();
+        let caption_nodes: std::collections::HashSet<(&str, u32)> = rows
+            .iter()
+            .filter(|r| r.kind == NodeKind::Caption)
+            .map(|r| (r.tweet_id.as_str(), r.object_id))
+            .collect();
+        let tweets_with_caption_nodes: std::collections::HashSet<&str> =
+            caption_nodes.iter().map(|(t, _)| *t).collect();
         Ok(serde_json::to_value(Counts {
             tweets: tweets.len(),
             tweets_with_image: with_image,
@@ -177,6 +234,8 @@ fn run(
             images_memoised: grounded.image_stats.reused,
             tweets_grounded: grounded.ground_stats.computed,
             tweets_grounding_memoised: grounded.ground_stats.reused,
+            caption_nodes: caption_nodes.len(),
+            tweets_with_caption_nodes: tweets_with_caption_nodes.len(),
         })?)
     })
 }
@@ -296,6 +355,35 @@ fn ground_all(
     for (item, matches) in work.iter().zip(&matches) {
         rows.extend(select(item, matches, params.max_objects));
     }
+    let caption_stats = if params.caption_nodes.is_off() {
+        MemoStats::default()
+    } else {
+        let items = caption_items(tweets, phrases, &by_tweet, params);
+        let (matches, stats) =
+            ground_captions(store, &items, &models.encoder, digests.encoder, params)?;
+        // A tweet's caption nodes are numbered after its image's objects.
+        let mut next_id: HashMap<&str, u32> = HashMap::new();
+        for r in &rows {
+            let next = next_id.entry(r.tweet_id.as_str()).or_default();
+            *next = (*next).max(r.object_id + 1);
+        }
+        let mut caption_rows = Vec::new();
+        for (item, matches) in items.iter().zip(&matches) {
+            let first = next_id.get(item.tweet.id.as_str()).copied().unwrap_or(0);
+            caption_rows.extend(select_caption_nodes(
+                item,
+                matches,
+                params.max_objects,
+                first,
+            ));
+        }
+        rows.extend(caption_rows);
+        stats
+    };
+    let ground_stats = MemoStats {
+        reused: ground_stats.reused + caption_stats.reused,
+        computed: ground_stats.computed + caption_stats.computed,
+    };
     Ok(Grounded {
         rows,
         report,
@@ -531,6 +619,177 @@ fn select(item: &WorkItem<'_>, matches: &[Match], max_objects: usize) -> Vec<Gro
     rows
 }
 
+/// A tweet whose caption has noun phrases, to ground its queries to them.
+struct CaptionItem<'a> {
+    tweet: &'a Tweet,
+    phrases: Vec<CaptionPhrase>,
+    /// Each phrase's word range in the caption.
+    spans: Vec<(u32, u32)>,
+    queries: Vec<Query>,
+}
+
+/// The tweets with caption phrases, their phrases and their queries (with `CaptionNodes::All`, the one
+/// general query "caption", which finds every phrase).
+fn caption_items<'a>(
+    tweets: &'a [Tweet],
+    phrases: &[NounPhrase],
+    own_phrases: &HashMap<&str, Vec<&NounPhrase>>,
+    params: &GroundParams,
+) -> Vec<CaptionItem<'a>> {
+    let mut by_tweet: HashMap<&str, Vec<&NounPhrase>> = HashMap::new();
+    for p in phrases.iter().filter(|p| p.source == PhraseSource::Caption) {
+        by_tweet.entry(p.tweet_id.as_str()).or_default().push(p);
+    }
+    tweets
+        .iter()
+        .filter_map(|tweet| {
+            let mine = by_tweet.get(tweet.id.as_str())?;
+            let queries = match params.caption_nodes {
+                CaptionNodes::All => vec![Query {
+                    text: "caption".to_owned(),
+                    head: "caption".to_owned(),
+                    kind: QueryKind::General,
+                    span: None,
+                }],
+                _ => queries_of(own_phrases.get(tweet.id.as_str()), &params.general_words),
+            };
+            Some(CaptionItem {
+                tweet,
+                phrases: mine
+                    .iter()
+                    .map(|p| CaptionPhrase {
+                        text: p.text.clone(),
+                        head: p.head.clone(),
+                    })
+                    .collect(),
+                spans: mine.iter().map(|p| (p.start, p.end)).collect(),
+                queries,
+            })
+        })
+        .collect()
+}
+
+/// The caption grounder's matches for each item, memoised per tweet by its queries and caption
+/// phrases; with `CaptionNodes::All`, every phrase matched by the one general query, no grounder.
+fn ground_captions(
+    store: &Store,
+    items: &[CaptionItem<'_>],
+    encoder: &EncoderFiles,
+    encoder_digest: Digest,
+    params: &GroundParams,
+) -> Result<(Vec<Vec<Match>>, MemoStats)> {
+    if params.caption_nodes == CaptionNodes::All {
+        let every = |item: &CaptionItem<'_>| {
+            (0..item.phrases.len())
+                .map(|candidate| Match {
+                    candidate,
+                    query: 0,
+                    similarity: 1.0,
+                })
+                .collect()
+        };
+        return Ok((items.iter().map(every).collect(), MemoStats::default()));
+    }
+    let identity = canonical_json(&caption_match_identity(
+        &encoder_digest.hex(),
+        &CaptionMatchConfig::default(),
+    ));
+    let keys: Vec<Digest> = items
+        .iter()
+        .map(|item| {
+            Digest::of_strings([
+                identity.clone(),
+                canonical_json(&item.phrases),
+                canonical_json(&item.queries),
+            ])
+        })
+        .collect();
+    let mut grounder: Option<CaptionGrounder> = None;
+    let (payloads, stats) =
+        store
+            .memo(GROUNDINGS_MEMO)?
+            .get_or_compute(&keys, TWEET_CHUNK, |missing| {
+                let grounder = match &mut grounder {
+                    Some(g) => g,
+                    None => grounder.insert(CaptionGrounder::new(
+                        TextEncoder::load_for_inference(encoder, crate::torch::default_device())?,
+                        encoder_digest.hex(),
+                        CaptionMatchConfig::default(),
+                    )),
+                };
+                let inputs: Vec<GroundingInput<'_>> = missing
+                    .iter()
+                    .map(|&i| GroundingInput {
+                        candidates: Candidates::CaptionPhrases(&items[i].phrases),
+                        queries: &items[i].queries,
+                    })
+                    .collect();
+                tch::no_grad(|| grounder.ground(&inputs))?
+                    .iter()
+                    .map(|m| serde_json::to_vec(m).map_err(|e| Error::Store(e.to_string())))
+                    .collect()
+            })?;
+    stats.log("grounded to their captions", "tweets");
+    let matches = payloads
+        .iter()
+        .map(|p| {
+            serde_json::from_slice(p)
+                .map_err(|e| Error::Store(format!("memo {GROUNDINGS_MEMO}: {e}")))
+        })
+        .collect::<Result<Vec<Vec<Match>>>>()?;
+    Ok((matches, stats))
+}
+
+/// The caption nodes of one tweet: its `max_nodes` caption phrases that queries point at, best match
+/// first (then in caption order), numbered from `first`, one row per query that found each.
+fn select_caption_nodes(
+    item: &CaptionItem<'_>,
+    matches: &[Match],
+    max_nodes: usize,
+    first: u32,
+) -> Vec<GroundedObject> {
+    let best = |c: usize| {
+        matches
+            .iter()
+            .filter(|m| m.candidate == c)
+            .map(|m| m.similarity)
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
+    let mut nodes: Vec<usize> = matches.iter().map(|m| m.candidate).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes.sort_by(|&a, &b| best(b).total_cmp(&best(a)).then(a.cmp(&b)));
+    nodes.truncate(max_nodes);
+    let mut rows = Vec::new();
+    for (k, &c) in nodes.iter().enumerate() {
+        let (start, end) = item.spans[c];
+        for m in matches.iter().filter(|m| m.candidate == c) {
+            let query = &item.queries[m.query];
+            rows.push(GroundedObject {
+                tweet_id: item.tweet.id.clone(),
+                object_id: first + k as u32,
+                kind: NodeKind::Caption,
+                x1: None,
+                y1: None,
+                x2: None,
+                y2: None,
+                image_width: None,
+                image_height: None,
+                score: None,
+                class: item.phrases[c].text.clone(),
+                caption_start: Some(start),
+                caption_end: Some(end),
+                query: query.text.clone(),
+                query_kind: query.kind,
+                phrase_start: query.span.map(|s| s.0),
+                phrase_end: query.span.map(|s| s.1),
+                similarity: m.similarity,
+            });
+        }
+    }
+    rows
+}
+
 fn write_report(path: &Path, lines: &[serde_json::Value]) -> Result<()> {
     let mut text = String::new();
     for line in lines {
@@ -555,9 +814,12 @@ pub struct Counts {
     /// Images the detector ran on, and taken from the memo.
     pub images_detected: usize,
     pub images_memoised: usize,
-    /// Tweets grounded, and taken from the memo.
+    /// Tweets grounded, and taken from the memo (to their image and to their caption each count).
     pub tweets_grounded: usize,
     pub tweets_grounding_memoised: usize,
+    /// Caption nodes, and the tweets that have some (a node found by two queries counts once).
+    pub caption_nodes: usize,
+    pub tweets_with_caption_nodes: usize,
 }
 
 /// The `ground` stage: each tweet's targeted objects.
