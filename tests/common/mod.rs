@@ -338,6 +338,7 @@ pub(crate) fn visual_features(
         tweets,
         objects,
         model: umgf::vision::efficientnet::default_model(&repo().join("models")),
+        text_encoder: minilm(),
     };
     umgf::stages::visual_features::VisualFeaturesStage::run(store, &input).unwrap()
 }

@@ -230,6 +230,7 @@ impl<'a> Upstream<'a> {
             tweets: self.tweets()?,
             objects: self.objects_digest()?,
             model: umgf::vision::efficientnet::default_model(&self.common.models),
+            text_encoder: default_files(&self.common.models),
         })
     }
 

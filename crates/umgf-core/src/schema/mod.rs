@@ -480,21 +480,24 @@ artifact!(
     ]
 );
 
-/// The EfficientNet feature of one region of a tweet's image: a row of the `visual_features` artifact.
+/// The feature of one visual node of a tweet: a row of the `visual_features` artifact. An image node's
+/// is EfficientNet's of its region of the image; a caption node's, the text encoder's of its phrase.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VisualFeatures {
     pub tweet_id: String,
-    /// The object (`objects.object_id`) whose box was cropped; `None` for the whole image.
+    /// The node (`objects.object_id`); `None` for the whole image.
     pub object_id: Option<u32>,
-    /// Pooled features (1280 for EfficientNet-Lite0).
+    pub kind: NodeKind,
+    /// Pooled features (1280 for EfficientNet-Lite0; the text encoder's width for a caption node).
     pub features: Vec<f32>,
 }
 
+// Version 2: `kind` (caption nodes).
 artifact!(
     VisualFeatures,
     "visual_features",
-    1,
-    [tweet_id, object_id, features]
+    2,
+    [tweet_id, object_id, kind, features]
 );
 
 /// The kinds of edges of a tweet's multimodal graph (DESIGN.md section 1).
@@ -652,6 +655,7 @@ mod tests {
         round_trip(vec![VisualFeatures {
             tweet_id: "1".into(),
             object_id: None,
+            kind: NodeKind::Image,
             features: vec![0.0, 1.5],
         }]);
         round_trip(vec![GraphEdge {
