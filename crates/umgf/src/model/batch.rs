@@ -7,7 +7,9 @@ use tch::{Device, Tensor};
 use super::text_head::{MAX_CHARS, char_id};
 use super::umgf::GraphBatch;
 use crate::labels::Tag;
-use crate::schema::{EdgeKind, GraphEdge, Split, StateValues, TextFeatures, Tweet, VisualFeatures};
+use crate::schema::{
+    EdgeKind, GraphEdge, NodeKind, Split, StateValues, TextFeatures, Tweet, VisualFeatures,
+};
 use crate::text::wordpiece::MAX_PIECES;
 use crate::{Error, Result};
 
@@ -26,8 +28,10 @@ pub struct Example {
     /// Word pieces and each word's first piece (fine-tune mode runs the encoder on these).
     pub piece_ids: Vec<u32>,
     pub word_starts: Vec<u32>,
-    /// Visual features of objects 0..m, each [visual_dim].
+    /// Visual features of objects 0..m, each [visual_dim] (a caption node's are its text encoder's).
     pub objects: Vec<Vec<f32>>,
+    /// Which of the objects are caption nodes.
+    pub caption_nodes: Vec<bool>,
     /// Inter-modal edges (word, object) of the graph: phrase-object and general-object.
     pub links: Vec<(u32, u32)>,
 }
@@ -51,13 +55,13 @@ pub fn assemble(
 ) -> Result<Vec<Example>> {
     let text: HashMap<&str, &TextFeatures> =
         text.iter().map(|t| (t.tweet_id.as_str(), t)).collect();
-    let mut objects: HashMap<&str, Vec<(u32, &[f32])>> = HashMap::new();
+    let mut objects: HashMap<&str, Vec<(u32, &VisualFeatures)>> = HashMap::new();
     for v in visual {
         if let Some(id) = v.object_id {
             objects
                 .entry(v.tweet_id.as_str())
                 .or_default()
-                .push((id, &v.features));
+                .push((id, v));
         }
     }
     let mut links: HashMap<&str, Vec<(u32, u32)>> = HashMap::new();
@@ -110,7 +114,8 @@ pub fn assemble(
                 shapes: t.shapes.clone(),
                 piece_ids: t.piece_ids.clone(),
                 word_starts: t.word_starts.clone(),
-                objects: mine.into_iter().map(|(_, f)| f.to_vec()).collect(),
+                caption_nodes: mine.iter().map(|(_, v)| v.kind == NodeKind::Caption).collect(),
+                objects: mine.into_iter().map(|(_, v)| v.features.clone()).collect(),
                 links,
             })
         })
@@ -171,6 +176,7 @@ pub fn collate(
     let mut tags = vec![0i64; bu * nu];
     let mut objects = vec![0f32; bu * mu * vd];
     let mut object_mask = vec![false; bu * mu];
+    let mut caption_nodes = vec![false; bu * mu];
     let mut links = vec![0f32; bu * nu * mu];
     let mut ids = vec![i64::from(pad_id); bu * pu];
     let mut piece_mask = vec![0i64; bu * pu];
@@ -196,6 +202,7 @@ pub fn collate(
             let at = (row * mu + k) * vd;
             objects[at..at + f.len().min(vd)].copy_from_slice(&f[..f.len().min(vd)]);
             object_mask[row * mu + k] = true;
+            caption_nodes[row * mu + k] = e.caption_nodes.get(k).copied().unwrap_or(false);
         }
         for &(w, o) in &e.links {
             links[(row * nu + w as usize) * mu + o as usize] = 1.0;
@@ -224,6 +231,7 @@ pub fn collate(
             word_mask: boolean(&word_mask, &[b, n]),
             objects: float(&objects, &[b, m, visual_dim]),
             object_mask: boolean(&object_mask, &[b, m]),
+            caption_nodes: boolean(&caption_nodes, &[b, m]),
             links: float(&links, &[b, n, m]),
         },
         tags: int(&tags, &[b, n]),
@@ -250,6 +258,7 @@ mod tests {
             piece_ids: (0..words as u32 + 2).collect(),
             word_starts: (1..=words as u32).collect(),
             objects: vec![vec![0.5; 3]; objects],
+            caption_nodes: vec![false; objects],
             links,
         }
     }

@@ -248,6 +248,7 @@ impl Tagger {
             word_mask: g.word_mask.shallow_clone(),
             objects: g.objects.shallow_clone(),
             object_mask: g.object_mask.shallow_clone(),
+            caption_nodes: g.caption_nodes.shallow_clone(),
             links: g.links.shallow_clone(),
         }
     }

@@ -10,12 +10,20 @@ use tch::{Kind, Tensor};
 use super::crf::Crf;
 use super::text_head::{BiLstm, CharCnn, LayerCombine, ScalarMix};
 
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UmgfConfig {
     /// Width of the cached text states (384 for MiniLM-L6).
     pub text_dim: i64,
     /// Width of the visual features (1280 for EfficientNet-Lite0).
     pub visual_dim: i64,
+    /// Width of the caption nodes' features (the text encoder's, 384 for MiniLM), projected by a
+    /// linear map of their own; 0 (and left out of the config) when the data has no caption nodes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub caption_dim: i64,
     /// Word-shape classes and the width of their embedding (case and form the uncased encoder lacks).
     pub shape_classes: i64,
     pub shape_dim: i64,
@@ -138,6 +146,7 @@ impl Default for UmgfConfig {
         Self {
             text_dim: 384,
             visual_dim: 1280,
+            caption_dim: 0,
             shape_classes: i64::from(crate::text::shape::COUNT),
             shape_dim: 32,
             d: 512,
@@ -164,10 +173,13 @@ pub struct GraphBatch {
     pub chars: Tensor,
     /// [batch, words] bool
     pub word_mask: Tensor,
-    /// [batch, objects, visual_dim] (objects may be 0)
+    /// [batch, objects, visual_dim] (objects may be 0); a caption node's features fill the first
+    /// `caption_dim` of its row
     pub objects: Tensor,
     /// [batch, objects] bool
     pub object_mask: Tensor,
+    /// [batch, objects] bool: true for a caption node
+    pub caption_nodes: Tensor,
     /// [batch, words, objects] float: 1 where an inter-modal edge links word i and object j
     pub links: Tensor,
 }
@@ -404,6 +416,8 @@ pub struct Umgf {
     text: TextSide,
     text_mlp: nn::Linear,
     visual_mlp: nn::Linear,
+    /// Caption nodes' projection (when `caption_dim` > 0).
+    caption_mlp: Option<nn::Linear>,
     layers: Vec<FusionLayer>,
     emit: nn::Linear,
     pub(crate) crf: Crf,
@@ -418,6 +432,8 @@ impl Umgf {
             text: TextSide::new(p, c),
             text_mlp: nn::linear(p / "text_mlp", c.text_width(), c.d, Default::default()),
             visual_mlp: nn::linear(p / "visual_mlp", c.visual_dim, c.d, Default::default()),
+            caption_mlp: (c.caption_dim > 0)
+                .then(|| nn::linear(p / "caption_mlp", c.caption_dim, c.d, Default::default())),
             layers: (0..c.layers)
                 .map(|l| FusionLayer::new(p / "layers" / l, c))
                 .collect(),
@@ -467,11 +483,12 @@ impl Umgf {
             .forward(&(text + position))
             .relu()
             .dropout(c.dropout, train);
-        let mut ho = self
-            .visual_mlp
-            .forward(&batch.objects)
-            .relu()
-            .dropout(c.dropout, train);
+        let mut ho = self.visual_mlp.forward(&batch.objects);
+        if let Some(caption_mlp) = &self.caption_mlp {
+            let captions = caption_mlp.forward(&batch.objects.narrow(2, 0, c.caption_dim));
+            ho = captions.where_self(&batch.caption_nodes.unsqueeze(2), &ho);
+        }
+        let mut ho = ho.relu().dropout(c.dropout, train);
         let masks = self.masks(batch);
         for layer in &self.layers {
             (hx, ho) = layer.forward(&hx, &ho, &masks, c, train);
@@ -544,6 +561,7 @@ mod tests {
             .view([2, 5]),
             objects: Tensor::randn([2, 2, 12], opts),
             object_mask: Tensor::from_slice(&[true, true, false, false]).view([2, 2]),
+            caption_nodes: Tensor::zeros([2, 2], (Kind::Bool, Device::Cpu)),
             links: Tensor::from_slice(&links).view([2, 5, 2]),
         }
     }
@@ -644,7 +662,46 @@ mod tests {
             word_mask: b.word_mask.shallow_clone(),
             objects: b.objects.shallow_clone(),
             object_mask: b.object_mask.shallow_clone(),
+            caption_nodes: b.caption_nodes.shallow_clone(),
             links: b.links.shallow_clone(),
         }
+    }
+
+    /// A caption node goes through a projection of its own, which reads only the first
+    /// `caption_dim` values of its row; an image node's projection reads all of them.
+    #[test]
+    fn caption_nodes_have_a_projection_of_their_own() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let config = UmgfConfig {
+            caption_dim: 4,
+            ..small()
+        };
+        let model = Umgf::new(&vs.root(), config);
+        let mut b = batch();
+        // Object 1 of tweet 0 is a caption node, linked to word 3.
+        b.caption_nodes = Tensor::from_slice(&[false, true, false, false]).view([2, 2]);
+        let mut links = Vec::<f32>::try_from(b.links.flatten(0, -1)).unwrap();
+        links[3 * 2 + 1] = 1.0;
+        b.links = Tensor::from_slice(&links).view([2, 5, 2]);
+        let before = model.word_states(&b, false);
+        let nudged = |object: i64, from: i64| {
+            let objects = b.objects.copy();
+            let _ = objects
+                .get(0)
+                .get(object)
+                .narrow(0, from, 12 - from)
+                .fill_(7.0);
+            GraphBatch {
+                objects,
+                ..batch_like(&b)
+            }
+        };
+        // Past its first 4 values a caption node's row is not read.
+        let after = model.word_states(&nudged(1, 4), false);
+        assert!(before.allclose(&after, 1e-6, 1e-6, false));
+        // Within them it is, and so is all of an image node's row.
+        assert!(!before.allclose(&model.word_states(&nudged(1, 0), false), 1e-6, 1e-6, false));
+        assert!(!before.allclose(&model.word_states(&nudged(0, 4), false), 1e-6, 1e-6, false));
     }
 }

@@ -150,6 +150,27 @@ pub fn split(examples: Vec<Example>) -> Result<(Vec<Example>, Vec<Example>, Vec<
     Ok((train, dev, Vec::new()))
 }
 
+/// The width of the caption nodes' features in `examples` (0 when there are none); they must agree.
+fn caption_width<'a>(examples: impl Iterator<Item = &'a Example>) -> Result<i64> {
+    let mut width = None;
+    for e in examples {
+        for (features, _) in e.objects.iter().zip(&e.caption_nodes).filter(|(_, c)| **c) {
+            match width {
+                None => width = Some(features.len()),
+                Some(w) if w != features.len() => {
+                    return Err(crate::Error::Store(format!(
+                        "tweet {}: a caption node of {} features, others have {w}",
+                        e.tweet_id,
+                        features.len()
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(width.unwrap_or(0) as i64)
+}
+
 /// Trains unless a verified run with the same key is stored.
 fn run(
     store: &Store,
@@ -178,6 +199,7 @@ fn run(
         let mut model = params.model.clone();
         model.text_dim = shape.hidden as i64;
         model.text.layers = shape.layers.len() as i64;
+        model.caption_dim = caption_width(train_set.iter().chain(&dev).chain(&test))?;
         let config = TaggerConfig::new(
             params.kind,
             params.mode,
