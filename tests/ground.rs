@@ -312,3 +312,141 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
     );
     assert_ne!(whole("astronaut").features, whole("horse").features);
 }
+
+/// Caption nodes: a tweet's phrases and general words grounded to its caption's noun phrases
+/// (`--caption-nodes targeted`), or every caption phrase linked to every word (`all`); their features
+/// are the text encoder's (384 wide), and the graph links them as it links objects.
+#[test]
+fn caption_nodes_are_grounded_encoded_and_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let dump = dir.path().join("captioned.jsonl");
+    let records = [
+        (
+            "kobe",
+            "Kobe Bryant scores for the Lakers",
+            "a basketball player dunking a ball",
+        ),
+        ("pizza", "I love pizza", "a cat on a sofa"),
+    ];
+    let lines: Vec<String> = records
+        .iter()
+        .map(|(id, text, caption)| {
+            serde_json::json!({"id": id, "text": text, "caption": caption}).to_string()
+        })
+        .collect();
+    std::fs::write(&dump, lines.join("\n")).unwrap();
+    let tweets = common::ingest_dump(&store, &dump);
+    // Hand-made phrases, as the chunker would find them: the tweets' and the captions'.
+    let phrase =
+        |id: &str, source, words: &[String], (start, end, head): (u32, u32, u32)| NounPhrase {
+            tweet_id: id.to_owned(),
+            source,
+            start,
+            end,
+            text: words[start as usize..end as usize].join(" "),
+            head: words[head as usize].to_owned(),
+            head_index: head,
+        };
+    let words = |text: &str| -> Vec<String> { text.split_whitespace().map(String::from).collect() };
+    let (kobe, kobe_caption) = (words(records[0].1), words(records[0].2));
+    let (pizza, pizza_caption) = (words(records[1].1), words(records[1].2));
+    let rows = vec![
+        phrase("kobe", PhraseSource::Tweet, &kobe, (0, 2, 1)),
+        phrase("kobe", PhraseSource::Tweet, &kobe, (4, 6, 5)),
+        phrase("kobe", PhraseSource::Caption, &kobe_caption, (0, 3, 2)),
+        phrase("kobe", PhraseSource::Caption, &kobe_caption, (4, 6, 5)),
+        phrase("pizza", PhraseSource::Tweet, &pizza, (0, 1, 0)),
+        phrase("pizza", PhraseSource::Tweet, &pizza, (2, 3, 2)),
+        phrase("pizza", PhraseSource::Caption, &pizza_caption, (0, 2, 1)),
+        phrase("pizza", PhraseSource::Caption, &pizza_caption, (3, 5, 4)),
+    ];
+    let spec = RunSpec {
+        stage: "test-caption-phrases".to_owned(),
+        version: 1,
+        params: serde_json::json!({}),
+        inputs: BTreeMap::new(),
+    };
+    let phrases = store
+        .run(&spec, |outputs| {
+            NounPhrase::write(&outputs.path("noun_phrases.parquet"), &rows)?;
+            Ok(serde_json::json!({}))
+        })
+        .unwrap()
+        .manifest
+        .output("noun_phrases.parquet")
+        .unwrap()
+        .digest;
+
+    let ground_with = |nodes: ground::CaptionNodes| {
+        let params = GroundParams {
+            caption_nodes: nodes,
+            ..GroundParams::default()
+        };
+        let run = common::ground(&store, tweets, phrases, &params);
+        let digest = run.manifest.output(ground::OBJECTS).unwrap().digest;
+        (
+            digest,
+            GroundedObject::read(&store.blob_path(&digest)).unwrap(),
+        )
+    };
+
+    // Targeted: "person" finds the basketball player (a person by the synonym table); nothing in
+    // the pizza tweet points at a cat or a sofa.
+    let (objects, rows) = ground_with(ground::CaptionNodes::Targeted);
+    for r in &rows {
+        eprintln!(
+            "{}: node {} {:?} <- {} ({:.2})",
+            r.tweet_id, r.object_id, r.class, r.query, r.similarity
+        );
+    }
+    assert!(
+        rows.iter()
+            .all(|r| r.kind == umgf::schema::NodeKind::Caption
+                && r.region().is_none()
+                && r.score.is_none())
+    );
+    assert!(rows.iter().any(|r| r.tweet_id == "kobe"
+        && r.class == "a basketball player"
+        && r.query_kind == QueryKind::General
+        && (r.caption_start, r.caption_end) == (Some(0), Some(3))));
+    assert!(rows.iter().all(|r| r.tweet_id == "kobe"), "{rows:?}");
+
+    let features = common::visual_features(&store, tweets, objects);
+    let digest = features
+        .manifest
+        .output(visual_features::VISUAL_FEATURES)
+        .unwrap()
+        .digest;
+    let features = VisualFeatures::read(&store.blob_path(&digest)).unwrap();
+    let nodes: std::collections::HashSet<u32> = rows.iter().map(|r| r.object_id).collect();
+    assert_eq!(features.len(), nodes.len());
+    assert!(
+        features
+            .iter()
+            .all(|f| f.kind == umgf::schema::NodeKind::Caption
+                && f.features.len() == 384
+                && f.features.iter().all(|v| v.is_finite()))
+    );
+
+    let edges = GraphsStage::run(&store, &graphs::Input { tweets, objects }).unwrap();
+    let digest = edges.manifest.output(graphs::EDGES).unwrap().digest;
+    let edges = GraphEdge::read(&store.blob_path(&digest)).unwrap();
+    let general = edges
+        .iter()
+        .filter(|e| e.tweet_id == "kobe" && e.kind == EdgeKind::GeneralObject)
+        .count();
+    assert!(
+        general >= kobe.len(),
+        "every word of the tweet links to the player: {general}"
+    );
+
+    // All: every caption phrase is a node of its tweet, found by the general query "caption".
+    let (_, all) = ground_with(ground::CaptionNodes::All);
+    let nodes_of = |id: &str| all.iter().filter(|r| r.tweet_id == id).count();
+    assert_eq!((nodes_of("kobe"), nodes_of("pizza")), (2, 2));
+    assert!(
+        all.iter()
+            .all(|r| r.query == "caption" && r.query_kind == QueryKind::General)
+    );
+}
