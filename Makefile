@@ -7,6 +7,7 @@
 #   make ingest DATASET=twitter2015
 #   make chunk DATASET=path/to/dump.jsonl ON_ERROR=skip
 #   make ingest CAPTIONS=none  without image captions (default: the benchmark's BLIP-2 captions)
+#   make train CAPTION_NODES=targeted   caption phrases the tweet points at become visual nodes
 #   make ground DATASET=dump.jsonl   objects in each tweet's image that its noun phrases point at
 #   make graphs               each tweet's multimodal graph as edge lists
 #   make features             text and visual features (MPNet's hidden states 4-8, computed in bf16)
@@ -68,6 +69,11 @@ FROZEN_ARGS ?= --max-epochs $(EPOCHS_$(ENCODER))
 STORAGE   ?= f16
 # What the text encoder reads after each tweet: none, or caption (its image caption, ITA's way).
 TEXT_CONTEXT ?= none
+# Visual nodes from the image caption: off, targeted (the caption phrases the tweet's phrases and
+# general words point at) or all (every caption phrase, linked to every word). Every target that
+# grounds (ground, features, graphs, train, eval, predict, status) reads it.
+CAPTION_NODES ?= off
+export UMGF_CAPTION_NODES := $(CAPTION_NODES)
 ARTIFACTS ?= artifacts
 GPU       ?= 0
 MODEL     ?= umgf
