@@ -32,6 +32,10 @@ pub struct TrainArgs {
     /// Decay the learning rates linearly to 0 at --max-epochs after the warm-up (else hold them).
     #[arg(long)]
     pub linear_decay: bool,
+    /// Probability that a training tweet loses its caption nodes for a batch, so that a model trained
+    /// with captions stays good on tweets without them (new dumps have none).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub caption_dropout: f64,
     /// Fusion layers L.
     #[arg(long, default_value_t = UmgfConfig::default().layers)]
     pub layers: i64,
@@ -111,6 +115,7 @@ impl TrainArgs {
                 lr: self.lr,
                 encoder_lr: self.encoder_lr,
                 linear_decay: self.linear_decay,
+                caption_dropout: self.caption_dropout,
                 ..TrainConfig::default()
             },
             features,

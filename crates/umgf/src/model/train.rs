@@ -36,6 +36,14 @@ pub struct TrainConfig {
     /// trainings from before the option existed stay valid.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub linear_decay: bool,
+    /// Probability that a training tweet's caption nodes are left out of a batch (caption dropout),
+    /// drawn per tweet and batch from the epoch's seed. Left out of the JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub caption_dropout: f64,
+}
+
+fn is_zero(p: &f64) -> bool {
+    *p == 0.0
 }
 
 impl Default for TrainConfig {
@@ -55,6 +63,7 @@ impl Default for TrainConfig {
             encoder_lr: 3e-5,
             clip_norm: 5.0,
             linear_decay: false,
+            caption_dropout: 0.0,
         }
     }
 }
@@ -207,7 +216,10 @@ pub fn train(
             }
             opt.set_lr_group(1, config.lr * scale);
             let examples: Vec<&Example> = chunk.iter().map(|&i| &train[i]).collect();
-            let batch = batch_of(tagger, &examples);
+            let mut batch = batch_of(tagger, &examples);
+            if config.caption_dropout > 0.0 {
+                drop_caption_nodes(&mut batch, config.caption_dropout, &mut rng);
+            }
             let loss = tagger.loss(&batch);
             opt.backward_step_clip_norm(&loss, config.clip_norm);
             let value = loss.double_value(&[]);
@@ -359,6 +371,19 @@ fn resume(
     Ok(Some((progress, part("best/"))))
 }
 
+/// Caption dropout: each tweet of the batch loses its caption nodes with probability `p` (they are
+/// masked out, and so are their links), as a tweet without a caption would have none.
+fn drop_caption_nodes(batch: &mut super::batch::Batch, p: f64, rng: &mut Rng) {
+    let graph = &mut batch.graph;
+    let rows = graph.object_mask.size()[0];
+    let dropped: Vec<bool> = (0..rows).map(|_| rng.chance(p)).collect();
+    let dropped = Tensor::from_slice(&dropped)
+        .to_device(graph.object_mask.device())
+        .unsqueeze(1);
+    let gone = graph.caption_nodes.logical_and(&dropped);
+    graph.object_mask = graph.object_mask.logical_and(&gone.logical_not());
+}
+
 fn batch_of(tagger: &Tagger, examples: &[&Example]) -> super::batch::Batch {
     collate(
         examples,
@@ -392,4 +417,42 @@ pub fn evaluate_examples(tagger: &Tagger, examples: &[Example]) -> (Vec<Vec<Tag>
         .collect();
     let evaluation = evaluate(&gold, &predicted);
     (predicted, evaluation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::Tag;
+    use crate::schema::{Split, StateValues};
+    use tch::Device;
+
+    fn example(caption_nodes: Vec<bool>) -> Example {
+        Example {
+            tweet_id: "t".into(),
+            split: Split::Train,
+            words: vec!["w".into(); 2],
+            tags: Some(vec![Tag::O; 2]),
+            states: StateValues::F32(vec![0.0; 4]),
+            shapes: vec![1; 2],
+            piece_ids: vec![101, 1, 2, 102],
+            word_starts: vec![1, 2],
+            objects: vec![vec![0.5; 3]; caption_nodes.len()],
+            caption_nodes,
+            links: vec![(0, 0)],
+        }
+    }
+
+    #[test]
+    fn caption_dropout_masks_caption_nodes_only() {
+        let (a, b) = (example(vec![false, true]), example(vec![true]));
+        let mut batch = super::super::batch::collate(&[&a, &b], 2, 3, 0, Device::Cpu);
+        drop_caption_nodes(&mut batch, 1.0, &mut Rng::new(1));
+        let mask = Vec::<bool>::try_from(batch.graph.object_mask.flatten(0, -1)).unwrap();
+        // Tweet a keeps its image node and loses its caption node; b loses its only node.
+        assert_eq!(mask, [true, false, false, false]);
+        let mut batch = super::super::batch::collate(&[&a, &b], 2, 3, 0, Device::Cpu);
+        drop_caption_nodes(&mut batch, 0.0, &mut Rng::new(1));
+        let mask = Vec::<bool>::try_from(batch.graph.object_mask.flatten(0, -1)).unwrap();
+        assert_eq!(mask, [true, true, true, false]);
+    }
 }
