@@ -120,25 +120,21 @@ pub(crate) fn reference(script: &str, args: &[&str]) {
 
 /// The first `n` tweets of a Twitter-2017 split, as words.
 pub(crate) fn real_tweets(split: Split, n: usize) -> Vec<Vec<String>> {
+    twitter2017(split).into_iter().take(n).map(|t| t.tokens).collect()
+}
+
+/// The tweets of a Twitter-2017 split, ingested into a scratch store.
+fn twitter2017(split: Split) -> Vec<Tweet> {
     let dir = tempfile::tempdir().unwrap();
     let dataset = Dataset::resolve("twitter2017", Some(&data_dir()), None).unwrap();
     let (_, tweets) = ingest(dir.path(), &dataset, OnError::Fail).unwrap();
-    tweets
-        .into_iter()
-        .filter(|t| t.split == split)
-        .take(n)
-        .map(|t| t.tokens)
-        .collect()
+    tweets.into_iter().filter(|t| t.split == split).collect()
 }
 
 /// The first `n` captioned tweets of a Twitter-2017 split, with their BLIP-2 captions.
 pub(crate) fn real_captioned_tweets(split: Split, n: usize) -> Vec<(Vec<String>, String)> {
-    let dir = tempfile::tempdir().unwrap();
-    let dataset = Dataset::resolve("twitter2017", Some(&data_dir()), None).unwrap();
-    let (_, tweets) = ingest(dir.path(), &dataset, OnError::Fail).unwrap();
-    tweets
+    twitter2017(split)
         .into_iter()
-        .filter(|t| t.split == split)
         .filter_map(|t| Some((t.tokens, t.caption?)))
         .take(n)
         .collect()

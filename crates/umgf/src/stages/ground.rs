@@ -528,37 +528,43 @@ fn ground_tweets(
             ])
         })
         .collect();
-    let mut grounder: Option<ClassMatchGrounder> = None;
+    memoised_matches(
+        store,
+        &keys,
+        || {
+            let encoder = TextEncoder::load_for_inference(encoder, crate::torch::default_device())?;
+            ClassMatchGrounder::new(encoder, encoder_digest.hex(), params.grounder)
+        },
+        |i| GroundingInput {
+            candidates: Candidates::Detections {
+                image: Path::new(work[i].tweet.image_path.as_deref().unwrap_or_default()),
+                detections: work[i].detections,
+            },
+            queries: &work[i].queries,
+        },
+    )
+}
+
+/// The matches of grounding problem `i` for each of `keys`, from the groundings memo where they are;
+/// the others are grounded by the grounder `make` builds (the first time one is needed) on `input(i)`.
+fn memoised_matches<'a, G: Grounder>(
+    store: &Store,
+    keys: &[Digest],
+    make: impl FnOnce() -> Result<G>,
+    input: impl Fn(usize) -> GroundingInput<'a>,
+) -> Result<(Vec<Vec<Match>>, MemoStats)> {
+    let mut make = Some(make);
+    let mut grounder: Option<G> = None;
     let (payloads, stats) =
         store
             .memo(GROUNDINGS_MEMO)?
-            .get_or_compute(&keys, TWEET_CHUNK, |missing| {
-                let grounder = match &mut grounder {
-                    Some(g) => g,
-                    None => {
-                        let encoder = TextEncoder::load_for_inference(
-                            encoder,
-                            crate::torch::default_device(),
-                        )?;
-                        grounder.insert(ClassMatchGrounder::new(
-                            encoder,
-                            encoder_digest.hex(),
-                            params.grounder,
-                        )?)
-                    }
+            .get_or_compute(keys, TWEET_CHUNK, |missing| {
+                let grounder = match (&mut grounder, make.take()) {
+                    (Some(g), _) => g,
+                    (None, Some(make)) => grounder.insert(make()?),
+                    (None, None) => unreachable!("the grounder is made once, then kept"),
                 };
-                let inputs: Vec<GroundingInput<'_>> = missing
-                    .iter()
-                    .map(|&i| GroundingInput {
-                        candidates: Candidates::Detections {
-                            image: Path::new(
-                                work[i].tweet.image_path.as_deref().unwrap_or_default(),
-                            ),
-                            detections: work[i].detections,
-                        },
-                        queries: &work[i].queries,
-                    })
-                    .collect();
+                let inputs: Vec<GroundingInput<'a>> = missing.iter().map(|&i| input(i)).collect();
                 tch::no_grad(|| grounder.ground(&inputs))?
                     .iter()
                     .map(|m| serde_json::to_vec(m).map_err(|e| Error::Store(e.to_string())))
@@ -704,39 +710,22 @@ fn ground_captions(
             ])
         })
         .collect();
-    let mut grounder: Option<CaptionGrounder> = None;
-    let (payloads, stats) =
-        store
-            .memo(GROUNDINGS_MEMO)?
-            .get_or_compute(&keys, TWEET_CHUNK, |missing| {
-                let grounder = match &mut grounder {
-                    Some(g) => g,
-                    None => grounder.insert(CaptionGrounder::new(
-                        TextEncoder::load_for_inference(encoder, crate::torch::default_device())?,
-                        encoder_digest.hex(),
-                        CaptionMatchConfig::default(),
-                    )),
-                };
-                let inputs: Vec<GroundingInput<'_>> = missing
-                    .iter()
-                    .map(|&i| GroundingInput {
-                        candidates: Candidates::CaptionPhrases(&items[i].phrases),
-                        queries: &items[i].queries,
-                    })
-                    .collect();
-                tch::no_grad(|| grounder.ground(&inputs))?
-                    .iter()
-                    .map(|m| serde_json::to_vec(m).map_err(|e| Error::Store(e.to_string())))
-                    .collect()
-            })?;
+    let (matches, stats) = memoised_matches(
+        store,
+        &keys,
+        || {
+            Ok(CaptionGrounder::new(
+                TextEncoder::load_for_inference(encoder, crate::torch::default_device())?,
+                encoder_digest.hex(),
+                CaptionMatchConfig::default(),
+            ))
+        },
+        |i| GroundingInput {
+            candidates: Candidates::CaptionPhrases(&items[i].phrases),
+            queries: &items[i].queries,
+        },
+    )?;
     stats.log("grounded to their captions", "tweets");
-    let matches = payloads
-        .iter()
-        .map(|p| {
-            serde_json::from_slice(p)
-                .map_err(|e| Error::Store(format!("memo {GROUNDINGS_MEMO}: {e}")))
-        })
-        .collect::<Result<Vec<Vec<Match>>>>()?;
     Ok((matches, stats))
 }
 
