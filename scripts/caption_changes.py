@@ -35,10 +35,16 @@ def blob(store, run, name):
     return os.path.join(store, "blobs", digest[:2], digest)
 
 
-def captions_read(run):
-    """What the run's model reads of captions, in words."""
-    context = run["params"]["features"].get("context", "none")
-    return "caption context" if context == "caption" else "no captions"
+def captions_read(run, store="artifacts/store"):
+    """What the run's model reads of captions, in words: its text features' context, and caption nodes
+    (which its config.json shows by a caption_dim)."""
+    read = []
+    if run["params"]["features"].get("context") == "caption":
+        read.append("caption context")
+    with open(blob(store, run, "config.json")) as f:
+        if json.load(f)["model"].get("caption_dim", 0) > 0:
+            read.append("caption nodes")
+    return " + ".join(read) or "no captions"
 
 
 def entities(tags):
@@ -81,14 +87,25 @@ def test_ids(data_dir, dataset):
     return ids
 
 
+# ingest drops a caption shared by more tweets than this (stages/ingest.rs, MAX_TWEETS_PER_CAPTION).
+MAX_TWEETS_PER_CAPTION = 50
+
+
 def read_captions(data_dir, dataset):
+    """Captions by image file, as the model read them: a placeholder shared by over 50 images is
+    dropped by ingest, so it shows as such."""
     out = {}
     with open(os.path.join(data_dir, CAPTIONS[dataset]), encoding="utf-8-sig") as f:
         for line in f:
             if " :" in line:
                 image, caption = line.split(" :", 1)
                 out[image.strip()] = caption.strip()
-    return out
+    shared = {}
+    for caption in out.values():
+        shared[caption] = shared.get(caption, 0) + 1
+    return {image: caption if shared[caption] <= MAX_TWEETS_PER_CAPTION
+            else f"(none: {caption!r} is shared by {shared[caption]} images, dropped)"
+            for image, caption in out.items()}
 
 
 def show(tokens, spans):
@@ -151,7 +168,11 @@ def main():
     print(f"{dataset} test: {len(changed)} of {len(ids)} tweets change ({fixed} gain correct entities, "
           f"{broke} lose some); runs {base['key'][:12]} ({captions_read(base)}) -> "
           f"{captioned['key'][:12]} ({captions_read(captioned)})\n")
-    # The most telling first: gains and losses alternately, then the rest.
+    # The most telling first: tweets whose caption the model read, gains and losses alternately,
+    # then the rest.
+    read = [c for c in changed if not captions.get(c[0] + ".jpg", "(none").startswith("(none")]
+    print(f"{len(read)} of the changed tweets have a caption the model read.\n")
+    changed = read + [c for c in changed if c not in read]
     gains = [c for c in changed if c[5] > 0]
     losses = [c for c in changed if c[5] < 0]
     rest = [c for c in changed if c[5] == 0]
