@@ -120,7 +120,11 @@ pub(crate) fn reference(script: &str, args: &[&str]) {
 
 /// The first `n` tweets of a Twitter-2017 split, as words.
 pub(crate) fn real_tweets(split: Split, n: usize) -> Vec<Vec<String>> {
-    twitter2017(split).into_iter().take(n).map(|t| t.tokens).collect()
+    twitter2017(split)
+        .into_iter()
+        .take(n)
+        .map(|t| t.tokens)
+        .collect()
 }
 
 /// The tweets of a Twitter-2017 split, ingested into a scratch store.
