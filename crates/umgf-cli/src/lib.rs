@@ -341,8 +341,28 @@ pub fn predict_on(
     let run = data.start(common)?;
     let files = predict::ModelFiles::in_dir(&model.dir(common));
     // New tweets get the text features the model was trained on (encoder, layers, pooling, storage).
-    let text_features = files.config()?.text_features();
-    let upstream = run.upstream(common, ground.params());
+    let config = files.config()?;
+    let text_features = config.text_features();
+    // Grounding settings are not part of the model: say when they cannot be the ones it learnt with.
+    let ground = ground.params();
+    let trained_with_caption_nodes = config.model.caption_dim > 0;
+    if trained_with_caption_nodes != (ground.caption_nodes != CaptionNodes::Off) {
+        tracing::warn!(
+            "the model was trained {} caption nodes, and CAPTION_NODES={} gives it {}",
+            if trained_with_caption_nodes {
+                "with"
+            } else {
+                "without"
+            },
+            format!("{:?}", ground.caption_nodes).to_lowercase(),
+            if trained_with_caption_nodes {
+                "none"
+            } else {
+                "some"
+            },
+        );
+    }
+    let upstream = run.upstream(common, ground);
     model_inputs(&upstream, &run, &text_features)?;
     let outcome = upstream.predict(files, &text_features, which)?;
     let view = format!("{}/{view}", run.dataset.label);
