@@ -8,6 +8,7 @@
 #   make chunk DATASET=path/to/dump.jsonl ON_ERROR=skip
 #   make ingest CAPTIONS=none  without image captions (default: the benchmark's BLIP-2 captions)
 #   make train CAPTION_NODES=targeted   caption phrases the tweet points at become visual nodes
+#                                       (general, all: the ablations, see docs/design.md)
 #   make ground DATASET=dump.jsonl   objects in each tweet's image that its noun phrases point at
 #   make graphs               each tweet's multimodal graph as edge lists
 #   make features             text and visual features (MPNet's hidden states 4-8, computed in bf16)

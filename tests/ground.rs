@@ -314,7 +314,8 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
 }
 
 /// Caption nodes: a tweet's phrases and general words grounded to its caption's noun phrases
-/// (`--caption-nodes targeted`), or every caption phrase linked to every word (`all`); their features
+/// (`--caption-nodes targeted`), by its general words only (`general`), or every caption phrase linked
+/// to every word (`all`); their features
 /// are the text encoder's (384 wide), and the graph links them as it links objects.
 #[test]
 fn caption_nodes_are_grounded_encoded_and_linked() {
@@ -440,6 +441,18 @@ fn caption_nodes_are_grounded_encoded_and_linked() {
         general >= kobe.len(),
         "every word of the tweet links to the player: {general}"
     );
+
+    // General words only: what "person" finds, as when targeted, and nothing a tweet phrase finds.
+    let (_, general) = ground_with(ground::CaptionNodes::General);
+    let found_by_general = |rows: &[GroundedObject]| -> Vec<(String, String)> {
+        rows.iter()
+            .filter(|r| r.query_kind == QueryKind::General)
+            .map(|r| (r.tweet_id.clone(), r.class.clone()))
+            .collect()
+    };
+    assert!(!general.is_empty());
+    assert!(general.iter().all(|r| r.query == "person"), "{general:?}");
+    assert_eq!(found_by_general(&general), found_by_general(&rows));
 
     // All: every caption phrase is a node of its tweet, found by the general query "caption".
     let (_, all) = ground_with(ground::CaptionNodes::All);

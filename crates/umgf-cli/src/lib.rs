@@ -206,7 +206,8 @@ pub struct GroundArgs {
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub grid: usize,
     /// Visual nodes from the image's caption: off, targeted (the caption's noun phrases the tweet's
-    /// phrases and general words point at) or all (every caption phrase, linked to every word).
+    /// phrases and general words point at), general (those the general words alone point at: an
+    /// ablation) or all (every caption phrase, linked to every word: an ablation).
     #[arg(long, env = "UMGF_CAPTION_NODES", default_value = "off")]
     pub caption_nodes: CaptionNodes,
 }

@@ -81,6 +81,9 @@ pub enum CaptionNodes {
     /// Those the tweet's phrases and general words point at ([`CaptionGrounder`]), at most
     /// `max_objects`: targeted, as UMGF targets objects.
     Targeted,
+    /// Those the general words alone point at (person-like caption phrases, linked to every word):
+    /// the "general words only" ablation, no tweet phrase queries the caption.
+    General,
     /// Every caption phrase, each linked to every word (found by the general query "caption"): the
     /// "no targeting" ablation.
     All,
@@ -89,6 +92,11 @@ pub enum CaptionNodes {
 impl CaptionNodes {
     fn is_off(&self) -> bool {
         *self == Self::Off
+    }
+
+    /// Whether the caption grounder picks the nodes (and so is part of the run's key).
+    fn uses_grounder(self) -> bool {
+        matches!(self, Self::Targeted | Self::General)
     }
 }
 
@@ -99,9 +107,10 @@ impl std::str::FromStr for CaptionNodes {
         match s {
             "off" | "none" => Ok(Self::Off),
             "targeted" => Ok(Self::Targeted),
+            "general" => Ok(Self::General),
             "all" => Ok(Self::All),
             _ => Err(Error::Config(format!(
-                "caption nodes are off, targeted or all, not {s:?}"
+                "caption nodes are off, targeted, general or all, not {s:?}"
             ))),
         }
     }
@@ -144,7 +153,7 @@ fn spec(
                 "params": params,
                 "grounder": class_match_identity(&encoder.hex(), &params.grounder),
             });
-            if params.caption_nodes == CaptionNodes::Targeted {
+            if params.caption_nodes.uses_grounder() {
                 key["caption_grounder"] =
                     caption_match_identity(&encoder.hex(), &CaptionMatchConfig::default());
             }
@@ -634,8 +643,9 @@ struct CaptionItem<'a> {
     queries: Vec<Query>,
 }
 
-/// The tweets with caption phrases, their phrases and their queries (with `CaptionNodes::All`, the one
-/// general query "caption", which finds every phrase).
+/// The tweets with caption phrases, their phrases and their queries (with `CaptionNodes::General`,
+/// the general words only; with `CaptionNodes::All`, the one general query "caption", which finds
+/// every phrase).
 fn caption_items<'a>(
     tweets: &'a [Tweet],
     phrases: &[NounPhrase],
@@ -657,6 +667,7 @@ fn caption_items<'a>(
                     kind: QueryKind::General,
                     span: None,
                 }],
+                CaptionNodes::General => queries_of(None, &params.general_words),
                 _ => queries_of(own_phrases.get(tweet.id.as_str()), &params.general_words),
             };
             Some(CaptionItem {
