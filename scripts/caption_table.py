@@ -3,11 +3,14 @@
 without captions, per dataset, from the runs recorded in results/runs.jsonl.
 
   scripts/caption_table.py [--runs results/runs.jsonl] [--recipe "--encoder mpnet ..."] [--mode frozen]
+                           [--min-seeds 3] [--seed 1 --against "--caption-nodes targeted"]
 
-A variant is the recipe's TRAIN_ARGS plus arguments about captions (`--text-context caption`, `--caption-nodes targeted`,
-...). Test and dev F1 are means and sample standard deviations over the seeds run; the gain is paired:
+A variant is the recipe's TRAIN_ARGS plus arguments about captions (`--text-context caption`,
+`--caption-nodes targeted`, ...). Test and dev F1 are means and sample standard deviations over the seeds run; the gain is paired:
 the variant's test F1 minus the text-only run's of the same seed, mean and spread over the seeds both
-have. Standard library only.
+have. `--against` pairs with another variant instead (the ablations, against the full caption nodes);
+`--seed` keeps one seed's runs, `--min-seeds` the variants run on that many seeds. Standard library
+only.
 """
 import argparse
 import json
@@ -27,6 +30,9 @@ def main():
     parser.add_argument("--runs", default="results/runs.jsonl")
     parser.add_argument("--recipe", default=RECIPE)
     parser.add_argument("--mode", default="frozen")
+    parser.add_argument("--min-seeds", type=int, default=1, help="variants run on fewer are left out")
+    parser.add_argument("--seed", type=int, help="only this seed's runs")
+    parser.add_argument("--against", default="", help="the variant gains are paired with (its TRAIN_ARGS added)")
     args = parser.parse_args()
 
     runs = {}  # (dataset, added args, seed) -> run; the latest line wins
@@ -39,19 +45,24 @@ def main():
             added = given[len(args.recipe):].strip()
             if added and "caption" not in added:
                 continue  # another variant of the recipe (the sweeps), or another recipe
+            if args.seed is not None and r["seed"] != args.seed:
+                continue
             runs[(r["train_dataset"], added, r["seed"])] = r
 
-    print("| dataset | TRAIN_ARGS added | seeds | test F1 | gain over text only (paired) | dev F1 |")
+    reference = f"`{args.against}`" if args.against else "text only"
+    print(f"| dataset | TRAIN_ARGS added | seeds | test F1 | gain over {reference} (paired) | dev F1 |")
     print("|---|---|---|---|---|---|")
     for dataset in sorted({k[0] for k in runs}):
         variants = sorted({k[1] for k in runs if k[0] == dataset}, key=lambda a: (a != "", a))
         for added in variants:
             seeds = sorted(k[2] for k in runs if k[0] == dataset and k[1] == added)
+            if len(seeds) < args.min_seeds and added not in ("", args.against):
+                continue
             mine = [runs[(dataset, added, s)] for s in seeds]
             gains = [
-                runs[(dataset, added, s)]["test_f1"] - runs[(dataset, "", s)]["test_f1"]
+                runs[(dataset, added, s)]["test_f1"] - runs[(dataset, args.against, s)]["test_f1"]
                 for s in seeds
-                if added and (dataset, "", s) in runs
+                if added != args.against and (dataset, args.against, s) in runs
             ]
             gain = spread(gains, "+") if gains else "-"
             print(

@@ -315,8 +315,8 @@ fn ground_finds_targeted_objects_and_features_encode_each_region_once() {
 
 /// Caption nodes: a tweet's phrases and general words grounded to its caption's noun phrases
 /// (`--caption-nodes targeted`), by its general words only (`general`), or every caption phrase linked
-/// to every word (`all`); their features
-/// are the text encoder's (384 wide), and the graph links them as it links objects.
+/// to every word (`all`); their features are the text encoder's (384 wide), and the graph links them
+/// as it links objects.
 #[test]
 fn caption_nodes_are_grounded_encoded_and_linked() {
     let dir = tempfile::tempdir().unwrap();

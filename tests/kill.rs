@@ -1,7 +1,8 @@
 //! Kill-anywhere: every stage is SIGKILLed at random moments; after each kill the store must verify,
 //! and every run that then goes to completion must publish outputs byte-identical to an uninterrupted
-//! run's (same digests; trained weights may differ by float noise, see `assert_same_outputs`). `UMGF_KILLS` kills per stage (default 2 in the test suite; `make kill-test`
-//! runs 50), `UMGF_KILL_SEED` picks the moments.
+//! run's (same digests; trained weights may differ by float noise, see `assert_same_outputs`).
+//! `UMGF_KILLS` kills per stage (default 2 in the test suite; `make kill-test` runs 50),
+//! `UMGF_KILL_SEED` picks the moments.
 //!
 //! The slice: skimage's photos with hand-labelled tweets plus real labelled Twitter-2017 dev tweets,
 //! through ingest, a small chunker (so that the suite does not train the full one), chunk, ground,
