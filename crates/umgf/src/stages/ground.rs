@@ -466,34 +466,91 @@ fn detect_images(
     Ok((out, stats))
 }
 
+/// A visual node of a tweet's graph, as its rows of `objects` describe it.
+enum Node<'a> {
+    /// A region of the tweet's image: its box, the image's size, the detector's score and class.
+    Image {
+        bbox: [f32; 4],
+        size: (u32, u32),
+        score: f32,
+        class: &'a str,
+    },
+    /// A noun phrase of the tweet's caption, and its word range there.
+    Caption { phrase: &'a str, span: (u32, u32) },
+}
+
+/// The row saying that `query` found node `object_id` of the tweet (with that similarity).
+fn node_row(
+    tweet_id: &str,
+    object_id: u32,
+    node: &Node<'_>,
+    query: &Query,
+    similarity: f32,
+) -> GroundedObject {
+    let (kind, bbox, size, score, class, caption_span) = match *node {
+        Node::Image {
+            bbox,
+            size,
+            score,
+            class,
+        } => (
+            NodeKind::Image,
+            Some(bbox),
+            Some(size),
+            Some(score),
+            class,
+            None,
+        ),
+        Node::Caption { phrase, span } => (NodeKind::Caption, None, None, None, phrase, Some(span)),
+    };
+    GroundedObject {
+        tweet_id: tweet_id.to_owned(),
+        object_id,
+        kind,
+        x1: bbox.map(|b| b[0]),
+        y1: bbox.map(|b| b[1]),
+        x2: bbox.map(|b| b[2]),
+        y2: bbox.map(|b| b[3]),
+        image_width: size.map(|s| s.0),
+        image_height: size.map(|s| s.1),
+        score,
+        class: class.to_owned(),
+        caption_start: caption_span.map(|s| s.0),
+        caption_end: caption_span.map(|s| s.1),
+        query: query.text.clone(),
+        query_kind: query.kind,
+        phrase_start: query.span.map(|s| s.0),
+        phrase_end: query.span.map(|s| s.1),
+        similarity,
+    }
+}
+
 /// The cells of a `k` x `k` grid over a `width` x `height` image, as objects 0..k*k (row by row)
 /// found by the general query "grid".
 fn grid_cells(tweet_id: &str, width: u32, height: u32, k: usize) -> Vec<GroundedObject> {
     let k = k as u32;
     let edge = |i: u32, side: u32| (i * side / k) as f32;
+    let grid = Query {
+        text: "grid".to_owned(),
+        head: "grid".to_owned(),
+        kind: QueryKind::General,
+        span: None,
+    };
     (0..k * k)
         .map(|cell| {
             let (row, col) = (cell / k, cell % k);
-            GroundedObject {
-                tweet_id: tweet_id.to_owned(),
-                object_id: cell,
-                kind: NodeKind::Image,
-                x1: Some(edge(col, width)),
-                y1: Some(edge(row, height)),
-                x2: Some(edge(col + 1, width)),
-                y2: Some(edge(row + 1, height)),
-                image_width: Some(width),
-                image_height: Some(height),
-                score: Some(1.0),
-                class: "grid".to_owned(),
-                caption_start: None,
-                caption_end: None,
-                query: "grid".to_owned(),
-                query_kind: QueryKind::General,
-                phrase_start: None,
-                phrase_end: None,
-                similarity: 1.0,
-            }
+            let node = Node::Image {
+                bbox: [
+                    edge(col, width),
+                    edge(row, height),
+                    edge(col + 1, width),
+                    edge(row + 1, height),
+                ],
+                size: (width, height),
+                score: 1.0,
+                class: "grid",
+            };
+            node_row(tweet_id, cell, &node, &grid, 1.0)
         })
         .collect()
 }
@@ -607,28 +664,22 @@ fn select(item: &WorkItem<'_>, matches: &[Match], max_objects: usize) -> Vec<Gro
     let mut rows = Vec::new();
     for (object_id, &d) in grounded.iter().enumerate() {
         let detection = &detections[d];
+        let b = &detection.bbox;
+        let node = Node::Image {
+            bbox: [b.x1, b.y1, b.x2, b.y2],
+            size: (item.width, item.height),
+            score: detection.score,
+            class: detection.label(),
+        };
         for m in matches.iter().filter(|m| m.candidate == d) {
             let query = &item.queries[m.query];
-            rows.push(GroundedObject {
-                tweet_id: item.tweet.id.clone(),
-                object_id: object_id as u32,
-                kind: NodeKind::Image,
-                x1: Some(detection.bbox.x1),
-                y1: Some(detection.bbox.y1),
-                x2: Some(detection.bbox.x2),
-                y2: Some(detection.bbox.y2),
-                image_width: Some(item.width),
-                image_height: Some(item.height),
-                score: Some(detection.score),
-                class: detection.label().to_owned(),
-                caption_start: None,
-                caption_end: None,
-                query: query.text.clone(),
-                query_kind: query.kind,
-                phrase_start: query.span.map(|s| s.0),
-                phrase_end: query.span.map(|s| s.1),
-                similarity: m.similarity,
-            });
+            rows.push(node_row(
+                &item.tweet.id,
+                object_id as u32,
+                &node,
+                query,
+                m.similarity,
+            ));
         }
     }
     rows
@@ -762,29 +813,19 @@ fn select_caption_nodes(
     nodes.truncate(max_nodes);
     let mut rows = Vec::new();
     for (k, &c) in nodes.iter().enumerate() {
-        let (start, end) = item.spans[c];
+        let node = Node::Caption {
+            phrase: &item.phrases[c].text,
+            span: item.spans[c],
+        };
         for m in matches.iter().filter(|m| m.candidate == c) {
             let query = &item.queries[m.query];
-            rows.push(GroundedObject {
-                tweet_id: item.tweet.id.clone(),
-                object_id: first + k as u32,
-                kind: NodeKind::Caption,
-                x1: None,
-                y1: None,
-                x2: None,
-                y2: None,
-                image_width: None,
-                image_height: None,
-                score: None,
-                class: item.phrases[c].text.clone(),
-                caption_start: Some(start),
-                caption_end: Some(end),
-                query: query.text.clone(),
-                query_kind: query.kind,
-                phrase_start: query.span.map(|s| s.0),
-                phrase_end: query.span.map(|s| s.1),
-                similarity: m.similarity,
-            });
+            rows.push(node_row(
+                &item.tweet.id,
+                first + k as u32,
+                &node,
+                query,
+                m.similarity,
+            ));
         }
     }
     rows
