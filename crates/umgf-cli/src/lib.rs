@@ -348,19 +348,13 @@ pub fn predict_on(
     let ground = ground.params();
     let trained_with_caption_nodes = config.model.caption_dim > 0;
     if trained_with_caption_nodes != (ground.caption_nodes != CaptionNodes::Off) {
+        let (with, gives) = match trained_with_caption_nodes {
+            true => ("with", "none"),
+            false => ("without", "some"),
+        };
         tracing::warn!(
-            "the model was trained {} caption nodes, and CAPTION_NODES={} gives it {}",
-            if trained_with_caption_nodes {
-                "with"
-            } else {
-                "without"
-            },
-            format!("{:?}", ground.caption_nodes).to_lowercase(),
-            if trained_with_caption_nodes {
-                "none"
-            } else {
-                "some"
-            },
+            "the model was trained {with} caption nodes, and CAPTION_NODES={} gives it {gives}",
+            ground.caption_nodes.name()
         );
     }
     let upstream = run.upstream(common, ground);

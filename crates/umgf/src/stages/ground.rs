@@ -98,21 +98,35 @@ impl CaptionNodes {
     fn uses_grounder(self) -> bool {
         matches!(self, Self::Targeted | Self::General)
     }
+
+    const ALL: [Self; 4] = [Self::Off, Self::Targeted, Self::General, Self::All];
+
+    /// The setting's name, as `CAPTION_NODES=` and the run keys write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Targeted => "targeted",
+            Self::General => "general",
+            Self::All => "all",
+        }
+    }
 }
 
 impl std::str::FromStr for CaptionNodes {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "off" | "none" => Ok(Self::Off),
-            "targeted" => Ok(Self::Targeted),
-            "general" => Ok(Self::General),
-            "all" => Ok(Self::All),
-            _ => Err(Error::Config(format!(
-                "caption nodes are off, targeted, general or all, not {s:?}"
-            ))),
+        if s == "none" {
+            return Ok(Self::Off);
         }
+        Self::ALL
+            .into_iter()
+            .find(|nodes| nodes.name() == s)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "caption nodes are off, targeted, general or all, not {s:?}"
+                ))
+            })
     }
 }
 
