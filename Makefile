@@ -71,10 +71,13 @@ STORAGE   ?= f16
 # What the text encoder reads after each tweet: none, or caption (its image caption, ITA's way).
 TEXT_CONTEXT ?= none
 # Visual nodes from the image caption: off, targeted (the caption phrases the tweet's phrases and
-# general words point at) or all (every caption phrase, linked to every word). Every target that
-# grounds (ground, features, graphs, train, eval, predict, status) reads it.
-CAPTION_NODES ?= off
+# general words point at), general or all (ablations). Every target that grounds (ground, features,
+# graphs, train, eval, predict, status) reads it. Unset: off, except for eval and predict, which then
+# follow the model (targeted if it was trained with caption nodes).
+CAPTION_NODES ?=
+ifneq ($(CAPTION_NODES),)
 export UMGF_CAPTION_NODES := $(CAPTION_NODES)
+endif
 ARTIFACTS ?= artifacts
 GPU       ?= 0
 MODEL     ?= umgf

@@ -8,14 +8,16 @@ nodes), side by side with the gold entities and the caption.
   scripts/caption_changes.py BASE_KEY CAPTION_KEY [--n 10] [--data-dir ../shared/data]
       BASE_KEY, CAPTION_KEY: run keys (a unique prefix is enough) from --list
 
-Reads only the store's manifests and outputs (test.predictions.conll, metrics.json), the dataset's
-test.txt (tweet ids, in the order predictions are written) and the captions file. Standard library
-only.
+Reads the store's manifests and outputs (test.predictions.conll, metrics.json), the dataset's
+test.txt (tweet ids, in the order predictions are written) and the captions file. When the captioned
+run reads caption nodes, each tweet shown also gets its caption's noun phrases and the caption nodes
+with what found them, from `ground --show-tweet` (a cache hit after training). Standard library only.
 """
 import argparse
 import glob
 import json
 import os
+import subprocess
 import sys
 
 CAPTIONS = {"twitter2015": "pgim_blip2_captions/BLIP2_15.txt",
@@ -108,6 +110,23 @@ def read_captions(data_dir, dataset):
             for image, caption in out.items()}
 
 
+def grounding(dataset, data_dir, tweet_ids):
+    """`ground --show-tweet`'s lines per tweet id: the caption's phrases and the caption nodes (the
+    default grounding settings, with targeted caption nodes: what the captioned run was trained on)."""
+    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "ground")
+    out = subprocess.run([binary, "--dataset", dataset, "--data-dir", data_dir, "--caption-nodes", "targeted",
+                          "--show-tweet", ",".join(tweet_ids)],
+                         check=True, capture_output=True, text=True).stdout
+    blocks, current = {}, None
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            current = line.split(":", 1)[0]
+            blocks[current] = []
+        elif current is not None and not line.lstrip().startswith("caption:"):
+            blocks[current].append(line.strip())
+    return blocks
+
+
 def show(tokens, spans):
     return ", ".join(f"{' '.join(tokens[s:e])} [{t}]" for s, e, t in spans) or "-"
 
@@ -178,13 +197,19 @@ def main():
     rest = [c for c in changed if c[5] == 0]
     order = [c for pair in zip(gains, losses) for c in pair]
     order += gains[len(order) // 2:] + losses[len(order) // 2:] + rest
-    for tweet_id, tokens, gold, was, now, delta in order[:args.n]:
+    shown = order[:args.n]
+    nodes = {}
+    if "caption nodes" in captions_read(captioned, args.store):
+        nodes = grounding(dataset, args.data_dir, [c[0] for c in shown])
+    for tweet_id, tokens, gold, was, now, delta in shown:
         verdict = "right" if delta > 0 else "wrong" if delta < 0 else "neither"
         print(f"- {tweet_id} ({verdict}): {' '.join(tokens)}")
         print(f"  caption: {captions.get(tweet_id + '.jpg', '(none)')}")
         print(f"  gold: {show(tokens, gold)}")
         print(f"  without: {show(tokens, was)}")
         print(f"  with:    {show(tokens, now)}")
+        for line in nodes.get(tweet_id, []):
+            print(f"  {line}")
 
 
 if __name__ == "__main__":

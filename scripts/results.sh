@@ -7,6 +7,7 @@
 #   MODES="fine-tune" SEEDS="1" scripts/results.sh
 #
 #   SUMMARY_ONLY=1 scripts/results.sh       # only the table, from the runs recorded so far
+#   NO_CAPTIONS=1 ...                       # also score each model on its own test set without captions
 #
 # Writes one JSON line per run to $OUT (default results/runs.jsonl; train metrics, the cross-domain test
 # scores, TRAIN_ARGS, the train run's wall time and the size of the text features it read) and prints the
@@ -36,13 +37,20 @@ for mode in $MODES; do
         if [ "${CROSS:-1}" != 0 ]; then
           "$BIN/eval" --dataset "$cross" --model "artifacts/$dataset/model" >/dev/null 2>&1
         fi
-        python3 - "$dataset" "$cross" "${CROSS:-1}" >>"$OUT" <<'PY'
+        # NO_CAPTIONS=1: the model on its own test set with every caption taken away (CAPTIONS=none), as
+        # it would meet a new dump; eval gives it the caption nodes it was trained with.
+        if [ "${NO_CAPTIONS:-0}" != 0 ]; then
+          "$BIN/eval" --dataset "$dataset" --captions none --model "artifacts/$dataset/model" >/dev/null 2>&1
+          cp "artifacts/$dataset/eval/metrics.json" /tmp/umgf-no-captions-metrics.json
+        fi
+        python3 - "$dataset" "$cross" "${CROSS:-1}" "${NO_CAPTIONS:-0}" >>"$OUT" <<'PY'
 import json, sys
-dataset, cross, with_cross = sys.argv[1], sys.argv[2], sys.argv[3] != "0"
+dataset, cross, with_cross, no_captions = sys.argv[1], sys.argv[2], sys.argv[3] != "0", sys.argv[4] != "0"
 import glob, os
 metrics = f"artifacts/{dataset}/model/metrics.json"
 m = json.load(open(metrics))
 c = json.load(open(f"artifacts/{cross}/eval/metrics.json")) if with_cross else None
+n = json.load(open("/tmp/umgf-no-captions-metrics.json")) if no_captions else None
 t = m["training"]
 # Timings are in the run's manifest (artifacts stay byte-reproducible): the train run whose
 # metrics.json is the one linked.
@@ -53,7 +61,8 @@ epoch_seconds = run["counts"]["epoch_seconds"]
 print(json.dumps({
     "train_dataset": dataset, "model": m["model"], "mode": m["mode"], "seed": m["seed"],
     "dev_f1": m["dev"]["f1"], "test_f1": m["test"]["f1"], "cross_dataset": cross,
-    "cross_test_f1": c["test"]["f1"] if c else None, "best_epoch": t["best_epoch"], "epochs": len(t["epochs"]),
+    "cross_test_f1": c["test"]["f1"] if c else None,
+    "no_captions_test_f1": n["test"]["f1"] if n else None, "best_epoch": t["best_epoch"], "epochs": len(t["epochs"]),
     "seconds": run["seconds"], "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
     # The size of the text features the run read (the artifact, not the per-tweet memo).
     "features_mb": os.path.getsize(

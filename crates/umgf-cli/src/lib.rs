@@ -207,9 +207,10 @@ pub struct GroundArgs {
     pub grid: usize,
     /// Visual nodes from the image's caption: off, targeted (the caption's noun phrases the tweet's
     /// phrases and general words point at), general (those the general words alone point at: an
-    /// ablation) or all (every caption phrase, linked to every word: an ablation).
-    #[arg(long, env = "UMGF_CAPTION_NODES", default_value = "off")]
-    pub caption_nodes: CaptionNodes,
+    /// ablation) or all (every caption phrase, linked to every word: an ablation). Default: off;
+    /// for `eval` and `predict`, as the model was trained (targeted if it reads caption nodes).
+    #[arg(long, env = "UMGF_CAPTION_NODES")]
+    pub caption_nodes: Option<CaptionNodes>,
 }
 
 impl GroundArgs {
@@ -218,7 +219,7 @@ impl GroundArgs {
             max_objects: self.max_objects,
             general_words: self.general_words.clone(),
             grid: self.grid,
-            caption_nodes: self.caption_nodes,
+            caption_nodes: self.caption_nodes.unwrap_or(CaptionNodes::Off),
             ..Default::default()
         };
         params.detector.min_score = self.min_score;
@@ -344,19 +345,10 @@ pub fn predict_on(
     // New tweets get the text features the model was trained on (encoder, layers, pooling, storage).
     let config = files.config()?;
     let text_features = config.text_features();
-    // Grounding settings are not part of the model: say when they cannot be the ones it learnt with.
-    let ground = ground.params();
-    let trained_with_caption_nodes = config.model.caption_dim > 0;
-    if trained_with_caption_nodes != (ground.caption_nodes != CaptionNodes::Off) {
-        let (with, gives) = match trained_with_caption_nodes {
-            true => ("with", "none"),
-            false => ("without", "some"),
-        };
-        tracing::warn!(
-            "the model was trained {with} caption nodes, and CAPTION_NODES={} gives it {gives}",
-            ground.caption_nodes.name()
-        );
-    }
+    let mut ground_params = ground.params();
+    ground_params.caption_nodes =
+        caption_nodes_for_model(ground.caption_nodes, config.model.caption_dim > 0);
+    let ground = ground_params;
     let upstream = run.upstream(common, ground);
     model_inputs(&upstream, &run, &text_features)?;
     let outcome = upstream.predict(files, &text_features, which)?;
@@ -368,6 +360,29 @@ pub fn predict_on(
     };
     run.report(stage, &outcome);
     Ok((run, outcome, dir))
+}
+
+/// The caption nodes `predict` and `eval` give a model. Grounding settings are not part of the model:
+/// unless told, they follow it (targeted if it has a caption projection; an ablation's variant has to
+/// be named), and when told, a warning says if they cannot be the ones it learnt with.
+fn caption_nodes_for_model(told: Option<CaptionNodes>, trained_with: bool) -> CaptionNodes {
+    let Some(told) = told else {
+        return match trained_with {
+            true => CaptionNodes::Targeted,
+            false => CaptionNodes::Off,
+        };
+    };
+    if trained_with != (told != CaptionNodes::Off) {
+        let (with, gives) = match trained_with {
+            true => ("with", "none"),
+            false => ("without", "some"),
+        };
+        tracing::warn!(
+            "the model was trained {with} caption nodes, and CAPTION_NODES={} gives it {gives}",
+            told.name()
+        );
+    }
+    told
 }
 
 /// A stage binary's work on one dataset: what every stage after ingest starts from.
@@ -550,4 +565,20 @@ pub fn peak_rss_mb() -> f64 {
             line.split_whitespace().nth(1)?.parse::<f64>().ok()
         })
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caption_nodes_follow_the_model_unless_told() {
+        use CaptionNodes::{All, Off, Targeted};
+        assert_eq!(caption_nodes_for_model(None, true), Targeted);
+        assert_eq!(caption_nodes_for_model(None, false), Off);
+        // Told, it is what it was told, even where it cannot be what the model learnt with.
+        assert_eq!(caption_nodes_for_model(Some(All), true), All);
+        assert_eq!(caption_nodes_for_model(Some(Off), true), Off);
+        assert_eq!(caption_nodes_for_model(Some(Targeted), false), Targeted);
+    }
 }
