@@ -4,6 +4,8 @@
 //! run, and entities predicted by the trained model. Also a short fine-tune run.
 use std::path::Path;
 
+use umgf::Digest;
+use umgf::analysis::TweetAnalysis;
 use umgf::model::batch::collate;
 use umgf::model::tagger::{ModelKind, Tagger, TextMode};
 use umgf::model::train::TrainConfig;
@@ -105,7 +107,7 @@ fn model_inputs(
     dump: &Path,
     records: &[Record<'_>],
     grounding: &ground::GroundParams,
-) -> DatasetArtifacts {
+) -> (DatasetArtifacts, Digest) {
     let tweets = common::ingest_dump(store, dump);
     let phrases = store_phrases(store, records);
     let grounded = common::ground(store, tweets, phrases, grounding);
@@ -113,7 +115,7 @@ fn model_inputs(
     let text = common::text_features(store, tweets, &text_features::TextFeatureParams::default());
     let visual = common::visual_features(store, tweets, objects);
     let edges = common::graphs(store, tweets, objects);
-    DatasetArtifacts {
+    let data = DatasetArtifacts {
         tweets,
         text_features: text
             .manifest
@@ -126,11 +128,17 @@ fn model_inputs(
             .unwrap()
             .digest,
         graph_edges: edges.manifest.output(graphs::EDGES).unwrap().digest,
-    }
+    };
+    (data, objects)
 }
 
-/// The labelled photo dump written into `dir` and every stage before `train` run on it.
-fn photo_inputs(store: &Store, dir: &Path, grounding: &ground::GroundParams) -> DatasetArtifacts {
+/// The labelled photo dump written into `dir` and every stage before `train` run on it: what
+/// `train` reads, and the objects artifact.
+fn photo_inputs(
+    store: &Store,
+    dir: &Path,
+    grounding: &ground::GroundParams,
+) -> (DatasetArtifacts, Digest) {
     let labelled = records();
     let records: Vec<Record<'_>> = labelled.iter().map(|(r, _)| r.clone()).collect();
     let dump = dir.join("photos.jsonl");
@@ -181,7 +189,7 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
     let records = records().len();
-    let inputs = photo_inputs(&store, dir.path(), &ground::GroundParams::default());
+    let (inputs, objects) = photo_inputs(&store, dir.path(), &ground::GroundParams::default());
     let frozen = params(TextMode::Frozen, 3);
     let first = common::train(&store, inputs, &frozen);
     assert!(!first.hit);
@@ -256,6 +264,7 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     let input = predict::Input {
         model,
         data: inputs,
+        objects,
         dataset: "photos".into(),
         encoder: default_files(&repo().join("models")),
         which: Which::All,
@@ -271,6 +280,29 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
         assert!(v["entities"].is_array() && v["id"].is_string());
     }
     assert!(predicted.manifest.output(predict::METRICS).is_ok());
+    // What a report shows of each tweet: the motorbike tweet's nodes, its links and, per fusion
+    // layer, a gate in (0, 1) on each link.
+    let analysis = std::fs::read_to_string(
+        store.blob_path(&predicted.manifest.output(predict::ANALYSIS).unwrap().digest),
+    )
+    .unwrap();
+    let analysed: Vec<TweetAnalysis> = analysis
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(analysed.len(), records);
+    let motorbike = analysed.iter().find(|a| a.id == "motorbike").unwrap();
+    assert!(motorbike.gold.is_some());
+    assert!(
+        motorbike.nodes.iter().any(|n| n.label == "motorcycle"),
+        "{motorbike:?}"
+    );
+    assert!(!motorbike.links.is_empty());
+    assert_eq!(motorbike.gates.len() as i64, frozen.model.layers);
+    for layer in &motorbike.gates {
+        assert_eq!(layer.len(), motorbike.links.len());
+        assert!(layer.iter().all(|g| (0.0..=1.0).contains(g)), "{layer:?}");
+    }
 
     // Fine-tune mode: the encoder is trained too, saved with the model, and loads back.
     let tuned = common::train(&store, inputs, &params(TextMode::FineTune, 1));
@@ -293,7 +325,7 @@ fn grid_regions_replace_targeted_objects() {
         grid: 2,
         ..Default::default()
     };
-    let inputs = photo_inputs(&store, dir.path(), &grid);
+    let (inputs, _) = photo_inputs(&store, dir.path(), &grid);
     let examples = inputs.examples(&store).unwrap();
     for e in &examples {
         let with_image = e.tweet_id != "no-image";

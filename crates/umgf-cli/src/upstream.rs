@@ -290,6 +290,7 @@ impl Upstream<'_> {
             Ok(predict::Input {
                 model,
                 data: self.model_inputs(params)?,
+                objects: self.objects_digest()?,
                 dataset: self.dataset.label.clone(),
                 encoder: params.encoder.files(&self.common.models),
                 which,

@@ -4,6 +4,7 @@
 //!
 //! The model crate `umgf` builds on it and re-exports its modules, so most code names them through
 //! `umgf::`. The fuzz targets and the store's tests link this crate alone.
+pub mod analysis;
 pub mod dataset;
 pub mod digest;
 mod error;

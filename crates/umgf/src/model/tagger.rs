@@ -275,12 +275,27 @@ impl Tagger {
 
     /// The best tag sequence of each tweet of the batch.
     pub fn decode(&self, batch: &Batch) -> Vec<Vec<Tag>> {
+        self.decode_keeping_gates(batch, None)
+    }
+
+    /// The best tag sequence of each tweet of the batch, and each fusion layer's word-object gates,
+    /// [tweets, words, objects] with the batch's padding ([`Umgf::emissions_and_gates`]).
+    pub fn decode_with_gates(&self, batch: &Batch) -> (Vec<Vec<Tag>>, Vec<Tensor>) {
+        let mut gates = Vec::new();
+        let tags = self.decode_keeping_gates(batch, Some(&mut gates));
+        (tags, gates)
+    }
+
+    fn decode_keeping_gates(
+        &self,
+        batch: &Batch,
+        gates: Option<&mut Vec<Tensor>>,
+    ) -> Vec<Vec<Tag>> {
         let all = Tag::all();
         tch::no_grad(|| {
             let graph = self.graph(batch, false);
-            self.umgf
-                .crf
-                .viterbi(&self.umgf.emissions(&graph, false), &graph.word_mask)
+            let emissions = self.umgf.emissions_and_gates(&graph, false, gates);
+            self.umgf.crf.viterbi(&emissions, &graph.word_mask)
         })
         .into_iter()
         .map(|tags| {

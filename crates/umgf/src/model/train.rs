@@ -396,13 +396,65 @@ fn batch_of(tagger: &Tagger, examples: &[&Example]) -> super::batch::Batch {
 
 /// The tags `tagger` predicts for each example, in order (batched by length, so padding stays small).
 pub fn predict(tagger: &Tagger, examples: &[Example]) -> Vec<Vec<Tag>> {
+    in_batches(tagger, examples, |batch, _| tagger.decode(batch))
+}
+
+/// A tweet's predicted tags and, per fusion layer, the gate of each of its links (in the order of
+/// [`Example::links`]): how strongly the word took in the linked visual node.
+#[derive(Clone, Debug, Default)]
+pub struct Prediction {
+    pub tags: Vec<Tag>,
+    pub gates: Vec<Vec<f32>>,
+}
+
+/// Predicts `examples`, keeping the fusion layers' gates on each tweet's links.
+pub fn predict_with_gates(tagger: &Tagger, examples: &[Example]) -> Vec<Prediction> {
+    in_batches(tagger, examples, |batch, chunk| {
+        let (tags, gates) = tagger.decode_with_gates(batch);
+        // Each layer's [tweets, words, objects] gates, flattened, with its word and object widths.
+        let layers: Vec<(Vec<f32>, usize, usize)> = gates
+            .iter()
+            .map(|g| {
+                let size = g.size();
+                let (n, m) = (size[1] as usize, size[2] as usize);
+                (
+                    Vec::<f32>::try_from(g.flatten(0, -1)).unwrap_or_default(),
+                    n,
+                    m,
+                )
+            })
+            .collect();
+        tags.into_iter()
+            .zip(chunk)
+            .enumerate()
+            .map(|(i, (tags, example))| Prediction {
+                tags,
+                gates: layers
+                    .iter()
+                    .map(|(values, n, m)| {
+                        let at = |w: u32, o: u32| i * n * m + w as usize * m + o as usize;
+                        let gate = |&(w, o): &(u32, u32)| values.get(at(w, o)).copied();
+                        example.links.iter().filter_map(gate).collect()
+                    })
+                    .collect(),
+            })
+            .collect()
+    })
+}
+
+/// `decode` over `examples` in batches of similar length; the outputs in the examples' order.
+fn in_batches<T: Clone + Default>(
+    tagger: &Tagger,
+    examples: &[Example],
+    mut decode: impl FnMut(&super::batch::Batch, &[&Example]) -> Vec<T>,
+) -> Vec<T> {
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.sort_by_key(|&i| examples[i].len());
-    let mut out = vec![Vec::new(); examples.len()];
+    let mut out = vec![T::default(); examples.len()];
     for chunk in order.chunks(PREDICT_BATCH) {
         let batch: Vec<&Example> = chunk.iter().map(|&i| &examples[i]).collect();
-        for (&i, tags) in chunk.iter().zip(tagger.decode(&batch_of(tagger, &batch))) {
-            out[i] = tags;
+        for (&i, decoded) in chunk.iter().zip(decode(&batch_of(tagger, &batch), &batch)) {
+            out[i] = decoded;
         }
     }
     out
@@ -411,12 +463,17 @@ pub fn predict(tagger: &Tagger, examples: &[Example]) -> Vec<Vec<Tag>> {
 /// Predicts `examples` and scores them against their gold tags (unlabelled ones count as all O).
 pub fn evaluate_examples(tagger: &Tagger, examples: &[Example]) -> (Vec<Vec<Tag>>, Evaluation) {
     let predicted = predict(tagger, examples);
+    let evaluation = evaluate_predicted(examples, &predicted);
+    (predicted, evaluation)
+}
+
+/// Scores `predicted` against the examples' gold tags (unlabelled ones count as all O).
+pub fn evaluate_predicted(examples: &[Example], predicted: &[Vec<Tag>]) -> Evaluation {
     let gold: Vec<Vec<Tag>> = examples
         .iter()
         .map(|e| e.tags.clone().unwrap_or_else(|| vec![Tag::O; e.len()]))
         .collect();
-    let evaluation = evaluate(&gold, &predicted);
-    (predicted, evaluation)
+    evaluate(&gold, predicted)
 }
 
 #[cfg(test)]

@@ -303,6 +303,8 @@ impl FusionLayer {
         }
     }
 
+    /// One layer over words `hx` and objects `ho`; pushes onto `gates`, when given, how strongly each
+    /// word took in each linked object: gate a averaged over its dimensions, [b, n, m], 0 unlinked.
     fn forward(
         &self,
         hx: &Tensor,
@@ -310,6 +312,7 @@ impl FusionLayer {
         masks: &Masks,
         c: &UmgfConfig,
         train: bool,
+        gates: Option<&mut Vec<Tensor>>,
     ) -> (Tensor, Tensor) {
         let objects = self.objects.as_ref().unwrap_or(&self.words);
         let cx = self.words.intra(hx, &masks.words, c, train);
@@ -317,6 +320,9 @@ impl FusionLayer {
         // Element-wise gates for every (word, object) pair: [b, n, m, d].
         let a = (self.w1.forward(&cx).unsqueeze(2) + self.w2.forward(&co).unsqueeze(1)).sigmoid();
         let bg = (self.w3.forward(&co).unsqueeze(1) + self.w4.forward(&cx).unsqueeze(2)).sigmoid();
+        if let Some(gates) = gates {
+            gates.push(a.mean_dim(-1, false, Kind::Float) * &masks.links);
+        }
         let links = masks.links.unsqueeze(3);
         // R_xi = C_xi + sum_j link_ij a_ij * C_oj ; R_oj = C_oj + sum_i link_ij b_ji * C_xi
         let rx = &cx + (a * co.unsqueeze(1) * &links).sum_dim_intlist(2, false, Kind::Float);
@@ -471,10 +477,17 @@ impl Umgf {
     /// Word states after the fusion layers, [batch, words, d].
     pub fn word_states(&self, batch: &GraphBatch, train: bool) -> Tensor {
         let text = self.text.forward(batch, &self.config, train);
-        self.fuse(batch, &text, train)
+        self.fuse(batch, &text, train, None)
     }
 
-    fn fuse(&self, batch: &GraphBatch, text: &Tensor, train: bool) -> Tensor {
+    /// Word states after the fusion layers; each layer's word-object gates pushed onto `gates` if given.
+    fn fuse(
+        &self,
+        batch: &GraphBatch,
+        text: &Tensor,
+        train: bool,
+        mut gates: Option<&mut Vec<Tensor>>,
+    ) -> Tensor {
         let c = &self.config;
         let n = batch.words.size()[1];
         let position = positions(n, c.text_width(), text.device()).unsqueeze(0);
@@ -491,15 +504,26 @@ impl Umgf {
         let mut ho = ho.relu().dropout(c.dropout, train);
         let masks = self.masks(batch);
         for layer in &self.layers {
-            (hx, ho) = layer.forward(&hx, &ho, &masks, c, train);
+            (hx, ho) = layer.forward(&hx, &ho, &masks, c, train, gates.as_deref_mut());
         }
         hx
     }
 
     /// Per-word tag scores, [batch, words, tags].
     pub fn emissions(&self, batch: &GraphBatch, train: bool) -> Tensor {
+        self.emissions_and_gates(batch, train, None)
+    }
+
+    /// Per-word tag scores, and each fusion layer's word-object gates pushed onto `gates` if given
+    /// ([batch, words, objects] each: see [`FusionLayer::forward`]).
+    pub fn emissions_and_gates(
+        &self,
+        batch: &GraphBatch,
+        train: bool,
+        gates: Option<&mut Vec<Tensor>>,
+    ) -> Tensor {
         let text = self.text.forward(batch, &self.config, train);
-        let fused = self.fuse(batch, &text, train);
+        let fused = self.fuse(batch, &text, train, gates);
         let states = if self.config.concat_text {
             Tensor::cat(&[fused, text.dropout(self.config.dropout, train)], 2)
         } else {
@@ -652,6 +676,30 @@ mod tests {
         // Tweet 0: words 1 and 2 change; tweet 1 (no objects) does not change at all.
         assert_eq!(&changed[..5], &[false, true, true, false, false]);
         assert!(changed[5..].iter().all(|c| !c));
+    }
+
+    #[test]
+    fn gates_are_per_layer_word_and_object_and_zero_where_unlinked() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Umgf::new(&vs.root(), small());
+        let b = batch();
+        let mut gates = Vec::new();
+        let emissions = tch::no_grad(|| model.emissions_and_gates(&b, false, Some(&mut gates)));
+        // The gates leave the emissions as they are.
+        let plain = tch::no_grad(|| model.emissions(&b, false));
+        assert!(emissions.allclose(&plain, 0.0, 0.0, false));
+        assert_eq!(gates.len(), 2, "one per fusion layer");
+        for layer in &gates {
+            assert_eq!(layer.size(), vec![2, 5, 2]);
+            let values = Vec::<f32>::try_from(layer.flatten(0, -1)).unwrap();
+            // Linked: word 1 and word 2 with object 0 of tweet 0 (a sigmoid's mean, in (0, 1)).
+            for (i, v) in values.iter().enumerate() {
+                let linked = i == 2 || i == 4;
+                assert_eq!(linked, *v != 0.0, "entry {i}: {v}");
+                assert!((0.0..1.0).contains(v));
+            }
+        }
     }
 
     fn batch_like(b: &GraphBatch) -> GraphBatch {

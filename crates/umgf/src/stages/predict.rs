@@ -1,21 +1,23 @@
 //! `predict` (and `eval`): a trained tagger on a dataset's cached artifacts. Writes the entities of
 //! each tweet as JSONL and the tagged tweets as CoNLL (the Twitter-2015 format, `IMGID:` lines, so the
 //! output can be ingested again); on labelled tweets also the metrics and a conlleval-format file of
-//! gold and predicted tags. Cached like every stage: the key is the model's files, the tweets'
-//! artifacts and the split.
+//! gold and predicted tags; and what a report shows of each tweet ([`crate::analysis`]). Cached like
+//! every stage: the key is the model's files, the tweets' artifacts and the split.
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::analysis::{Entity, TweetAnalysis};
 use crate::digest::Digest;
 use crate::eval::{Evaluation, table};
 use crate::labels::spans;
 use crate::model::batch::Example;
 use crate::model::tagger::{self, Tagger};
-use crate::model::train::evaluate_examples;
-use crate::schema::Split;
+use crate::model::train::{Prediction, evaluate_predicted, predict_with_gates};
+use crate::schema::{Artifact, GroundedObject, Split, Tweet};
 use crate::stages::Stage;
 use crate::stages::train::{DatasetArtifacts, predictions};
 use crate::store::{RunOutcome, RunSpec, Store};
@@ -23,8 +25,11 @@ use crate::text::encoder::EncoderFiles;
 use crate::{IoContext, Result};
 
 const STAGE: &str = "predict";
-const VERSION: u32 = 1;
+// Version 2: `analysis.jsonl` (and the objects artifact among the inputs).
+const VERSION: u32 = 2;
 pub const ENTITIES: &str = "entities.jsonl";
+/// Per tweet, what a report shows: entities, visual nodes, links and gates ([`TweetAnalysis`]).
+pub const ANALYSIS: &str = "analysis.jsonl";
 pub const CONLL: &str = "predictions.conll";
 /// Labelled tweets only: gold and predicted tags side by side (conlleval's input), and the scores.
 pub const SCORED: &str = "scored.conll";
@@ -79,10 +84,12 @@ pub enum Which {
 fn spec(
     model: &ModelFiles,
     inputs: &DatasetArtifacts,
+    objects: Digest,
     encoder: Digest,
     which: Which,
 ) -> Result<RunSpec> {
     let mut all = inputs.inputs();
+    all.insert("objects".to_owned(), objects);
     all.insert("model_config".to_owned(), Digest::of_file(&model.config)?);
     all.insert("model_weights".to_owned(), Digest::of_file(&model.weights)?);
     all.insert("encoder".to_owned(), encoder);
@@ -94,16 +101,19 @@ fn spec(
     })
 }
 
-fn run(
-    store: &Store,
-    model: &ModelFiles,
-    inputs: &DatasetArtifacts,
-    dataset: &str,
-    encoder: &EncoderFiles,
-    which: Which,
-) -> Result<RunOutcome> {
+fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
+    let Input {
+        model,
+        data: inputs,
+        objects,
+        dataset,
+        encoder,
+        which,
+    } = input;
+    let which = *which;
     model.check()?;
-    store.run(&spec(model, inputs, encoder.digest()?, which)?, |outputs| {
+    let spec = spec(model, inputs, *objects, encoder.digest()?, which)?;
+    store.run(&spec, |outputs| {
         let mut examples = inputs.examples(store)?;
         if which == Which::Test {
             examples.retain(|e| e.split == Split::Test);
@@ -117,9 +127,13 @@ fn run(
             encoder,
             crate::torch::default_device(),
         )?;
-        let (predicted, evaluation) = evaluate_examples(&tagger, &examples);
+        let with_gates = predict_with_gates(&tagger, &examples);
+        let predicted: Vec<_> = with_gates.iter().map(|p| p.tags.clone()).collect();
+        let evaluation = evaluate_predicted(&examples, &predicted);
         let entities = entities_jsonl(&examples, &predicted)?;
         write(&outputs.path(ENTITIES), &entities)?;
+        let analysis = analysis_jsonl(store, inputs.tweets, *objects, &examples, &with_gates)?;
+        write(&outputs.path(ANALYSIS), &analysis)?;
         write(&outputs.path(CONLL), &tagged_conll(&examples, &predicted))?;
         let labelled = examples.iter().all(|e| e.tags.is_some());
         let found: usize = predicted.iter().map(|p| spans(p).len()).sum();
@@ -162,18 +176,41 @@ fn run(
 fn entities_jsonl(examples: &[Example], predicted: &[Vec<crate::labels::Tag>]) -> Result<String> {
     let mut out = String::new();
     for (e, tags) in examples.iter().zip(predicted) {
-        let entities: Vec<serde_json::Value> = spans(tags)
-            .iter()
-            .map(|s| {
-                json!({
-                    "text": e.words[s.start..s.end].join(" "),
-                    "type": s.ty.name(),
-                    "start": s.start,
-                    "end": s.end,
-                })
-            })
-            .collect();
+        let entities = Entity::all(&e.words, tags);
         let line = json!({"id": e.tweet_id, "tokens": e.words, "entities": entities});
+        out.push_str(&serde_json::to_string(&line)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One [`TweetAnalysis`] line per predicted tweet, from the tweets and objects artifacts.
+fn analysis_jsonl(
+    store: &Store,
+    tweets: Digest,
+    objects: Digest,
+    examples: &[Example],
+    predictions: &[Prediction],
+) -> Result<String> {
+    let tweets = Tweet::read(&store.blob_path(&tweets))?;
+    let tweets: HashMap<&str, &Tweet> = tweets.iter().map(|t| (t.id.as_str(), t)).collect();
+    let objects = GroundedObject::read(&store.blob_path(&objects))?;
+    let mut by_tweet: HashMap<&str, Vec<&GroundedObject>> = HashMap::new();
+    for row in &objects {
+        by_tweet.entry(row.tweet_id.as_str()).or_default().push(row);
+    }
+    let mut out = String::new();
+    for (e, p) in examples.iter().zip(predictions) {
+        let tweet = tweets.get(e.tweet_id.as_str()).ok_or_else(|| {
+            crate::Error::Internal(format!(
+                "tweet {} is not in the tweets artifact",
+                e.tweet_id
+            ))
+        })?;
+        let rows = by_tweet
+            .get(e.tweet_id.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        let line = TweetAnalysis::new(tweet, rows, &p.tags, &e.links, &p.gates);
         out.push_str(&serde_json::to_string(&line)?);
         out.push('\n');
     }
@@ -215,6 +252,8 @@ pub struct PredictStage;
 pub struct Input {
     pub model: ModelFiles,
     pub data: DatasetArtifacts,
+    /// The `objects` artifact the graphs were built from (what each visual node is).
+    pub objects: Digest,
     pub dataset: String,
     pub encoder: EncoderFiles,
     pub which: Which,
@@ -237,19 +276,13 @@ impl Stage for PredictStage {
         spec(
             &input.model,
             &input.data,
+            input.objects,
             input.encoder.digest()?,
             input.which,
         )
     }
 
     fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
-        run(
-            store,
-            &input.model,
-            &input.data,
-            &input.dataset,
-            &input.encoder,
-            input.which,
-        )
+        run(store, input)
     }
 }
