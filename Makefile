@@ -20,6 +20,8 @@
 #   make train                (again, after a stop or a kill: continues from the last finished epoch)
 #   make eval DATASET=twitter2015   score the latest twitter2017 model on another test set (cross-domain)
 #   make predict DATASET=new.jsonl  entities of new tweets (JSONL and CoNLL) with that model
+#   make report                     an HTML page of the latest eval: tables, curve, errors, tweets
+#   make report REPORT_RUN=predictions   the same for the latest predict run (COMPARE=<run folder>)
 #   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
 #   make chunker CHUNKER_TWEEBANK=1   ... and on Tweebank v2's tweets (CC BY-NC-SA 4.0: research use)
 #   make status               which stages are up to date, which would re-run
@@ -102,7 +104,7 @@ DATA   := --dataset $(DATASET) $(if $(IMAGE_DIR),--image-dir $(IMAGE_DIR)) \
 TRAIN  = --model $(MODEL) --mode $(MODE) --seed $(SEED) \
          $(if $(filter fine-tune,$(MODE)),$(FINE_TUNE_ARGS),$(FROZEN_ARGS)) $(TRAIN_ARGS)
 
-.PHONY: all setup setup-reference setup-photos build ingest chunker chunk ground graphs features train eval predict status test \
+.PHONY: all setup setup-reference setup-photos build ingest chunker chunk ground graphs features train eval predict report status test \
 	test-fast lint gc bench bench-text bench-vision kill-test fuzz clean distclean data help
 
 all: setup train
@@ -194,6 +196,14 @@ eval: build
 
 predict: build
 	$(BIN)/predict $(DATA) --on-error $(ON_ERROR) $(if $(MODEL_DIR),--model $(MODEL_DIR)) $(COMMON)
+
+# An HTML report (artifacts/<dataset>/report/index.html) of the latest eval, or with
+# REPORT_RUN=predictions of the latest predict run; COMPARE=<run folder> lists where another run's
+# predictions differ. Runs eval (or predict) first: a cache hit after make train.
+REPORT_RUN ?= eval
+report: $(if $(filter predictions,$(REPORT_RUN)),predict,eval)
+	$(BIN)/report $(DATA) --run $(REPORT_RUN) $(if $(MODEL_DIR),--model $(MODEL_DIR)) \
+		$(if $(COMPARE),--compare $(COMPARE)) $(COMMON)
 
 # Garbage collection: keeps the linked runs, the last GC_KEEP runs per stage and what they read.
 GC_KEEP ?= 3

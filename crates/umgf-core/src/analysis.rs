@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::{Tag, spans};
-use crate::schema::{GroundedObject, NodeKind, QueryKind, Tweet};
+use crate::schema::{GroundedObject, ImageStatus, NodeKind, QueryKind, Tweet};
 
 /// An entity: its words `start..end` (end exclusive) and type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ pub struct TweetAnalysis {
     /// Gold entities; `None` for an unlabelled tweet.
     pub gold: Option<Vec<Entity>>,
     pub predicted: Vec<Entity>,
-    /// The image file as ingest resolved it (`None` without one), and its caption.
+    /// The image file as ingest resolved it (`None` without a readable one), and its caption.
     pub image: Option<String>,
     pub caption: Option<String>,
     /// The visual nodes of the tweet's graph, by id (0..m).
@@ -117,7 +117,10 @@ impl TweetAnalysis {
                 .as_ref()
                 .map(|tags| Entity::all(&tweet.tokens, tags)),
             predicted: Entity::all(&tweet.tokens, predicted),
-            image: tweet.image_path.clone(),
+            image: match tweet.image_status {
+                ImageStatus::Ok => tweet.image_path.clone(),
+                ImageStatus::Missing | ImageStatus::None => None,
+            },
             caption: tweet.caption.clone(),
             nodes: nodes.into_values().collect(),
             links: links.to_vec(),
@@ -134,7 +137,7 @@ mod tests {
     use super::*;
     use crate::digest::Digest;
     use crate::labels::EntityType;
-    use crate::schema::{ImageStatus, Split};
+    use crate::schema::Split;
 
     fn tweet() -> Tweet {
         let tokens: Vec<String> = ["Obama", "in", "Paris", "today"].map(String::from).to_vec();

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod io;
 pub mod labels;
 pub mod progress;
+pub mod report;
 pub mod rng;
 pub mod schema;
 pub mod stages;

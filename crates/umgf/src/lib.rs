@@ -6,7 +6,9 @@
 //! the `umgf-core` crate, re-exported here so the whole library reads as one: `umgf::schema`,
 //! `umgf::store`. The stage binaries in `crates/umgf-cli` are thin.
 pub use umgf_core::{Digest, Error, IoContext, Result, bail};
-pub use umgf_core::{analysis, dataset, digest, eval, io, labels, progress, rng, schema, store};
+pub use umgf_core::{
+    analysis, dataset, digest, eval, io, labels, progress, report, rng, schema, store,
+};
 
 pub mod grounding;
 pub mod model;

@@ -1,0 +1,162 @@
+//! `report`: one static HTML page of a run (`eval` by default, or `predict`), from its outputs and
+//! the trained model's metrics; never runs a model. See `umgf::report`.
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Parser;
+use umgf::analysis::TweetAnalysis;
+use umgf::eval::Evaluation;
+use umgf::report::{self, Report, chart::EpochPoint};
+use umgf::stages::predict::{ANALYSIS, METRICS};
+
+#[derive(Parser, Debug)]
+#[command(about = "Write an HTML report of an eval or predict run (umgf)")]
+struct Cli {
+    #[command(flatten)]
+    data: umgf_cli::DatasetArgs,
+    /// The run to show: `eval` or `predictions` (the dataset's latest) or a folder holding a run's
+    /// analysis.jsonl.
+    #[arg(long, default_value = "eval")]
+    run: String,
+    #[command(flatten)]
+    model: umgf_cli::ModelArgs,
+    /// Another run over the same tweets (same forms as --run): the report lists where they differ.
+    #[arg(long)]
+    compare: Option<String>,
+    /// Where the report goes (default: artifacts/<dataset>/report).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    common: umgf_cli::Common,
+}
+
+/// A run folder: `eval`/`predictions` of the dataset, or a path.
+fn run_dir(dataset_dir: &Path, run: &str) -> PathBuf {
+    match run {
+        "eval" | "predictions" => dataset_dir.join(run),
+        path => PathBuf::from(path),
+    }
+}
+
+fn read_analysis(dir: &Path) -> anyhow::Result<Vec<TweetAnalysis>> {
+    let path = dir.join(ANALYSIS);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: no analysis of a run there; run `make eval` or `make predict` first",
+            path.display()
+        )
+    })?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not a tweet analysis", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Option<serde_json::Value>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| {
+        format!("{}: invalid JSON", path.display())
+    })?))
+}
+
+fn evaluation(value: &serde_json::Value) -> Option<Evaluation> {
+    serde_json::from_value(value.clone()).ok()
+}
+
+fn main() -> anyhow::Result<()> {
+    umgf_cli::init();
+    let cli = Cli::parse();
+    let started = std::time::Instant::now();
+    let label = cli.data.resolve(&cli.common)?.label;
+    let dataset_dir = cli.common.artifacts.join(&label);
+    let run = run_dir(&dataset_dir, &cli.run);
+    let tweets = read_analysis(&run)?;
+    let compare = match &cli.compare {
+        Some(other) => {
+            let dir = run_dir(&dataset_dir, other);
+            Some((dir.display().to_string(), read_analysis(&dir)?))
+        }
+        None => None,
+    };
+    let run_metrics = read_json(&run.join(METRICS))?;
+    let model_dir = cli.model.dir(&cli.common);
+    let model_metrics = read_json(&model_dir.join(METRICS))?;
+
+    let mut about = vec![format!("run: {}", run.display())];
+    let mut tables = Vec::new();
+    let mut curve = None;
+    if let Some(m) = &model_metrics {
+        about.push(format!(
+            "model: {} ({} {}, trained on {}, seed {})",
+            model_dir.display(),
+            m["model"].as_str().unwrap_or("?"),
+            m["mode"].as_str().unwrap_or("?"),
+            m["train_dataset"].as_str().unwrap_or("?"),
+            m["seed"]
+        ));
+        if let Some(dev) = evaluation(&m["dev"]) {
+            tables.push((
+                format!("dev, {}", m["train_dataset"].as_str().unwrap_or("?")),
+                dev,
+            ));
+        }
+        let training = &m["training"];
+        let epochs: Vec<EpochPoint> =
+            serde_json::from_value(training["epochs"].clone()).unwrap_or_default();
+        let kept = training["best_epoch"].as_u64().map(|e| e as usize);
+        curve = Some((epochs, kept));
+    }
+    let title = match &run_metrics {
+        Some(m) => {
+            if let Some(test) = evaluation(&m["test"]) {
+                tables.push((
+                    format!("test, {}", m["test_dataset"].as_str().unwrap_or("?")),
+                    test,
+                ));
+            }
+            format!(
+                "umgf report: {} {} trained on {}, tested on {}",
+                m["model"].as_str().unwrap_or("?"),
+                m["mode"].as_str().unwrap_or("?"),
+                m["train_dataset"].as_str().unwrap_or("?"),
+                m["test_dataset"].as_str().unwrap_or("?")
+            )
+        }
+        None => format!("umgf report: predictions on {label}"),
+    };
+    let with_nodes = tweets.iter().filter(|t| !t.nodes.is_empty()).count();
+    about.push(format!(
+        "{} tweets, {} with visual nodes, {} with an image",
+        tweets.len(),
+        with_nodes,
+        tweets.iter().filter(|t| t.image.is_some()).count()
+    ));
+    let report = Report {
+        title,
+        about,
+        tables,
+        curve,
+        tweets: &tweets,
+        compare: compare
+            .as_ref()
+            .map(|(name, t)| (name.clone(), t.as_slice())),
+    };
+    let out = cli.out.unwrap_or_else(|| dataset_dir.join("report"));
+    let written = report::write(&out, &report)?;
+    eprintln!(
+        "report {label}: {} tweets, {} images ({} unreadable), {:.1} MB of HTML in {:.2} s -> {}",
+        written.tweets,
+        written.images,
+        written.missing_images,
+        written.html_bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64(),
+        out.join("index.html").display()
+    );
+    Ok(())
+}
