@@ -303,6 +303,21 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
         assert_eq!(layer.len(), motorbike.links.len());
         assert!(layer.iter().all(|g| (0.0..=1.0).contains(g)), "{layer:?}");
     }
+    // Its report: the page, and a copy of every tweet's image.
+    let with_image = analysed.iter().filter(|a| a.image.is_some()).count();
+    assert!(with_image >= 4);
+    let report = umgf::report::Report {
+        title: "photos".into(),
+        about: vec![],
+        tables: vec![],
+        curve: None,
+        tweets: &analysed,
+        compare: None,
+    };
+    let written = umgf::report::write(&dir.path().join("report"), &report).unwrap();
+    assert_eq!((written.images, written.missing_images), (with_image, 0));
+    let page = std::fs::read_to_string(dir.path().join("report/index.html")).unwrap();
+    assert!(page.contains("\"label\":\"motorcycle\""));
 
     // Fine-tune mode: the encoder is trained too, saved with the model, and loads back.
     let tuned = common::train(&store, inputs, &params(TextMode::FineTune, 1));

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Parser;
 use umgf::analysis::TweetAnalysis;
+use umgf::digest::Digest;
 use umgf::eval::Evaluation;
 use umgf::report::{self, Report, chart::EpochPoint};
 use umgf::stages::predict::{ANALYSIS, METRICS};
+use umgf::stages::{Stage, predict::PredictStage, train};
+use umgf::store::Store;
 
 #[derive(Parser, Debug)]
 #[command(about = "Write an HTML report of an eval or predict run (umgf)")]
@@ -18,8 +21,10 @@ struct Cli {
     /// analysis.jsonl.
     #[arg(long, default_value = "eval")]
     run: String,
-    #[command(flatten)]
-    model: umgf_cli::ModelArgs,
+    /// The trained model whose metrics (dev table, training curve) the report shows. Default: the
+    /// model the run used, found in the store by the run's outputs.
+    #[arg(long = "model")]
+    model_dir: Option<PathBuf>,
     /// Another run over the same tweets (same forms as --run): the report lists where they differ.
     #[arg(long)]
     compare: Option<String>,
@@ -65,6 +70,24 @@ fn read_json(path: &Path) -> anyhow::Result<Option<serde_json::Value>> {
     })?))
 }
 
+/// The metrics.json of the model that made the run in `run_dir`: the predict run whose analysis it
+/// holds names the model's weights, and the train run that wrote those weights has the metrics.
+fn model_metrics_of(store: &Store, run_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let analysis = Digest::of_file(&run_dir.join(ANALYSIS))?;
+    let Some(predict) = store.producer(PredictStage::NAME, ANALYSIS, &analysis)? else {
+        return Ok(None);
+    };
+    let Some(weights) = predict.spec.inputs.get("model_weights") else {
+        return Ok(None);
+    };
+    let trained = store.producer(train::TrainStage::NAME, train::MODEL, weights)?;
+    Ok(trained.and_then(|m| {
+        m.outputs
+            .get(train::METRICS)
+            .map(|o| store.blob_path(&o.digest))
+    }))
+}
+
 fn evaluation(value: &serde_json::Value) -> Option<Evaluation> {
     serde_json::from_value(value.clone()).ok()
 }
@@ -85,16 +108,31 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     let run_metrics = read_json(&run.join(METRICS))?;
-    let model_dir = cli.model.dir(&cli.common);
-    let model_metrics = read_json(&model_dir.join(METRICS))?;
+    let store = cli.common.open_artifacts()?.store;
+    let (model, model_path) = match &cli.model_dir {
+        Some(dir) => (dir.display().to_string(), Some(dir.join(METRICS))),
+        None => (
+            "the one that made the run".to_owned(),
+            model_metrics_of(&store, &run)?,
+        ),
+    };
+    let model_metrics = match &model_path {
+        Some(path) => read_json(path)?,
+        None => None,
+    };
 
     let mut about = vec![format!("run: {}", run.display())];
+    if model_metrics.is_none() {
+        about.push(
+            "model: not in this store (pass --model DIR for its dev table and training curve)"
+                .into(),
+        );
+    }
     let mut tables = Vec::new();
     let mut curve = None;
     if let Some(m) = &model_metrics {
         about.push(format!(
-            "model: {} ({} {}, trained on {}, seed {})",
-            model_dir.display(),
+            "model: {model} ({} {}, trained on {}, seed {})",
             m["model"].as_str().unwrap_or("?"),
             m["mode"].as_str().unwrap_or("?"),
             m["train_dataset"].as_str().unwrap_or("?"),

@@ -175,18 +175,7 @@ pub fn collect(store: &Store, links_root: &Path, config: &GcConfig) -> Result<Gc
 /// Every readable manifest, by its path. An unreadable one is left alone (`status --verify`
 /// reports it).
 fn read_manifests(store: &Store) -> Result<BTreeMap<PathBuf, Manifest>> {
-    let dir = store.root.join("runs");
-    let mut out = BTreeMap::new();
-    for entry in fs::read_dir(&dir).at(&dir)? {
-        let path = entry.at(&dir)?.path();
-        let parsed = fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok());
-        if let Some(manifest) = parsed {
-            out.insert(path, manifest);
-        }
-    }
-    Ok(out)
+    Ok(store.manifests()?.into_iter().collect())
 }
 
 /// The blobs that symbolic links below `root` (the store's own folder excluded) point at.

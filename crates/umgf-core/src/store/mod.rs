@@ -480,6 +480,30 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Every readable manifest of the store, with its file (an unreadable one is left out: `verify`
+    /// reports it).
+    pub fn manifests(&self) -> Result<Vec<(PathBuf, Manifest)>> {
+        let dir = self.root.join("runs");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).at(&dir)? {
+            let path = entry.at(&dir)?.path();
+            let parsed = fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok());
+            if let Some(manifest) = parsed {
+                out.push((path, manifest));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The run of `stage` whose output `name` is the blob `digest`, if the store holds one.
+    pub fn producer(&self, stage: &str, name: &str, digest: &Digest) -> Result<Option<Manifest>> {
+        Ok(self.manifests()?.into_iter().map(|(_, m)| m).find(|m| {
+            m.spec.stage == stage && m.outputs.get(name).is_some_and(|o| o.digest == *digest)
+        }))
+    }
+
     /// Checks the whole store: every manifest parses and names its own key, every blob and memo entry
     /// matches its digest, every blob a manifest names exists. Read-only.
     pub fn verify(&self) -> Result<VerifyReport> {
