@@ -83,13 +83,16 @@ slurm_ok() {  # the one-node Slurm cluster tests/shards.rs starts on loopback
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || return 1
   done
 }
+chromium_ok() {  # the headless browser tests/report.rs opens the HTML report in
+  command -v chromium >/dev/null
+}
 node_ref_ok() {  # cheap: the stamp (package.json + lock) and a node on PATH; no process is started
   [[ -f $NODE_REF/umgf-node.stamp && $(cat "$NODE_REF/umgf-node.stamp") == "$node_key" ]] &&
     [[ -f $NODE_REF/node_modules/@tensorflow/tfjs-core/package.json ]] && command -v node >/dev/null
 }
 
 if [[ -f $VENV/umgf-setup.stamp && $(cat "$VENV/umgf-setup.stamp") == "$all_key" ]] && venv_ok && models_ok &&
-  { [[ $REFERENCE == 0 ]] || { ref_ok && node_ref_ok && slurm_ok; }; } &&
+  { [[ $REFERENCE == 0 ]] || { ref_ok && node_ref_ok && slurm_ok && chromium_ok; }; } &&
   { [[ $TEST_PHOTOS == 0 ]] || photos_ok; }; then
   if [[ $REFERENCE == 1 ]]; then
     say "up to date ($VARIANT; LIBTORCH=.venv/libtorch, models/, .venv-ref, .node-ref)"
@@ -327,6 +330,21 @@ if [[ $REFERENCE == 1 ]]; then
   else
     die "REFERENCE=1 needs Slurm and munge for tests/shards.rs (Debian/Ubuntu as root: apt-get install \
 --no-install-recommends slurmctld slurmd slurm-client munge) and re-run."
+  fi
+fi
+
+# ---- 7. Chromium (REFERENCE=1) -------------------------------------------------------------------
+# Debian's chromium, for the test that opens the HTML report in a real headless browser
+# (tests/report.rs). As root it runs with --no-sandbox.
+if [[ $REFERENCE == 1 ]]; then
+  if chromium_ok; then
+    say "chromium present"
+  elif can_apt; then
+    apt_install "for tests/report.rs" chromium
+    chromium_ok || die "chromium still missing after apt-get install"
+  else
+    die "REFERENCE=1 needs chromium for tests/report.rs (Debian/Ubuntu as root: apt-get install \
+--no-install-recommends chromium) and re-run."
   fi
 fi
 

@@ -11,6 +11,7 @@ mod ground;
 mod ingest_real_data;
 mod kill;
 mod mpnet;
+mod report;
 mod shards;
 mod text;
 mod train;
