@@ -175,6 +175,25 @@ fn main() -> anyhow::Result<()> {
         with_nodes,
         tweets.iter().filter(|t| t.image.is_some()).count()
     ));
+    if let Some((name, other)) = &compare {
+        let theirs: std::collections::HashMap<&str, &TweetAnalysis> =
+            other.iter().map(|t| (t.id.as_str(), t)).collect();
+        let differ = tweets
+            .iter()
+            .filter(|t| {
+                theirs
+                    .get(t.id.as_str())
+                    .is_some_and(|o| o.predicted != t.predicted)
+            })
+            .count();
+        let shared = tweets
+            .iter()
+            .filter(|t| theirs.contains_key(t.id.as_str()))
+            .count();
+        about.push(format!(
+            "compared with {name}: {differ} of the {shared} tweets both runs tagged differ (filter \"differs from the other run\")"
+        ));
+    }
     let report = Report {
         title,
         about,
