@@ -107,13 +107,15 @@ fn tweets() -> Vec<TweetAnalysis> {
     ]
 }
 
-/// Chromium, headless, on the page: (stdout, stderr). As root it needs `--no-sandbox`.
+/// Chromium, headless, on the page: (stdout, stderr). As root it needs `--no-sandbox`; in a container
+/// /dev/shm may be too small for it (`--disable-dev-shm-usage`).
 fn chromium(page: &Path, action: &[&str]) -> (String, String) {
     let out = Command::new("chromium")
         .args([
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--disable-dev-shm-usage",
             "--enable-logging=stderr",
             "--v=0",
         ])
