@@ -1,6 +1,7 @@
-//! The training curve as an SVG chart: train loss above, dev F1 below, on a shared epoch axis, with
-//! named axes, ticks, a legend and the kept epoch (best dev F1) marked.
-use std::fmt::Write as _;
+//! The training curve as a chart: train loss above, dev F1 below, on a shared epoch axis, with
+//! named axes, ticks, a legend and the kept epoch (best dev F1) marked. One layout on a
+//! [`Canvas`], drawn as SVG in the HTML report and as `curve.png` by `train`.
+use super::canvas::{Anchor, Canvas, Colour, Mark, text_width};
 
 /// One epoch of training as `metrics.json` records it.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
@@ -17,9 +18,13 @@ const LEFT: f64 = 78.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 40.0;
 const GAP: f64 = 46.0;
-const LOSS_COLOUR: &str = "#1f77b4";
-const F1_COLOUR: &str = "#d62728";
-const KEPT_COLOUR: &str = "#2ca02c";
+const TICK_SIZE: f64 = 11.0;
+const TITLE_SIZE: f64 = 12.0;
+const LOSS_COLOUR: Colour = Colour(0x1f, 0x77, 0xb4);
+const F1_COLOUR: Colour = Colour(0xd6, 0x27, 0x28);
+const KEPT_COLOUR: Colour = Colour(0x2c, 0xa0, 0x2c);
+const GRID_COLOUR: Colour = Colour(0xe5, 0xe5, 0xe5);
+const FRAME_COLOUR: Colour = Colour(0x88, 0x88, 0x88);
 
 /// About five round ticks (1, 2 or 5 times a power of ten apart) covering `lo..=hi`.
 pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
@@ -54,8 +59,37 @@ fn label(v: f64) -> String {
     }
 }
 
-/// One panel: the series' line and points, y ticks and title; x positions shared by the caller.
-fn panel(svg: &mut String, top: f64, title: &str, colour: &str, xs: &[f64], values: &[f64]) {
+fn text(at: (f64, f64), text: impl Into<String>, size: f64, anchor: Anchor) -> Mark {
+    Mark::Text {
+        at,
+        text: text.into(),
+        size,
+        anchor,
+        rotated: false,
+    }
+}
+
+fn line(from: (f64, f64), to: (f64, f64), colour: Colour, width: f64, dashed: bool) -> Mark {
+    Mark::Line {
+        from,
+        to,
+        colour,
+        width,
+        dashed,
+    }
+}
+
+/// One panel: y ticks and title, the kept epoch's line (at `kept_x`) and the series' line and
+/// points over it; x positions shared by the caller.
+fn panel(
+    chart: &mut Canvas,
+    top: f64,
+    title: &str,
+    colour: Colour,
+    xs: &[f64],
+    values: &[f64],
+    kept_x: Option<f64>,
+) {
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let ticks = ticks(lo, hi);
@@ -63,121 +97,109 @@ fn panel(svg: &mut String, top: f64, title: &str, colour: &str, xs: &[f64], valu
     let y = |v: f64| top + PANEL_HEIGHT - (v - t0) / (t1 - t0) * PANEL_HEIGHT;
     let right = WIDTH - RIGHT;
     for t in &ticks {
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{right}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{x:.1}" y="{ty:.1}" text-anchor="end" font-size="11">{l}</text>"##,
-            y = y(*t),
-            x = LEFT - 6.0,
-            ty = y(*t) + 4.0,
-            l = label(*t)
-        );
+        chart.push(line((LEFT, y(*t)), (right, y(*t)), GRID_COLOUR, 1.0, false));
+        chart.push(text(
+            (LEFT - 6.0, y(*t) + 4.0),
+            label(*t),
+            TICK_SIZE,
+            Anchor::End,
+        ));
     }
-    let _ = write!(
-        svg,
-        r##"<rect x="{LEFT}" y="{top}" width="{w}" height="{PANEL_HEIGHT}" fill="none" stroke="#888"/><text transform="translate(16 {mid:.1}) rotate(-90)" text-anchor="middle" font-size="12">{title}</text>"##,
-        w = right - LEFT,
-        mid = top + PANEL_HEIGHT / 2.0
-    );
-    let points: Vec<String> = xs
-        .iter()
-        .zip(values)
-        .map(|(x, v)| format!("{x:.1},{:.1}", y(*v)))
-        .collect();
-    let _ = write!(
-        svg,
-        r##"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"##,
-        points.join(" ")
-    );
+    chart.push(Mark::Frame {
+        corner: (LEFT, top),
+        size: (right - LEFT, PANEL_HEIGHT),
+        colour: FRAME_COLOUR,
+    });
+    chart.push(Mark::Text {
+        at: (20.0, top + PANEL_HEIGHT / 2.0),
+        text: title.to_owned(),
+        size: TITLE_SIZE,
+        anchor: Anchor::Middle,
+        rotated: true,
+    });
+    if let Some(x) = kept_x {
+        chart.push(line(
+            (x, top),
+            (x, top + PANEL_HEIGHT),
+            KEPT_COLOUR,
+            2.0,
+            true,
+        ));
+    }
+    chart.push(Mark::Polyline {
+        points: xs.iter().zip(values).map(|(x, v)| (*x, y(*v))).collect(),
+        colour,
+        width: 2.0,
+    });
     for (x, v) in xs.iter().zip(values) {
-        let _ = write!(
-            svg,
-            r##"<circle cx="{x:.1}" cy="{:.1}" r="3" fill="{colour}"><title>{}</title></circle>"##,
-            y(*v),
-            label((v * 100.0).round() / 100.0)
-        );
+        chart.push(Mark::Dot {
+            at: (*x, y(*v)),
+            radius: 3.0,
+            colour,
+            title: label((v * 100.0).round() / 100.0),
+        });
     }
 }
 
-/// The chart, or `None` without epochs.
-pub fn training_curve(epochs: &[EpochPoint], kept_epoch: Option<usize>) -> Option<String> {
-    if epochs.is_empty() {
-        return None;
-    }
+/// The chart; without epochs, a canvas that says so.
+pub fn training_curve(epochs: &[EpochPoint], kept_epoch: Option<usize>) -> Canvas {
     let height = TOP + 2.0 * PANEL_HEIGHT + GAP + 44.0;
-    let (first, last) = (
-        epochs[0].epoch as f64,
-        epochs[epochs.len() - 1].epoch as f64,
-    );
-    let span = (last - first).max(1.0);
+    let mut chart = Canvas::new(WIDTH, height, "Training curve");
+    let (Some(first), Some(last)) = (epochs.first(), epochs.last()) else {
+        chart.push(text(
+            (WIDTH / 2.0, height / 2.0),
+            "no epochs trained",
+            TITLE_SIZE,
+            Anchor::Middle,
+        ));
+        return chart;
+    };
+    let first = first.epoch as f64;
+    let span = (last.epoch as f64 - first).max(1.0);
     let plot = WIDTH - LEFT - RIGHT - 20.0;
     let x = |e: usize| LEFT + 10.0 + (e as f64 - first) / span * plot;
     let xs: Vec<f64> = epochs.iter().map(|p| x(p.epoch)).collect();
-    let mut svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" font-family="sans-serif" role="img" aria-label="Training curve">"##
-    );
     let loss: Vec<f64> = epochs.iter().map(|p| p.train_loss).collect();
     let f1: Vec<f64> = epochs.iter().map(|p| p.dev_f1).collect();
-    panel(
-        &mut svg,
-        TOP,
-        "train loss (CRF NLL)",
-        LOSS_COLOUR,
-        &xs,
-        &loss,
-    );
+    let kept_x = kept_epoch
+        .filter(|k| epochs.iter().any(|p| p.epoch == *k))
+        .map(x);
+    // The loss is the CRF's negative log-likelihood, averaged over the epoch's tweets.
+    let loss_title = "loss (nats / tweet)";
+    panel(&mut chart, TOP, loss_title, LOSS_COLOUR, &xs, &loss, kept_x);
     let lower = TOP + PANEL_HEIGHT + GAP;
-    panel(&mut svg, lower, "dev F1 (%)", F1_COLOUR, &xs, &f1);
+    panel(&mut chart, lower, "dev F1 (%)", F1_COLOUR, &xs, &f1, kept_x);
     // Epoch ticks under each panel, the axis title under the lower one.
     for p in epochs {
         for base in [TOP + PANEL_HEIGHT, lower + PANEL_HEIGHT] {
-            let _ = write!(
-                svg,
-                r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{}</text>"##,
-                x(p.epoch),
-                base + 15.0,
-                p.epoch
-            );
+            chart.push(text(
+                (x(p.epoch), base + 15.0),
+                p.epoch.to_string(),
+                TICK_SIZE,
+                Anchor::Middle,
+            ));
         }
     }
-    let _ = write!(
-        svg,
-        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">epoch</text>"##,
-        LEFT + (WIDTH - LEFT - RIGHT) / 2.0,
-        lower + PANEL_HEIGHT + 34.0
-    );
-    if let Some(kept) = kept_epoch.filter(|k| epochs.iter().any(|p| p.epoch == *k)) {
-        for top in [TOP, lower] {
-            let _ = write!(
-                svg,
-                r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{:.1}" stroke="{KEPT_COLOUR}" stroke-dasharray="5 3" stroke-width="2"/>"##,
-                top + PANEL_HEIGHT,
-                x = x(kept)
-            );
-        }
-    }
+    let middle = LEFT + (WIDTH - LEFT - RIGHT) / 2.0;
+    chart.push(text(
+        (middle, lower + PANEL_HEIGHT + 34.0),
+        "epoch",
+        TITLE_SIZE,
+        Anchor::Middle,
+    ));
     // The legend, above the upper panel.
     let legend = [
-        (LOSS_COLOUR, "train loss", false),
+        (LOSS_COLOUR, "train loss (CRF NLL)", false),
         (F1_COLOUR, "dev F1", false),
         (KEPT_COLOUR, "kept epoch (best dev F1)", true),
     ];
     let mut at = LEFT;
     for (colour, name, dashed) in legend {
-        let dash = if dashed {
-            r#" stroke-dasharray="5 3""#
-        } else {
-            ""
-        };
-        let _ = write!(
-            svg,
-            r##"<line x1="{at}" x2="{:.1}" y1="18" y2="18" stroke="{colour}" stroke-width="2"{dash}/><text x="{:.1}" y="22" font-size="12">{name}</text>"##,
-            at + 22.0,
-            at + 27.0
-        );
-        at += 40.0 + 7.0 * name.len() as f64;
+        chart.push(line((at, 18.0), (at + 22.0, 18.0), colour, 2.0, dashed));
+        chart.push(text((at + 27.0, 22.0), name, TITLE_SIZE, Anchor::Start));
+        at += 27.0 + text_width(name, TITLE_SIZE) + 18.0;
     }
-    svg.push_str("</svg>");
-    Some(svg)
+    chart
 }
 
 #[cfg(test)]
@@ -203,10 +225,12 @@ mod tests {
                 dev_f1,
             })
             .collect();
-        let svg = training_curve(&epochs, Some(3)).unwrap();
+        let chart = training_curve(&epochs, Some(3));
+        let svg = chart.to_svg();
         for text in [
             "epoch",
             "train loss (CRF NLL)",
+            "loss (nats / tweet)",
             "dev F1 (%)",
             "kept epoch (best dev F1)",
         ] {
@@ -217,6 +241,25 @@ mod tests {
             3,
             "two panels and the legend"
         );
-        assert!(training_curve(&[], None).is_none());
+        assert!(
+            training_curve(&[], None)
+                .to_svg()
+                .contains("no epochs trained")
+        );
+        // The PNG shows the same: the series' colours and dark text at the axis title's place.
+        let png = chart.to_png(2.0);
+        assert_eq!(png.dimensions(), (1280, 940));
+        let dark_under_the_x_axis = (900..922)
+            .flat_map(|y| (660..740).map(move |x| (x, y)))
+            .filter(|&(x, y)| png.get_pixel(x, y).0.iter().all(|c| *c < 100))
+            .count();
+        assert!(
+            dark_under_the_x_axis > 50,
+            "the word epoch: {dark_under_the_x_axis}"
+        );
+        for colour in [LOSS_COLOUR, F1_COLOUR, KEPT_COLOUR] {
+            let rgb = image::Rgb([colour.0, colour.1, colour.2]);
+            assert!(png.pixels().any(|p| *p == rgb), "{colour:?}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! The folder is self-contained: `index.html` (styles, script and data inline; no server, no
 //! network) plus the tweets' images under `images/`. It is written beside its final place and
 //! renamed there, so a killed run leaves the previous report whole.
+pub mod canvas;
 pub mod chart;
 pub mod errors;
 
@@ -159,8 +160,9 @@ pub fn render(report: &Report<'_>, images: &BTreeMap<&str, String>) -> Result<St
     let curve = report
         .curve
         .as_ref()
-        .and_then(|(epochs, kept)| chart::training_curve(epochs, *kept))
-        .map_or(String::new(), |svg| {
+        .filter(|(epochs, _)| !epochs.is_empty())
+        .map_or(String::new(), |(epochs, kept)| {
+            let svg = chart::training_curve(epochs, *kept).to_svg();
             format!("<section><h2>Training curve</h2>{svg}</section>")
         });
     let confusion = confusion_table(&Confusion::of(report.tweets));

@@ -3,7 +3,6 @@
 //! the cached artifacts (`batch`), and the training and prediction loops (`train`).
 pub mod batch;
 mod crf;
-pub(crate) mod curve;
 mod optim;
 pub mod tagger;
 pub mod text_head;

@@ -16,8 +16,9 @@ use crate::eval::{Evaluation, conll_predictions, table};
 use crate::labels::Tag;
 use crate::model::batch::{Example, assemble};
 use crate::model::tagger::{self, ModelKind, Tagger, TaggerConfig, TextMode};
-use crate::model::train::{TrainConfig, evaluate_examples, train};
+use crate::model::train::{EpochLog, TrainConfig, evaluate_examples, train};
 use crate::model::umgf::UmgfConfig;
+use crate::report::chart::{EpochPoint, training_curve};
 use crate::schema::{Artifact, GraphEdge, Split, TextFeatures, Tweet, VisualFeatures};
 use crate::stages::Stage;
 use crate::stages::text_features::{StateShape, TextFeatureParams};
@@ -30,8 +31,9 @@ const STAGE: &str = "train";
 /// metrics.json and metrics.txt (they are in the manifest): the same seed and inputs give
 /// byte-identical artifacts. 4: text features with several layers, the text head (mix, characters,
 /// BiLSTM); AdamW of our own (its state goes into checkpoints), every epoch reseeded (a resumed run
-/// continues exactly).
-const VERSION: u32 = 4;
+/// continues exactly). 5: `curve.png` is the report's chart (named axes, ticks, a legend, the kept
+/// epoch), drawn with the carried font.
+const VERSION: u32 = 5;
 pub const MODEL: &str = tagger::WEIGHTS;
 pub const CONFIG: &str = tagger::CONFIG;
 pub const METRICS: &str = "metrics.json";
@@ -235,7 +237,7 @@ fn run(
             )?;
             Some(test_eval)
         };
-        crate::model::curve::write_png(&outputs.path(CURVE), &report.epochs, report.best_epoch)?;
+        write_curve(&outputs.path(CURVE), &report.epochs, report.best_epoch)?;
         let mut columns: Vec<(&str, &Evaluation)> = vec![("dev", &dev_eval)];
         if let Some(t) = &test_eval {
             columns.push(("test", t));
@@ -293,6 +295,19 @@ pub fn predictions(examples: &[Example], predicted: &[Vec<Tag>]) -> String {
 
 fn write_text(path: &std::path::Path, text: &str) -> Result<()> {
     std::fs::write(path, text).at(path)
+}
+
+/// `curve.png`: the report's training-curve chart at twice its size (sharp on high-density screens).
+fn write_curve(path: &std::path::Path, epochs: &[EpochLog], kept_epoch: usize) -> Result<()> {
+    let points: Vec<EpochPoint> = epochs
+        .iter()
+        .map(|e| EpochPoint {
+            epoch: e.epoch,
+            train_loss: e.train_loss,
+            dev_f1: e.dev_f1,
+        })
+        .collect();
+    training_curve(&points, Some(kept_epoch)).write_png(path, 2.0)
 }
 
 /// What `train` counts: the tweets, the epoch kept and its scores.
