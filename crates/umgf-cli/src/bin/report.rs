@@ -92,6 +92,64 @@ fn evaluation(value: &serde_json::Value) -> Option<Evaluation> {
     serde_json::from_value(value.clone()).ok()
 }
 
+/// What the model's metrics.json adds: a line about the model, its dev table, and its training
+/// curve with the kept epoch.
+fn model_section(
+    m: &serde_json::Value,
+    model: &str,
+    about: &mut Vec<String>,
+    tables: &mut Vec<(String, Evaluation)>,
+) -> (Vec<EpochPoint>, Option<usize>) {
+    about.push(format!(
+        "model: {model} ({} {}, trained on {}, seed {})",
+        m["model"].as_str().unwrap_or("?"),
+        m["mode"].as_str().unwrap_or("?"),
+        m["train_dataset"].as_str().unwrap_or("?"),
+        m["seed"]
+    ));
+    if let Some(dev) = evaluation(&m["dev"]) {
+        let name = format!("dev, {}", m["train_dataset"].as_str().unwrap_or("?"));
+        tables.push((name, dev));
+    }
+    let training = &m["training"];
+    let epochs = serde_json::from_value(training["epochs"].clone()).unwrap_or_default();
+    let kept = training["best_epoch"].as_u64().map(|e| e as usize);
+    (epochs, kept)
+}
+
+/// What an eval run's metrics.json adds: its test table; returns the page's title.
+fn run_section(m: &serde_json::Value, tables: &mut Vec<(String, Evaluation)>) -> String {
+    if let Some(test) = evaluation(&m["test"]) {
+        let name = format!("test, {}", m["test_dataset"].as_str().unwrap_or("?"));
+        tables.push((name, test));
+    }
+    format!(
+        "umgf report: {} {} trained on {}, tested on {}",
+        m["model"].as_str().unwrap_or("?"),
+        m["mode"].as_str().unwrap_or("?"),
+        m["train_dataset"].as_str().unwrap_or("?"),
+        m["test_dataset"].as_str().unwrap_or("?")
+    )
+}
+
+/// How many of the tweets both runs tagged got different predictions.
+fn compare_summary(tweets: &[TweetAnalysis], name: &str, other: &[TweetAnalysis]) -> String {
+    let theirs: std::collections::HashMap<&str, &TweetAnalysis> =
+        other.iter().map(|t| (t.id.as_str(), t)).collect();
+    let shared: Vec<(&TweetAnalysis, &TweetAnalysis)> = tweets
+        .iter()
+        .filter_map(|t| theirs.get(t.id.as_str()).map(|o| (t, *o)))
+        .collect();
+    let differ = shared
+        .iter()
+        .filter(|(t, o)| o.predicted != t.predicted)
+        .count();
+    format!(
+        "compared with {name}: {differ} of the {} tweets both runs tagged differ (filter \"differs from the other run\")",
+        shared.len()
+    )
+}
+
 fn main() -> anyhow::Result<()> {
     umgf_cli::init();
     let cli = Cli::parse();
@@ -122,77 +180,29 @@ fn main() -> anyhow::Result<()> {
     };
 
     let mut about = vec![format!("run: {}", run.display())];
-    if model_metrics.is_none() {
-        about.push(
-            "model: not in this store (pass --model DIR for its dev table and training curve)"
-                .into(),
-        );
-    }
     let mut tables = Vec::new();
-    let mut curve = None;
-    if let Some(m) = &model_metrics {
-        about.push(format!(
-            "model: {model} ({} {}, trained on {}, seed {})",
-            m["model"].as_str().unwrap_or("?"),
-            m["mode"].as_str().unwrap_or("?"),
-            m["train_dataset"].as_str().unwrap_or("?"),
-            m["seed"]
-        ));
-        if let Some(dev) = evaluation(&m["dev"]) {
-            tables.push((
-                format!("dev, {}", m["train_dataset"].as_str().unwrap_or("?")),
-                dev,
-            ));
+    let curve = match &model_metrics {
+        Some(m) => Some(model_section(m, &model, &mut about, &mut tables)),
+        None => {
+            about.push(
+                "model: not in this store (pass --model DIR for its dev table and training curve)"
+                    .into(),
+            );
+            None
         }
-        let training = &m["training"];
-        let epochs: Vec<EpochPoint> =
-            serde_json::from_value(training["epochs"].clone()).unwrap_or_default();
-        let kept = training["best_epoch"].as_u64().map(|e| e as usize);
-        curve = Some((epochs, kept));
-    }
+    };
     let title = match &run_metrics {
-        Some(m) => {
-            if let Some(test) = evaluation(&m["test"]) {
-                tables.push((
-                    format!("test, {}", m["test_dataset"].as_str().unwrap_or("?")),
-                    test,
-                ));
-            }
-            format!(
-                "umgf report: {} {} trained on {}, tested on {}",
-                m["model"].as_str().unwrap_or("?"),
-                m["mode"].as_str().unwrap_or("?"),
-                m["train_dataset"].as_str().unwrap_or("?"),
-                m["test_dataset"].as_str().unwrap_or("?")
-            )
-        }
+        Some(m) => run_section(m, &mut tables),
         None => format!("umgf report: predictions on {label}"),
     };
-    let with_nodes = tweets.iter().filter(|t| !t.nodes.is_empty()).count();
     about.push(format!(
         "{} tweets, {} with visual nodes, {} with an image",
         tweets.len(),
-        with_nodes,
+        tweets.iter().filter(|t| !t.nodes.is_empty()).count(),
         tweets.iter().filter(|t| t.image.is_some()).count()
     ));
     if let Some((name, other)) = &compare {
-        let theirs: std::collections::HashMap<&str, &TweetAnalysis> =
-            other.iter().map(|t| (t.id.as_str(), t)).collect();
-        let differ = tweets
-            .iter()
-            .filter(|t| {
-                theirs
-                    .get(t.id.as_str())
-                    .is_some_and(|o| o.predicted != t.predicted)
-            })
-            .count();
-        let shared = tweets
-            .iter()
-            .filter(|t| theirs.contains_key(t.id.as_str()))
-            .count();
-        about.push(format!(
-            "compared with {name}: {differ} of the {shared} tweets both runs tagged differ (filter \"differs from the other run\")"
-        ));
+        about.push(compare_summary(&tweets, name, other));
     }
     let report = Report {
         title,
