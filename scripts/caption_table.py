@@ -4,7 +4,7 @@ without captions, per dataset, from the runs recorded in results/runs.jsonl.
 
   scripts/caption_table.py [--runs results/runs.jsonl] [--recipe "--encoder mpnet ..."] [--mode frozen]
                            [--min-seeds 3] [--seed 1 --against "--caption-nodes targeted"]
-                           [--first] [--since LINE] [--extra]
+                           [--first] [--since LINE] [--extra] [--versions 4 5]
 
 A variant is the recipe's TRAIN_ARGS plus arguments about captions (`--text-context caption`,
 `--caption-nodes targeted`, ...). Test and dev F1 are means and sample standard deviations over the seeds run; the gain is paired:
@@ -13,7 +13,8 @@ have. `--against` pairs with another variant instead (the ablations, against the
 `--seed` keeps one seed's runs, `--min-seeds` the variants run on that many seeds. A run recorded
 twice (the same dataset, arguments and seed) counts once: its latest line, or with `--first` its
 earliest; `--since LINE` reads only lines from that line number of the file on (one session's
-re-runs). `--extra` adds the cross-domain test F1 and the test F1 without captions where recorded.
+re-runs); `--versions` keeps the runs of those train stage versions (5 changed only the curve's
+picture, so 4 and 5 train the same models). `--extra` adds the cross-domain test F1 and the test F1 without captions where recorded.
 Standard library only.
 """
 import argparse
@@ -40,6 +41,7 @@ def main():
     parser.add_argument("--first", action="store_true", help="a run recorded twice counts by its earliest line")
     parser.add_argument("--since", type=int, default=1, help="read lines from this line number on")
     parser.add_argument("--extra", action="store_true", help="cross-domain and no-caption test F1 columns")
+    parser.add_argument("--versions", type=int, nargs="+", help="only runs of these train stage versions")
     args = parser.parse_args()
 
     runs = {}  # (dataset, added args, seed) -> run; the latest line wins (--first: the earliest)
@@ -55,6 +57,9 @@ def main():
             if added and "caption" not in added:
                 continue  # another variant of the recipe (the sweeps), or another recipe
             if args.seed is not None and r["seed"] != args.seed:
+                continue
+            # Lines before the field were version 3 or earlier (as results.sh reads them).
+            if args.versions and r.get("train_version", 3) not in args.versions:
                 continue
             if args.first and (r["train_dataset"], added, r["seed"]) in runs:
                 continue
