@@ -49,6 +49,11 @@ impl Digest {
         Self::of_bytes(canonical_json(value).as_bytes())
     }
 
+    /// The digest whose 32 bytes are `bytes` (as read back from a binary index).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -153,6 +153,7 @@ mod tests {
             finished_at: 0,
             seconds: 0.0,
             memo: None,
+            memo_refs: None,
         }
     }
 

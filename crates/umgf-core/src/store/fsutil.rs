@@ -11,8 +11,11 @@ use crate::error::{IoContext, Result};
 pub struct TempNamer {
     host: String,
     pid: u32,
-    counter: AtomicU64,
 }
+
+/// One counter per process, so that two stores open in one process (on one root) never pick the same
+/// name.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl TempNamer {
     pub fn new() -> Self {
@@ -22,12 +25,11 @@ impl TempNamer {
         Self {
             host,
             pid: std::process::id(),
-            counter: AtomicU64::new(0),
         }
     }
 
     pub fn path(&self, dir: &Path, name: &str) -> PathBuf {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name: String = name
             .chars()
             .map(|c| {
@@ -161,13 +163,6 @@ fn lock_file(path: &Path) -> Result<File> {
         .write(true)
         .open(path)
         .at(path)
-}
-
-/// Sets `path`'s modification time to now, if it can (best effort: a read-only store still serves).
-pub(super) fn touch(path: &Path) {
-    if let Ok(file) = OpenOptions::new().append(true).open(path) {
-        let _ = file.set_modified(std::time::SystemTime::now());
-    }
 }
 
 /// Every regular file below `dir`, recursively, in sorted order.

@@ -6,13 +6,18 @@
 //! - the last `keep` runs of each stage (by finish time), shard runs counting as their own stage;
 //! - every run whose outputs a kept run read, transitively (a kept model keeps its features);
 //! - every blob such a run published or read, and every linked blob;
-//! - memo entries read or written since the oldest kept run that used their namespace started (a
-//!   memo hit refreshes the entry's modification time). For runs recorded before manifests listed
-//!   their memo namespaces, [`GcConfig::legacy_memo`] says which their stage uses; a stage it does
-//!   not know counts as using every namespace;
+//! - memo entries that a kept run read or wrote (its manifest's `memo_refs`). A kept run recorded
+//!   before manifests listed its memo keys keeps, in each namespace it used, every packed entry and
+//!   the loose entries modified since it started (stores before packs refreshed an entry's time on
+//!   each hit). For runs recorded before manifests listed their memo namespaces,
+//!   [`GcConfig::legacy_memo`] says which their stage uses; a stage it does not know counts as using
+//!   every namespace;
 //! - checkpoints of unfinished runs written in the last `checkpoint_days` days.
 //!
-//! Everything else is removed: manifests, blobs, memo entries, checkpoints, lock files. The store's
+//! Everything else is removed: manifests, blobs, memo entries, checkpoints, lock files. Each memo
+//! namespace whose entries are not all kept in one segment is compacted: the kept entries (loose ones
+//! of an old store included) are copied into one new segment, sealed before the old files are
+//! removed, so a kill at any moment leaves every kept entry readable. The store's
 //! lock makes it safe: every run holds it shared while it works, and `gc` takes it exclusively
 //! without waiting, so it refuses to start while a run is in progress and no run starts while it
 //! removes.
@@ -21,6 +26,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::memo::{loose, pack, segment_names};
 use super::{Manifest, Store, fsutil};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
@@ -63,6 +69,11 @@ pub struct GcReport {
     pub blobs_removed: usize,
     pub memo_entries_kept: usize,
     pub memo_entries_removed: usize,
+    /// Loose entries (one file each, as stores before packs kept them) moved into packs.
+    pub memo_entries_packed: usize,
+    /// Memo segments before and after compaction.
+    pub memo_segments_before: usize,
+    pub memo_segments_after: usize,
     pub checkpoints_removed: usize,
     pub bytes_before: u64,
     pub bytes_removed: u64,
@@ -72,6 +83,8 @@ pub struct GcReport {
 /// `links_root` is the artifacts folder; the store below it is skipped while looking for links.
 pub fn collect(store: &Store, links_root: &Path, config: &GcConfig) -> Result<GcReport> {
     let _exclusive = store.try_lock_exclusive()?;
+    // What this process wrote outside a run becomes a segment like any other.
+    store.seal_memo()?;
     let mut report = GcReport::default();
 
     let manifests = read_manifests(store)?;
@@ -82,6 +95,7 @@ pub fn collect(store: &Store, links_root: &Path, config: &GcConfig) -> Result<Gc
     for manifest in manifests.values().filter(|m| kept.contains(&m.key)) {
         live_blobs.extend(manifest.outputs.values().map(|o| o.digest));
         live_blobs.extend(manifest.spec.inputs.values().copied());
+        live_blobs.extend(manifest.memo_refs.iter().flat_map(|r| r.values().copied()));
     }
 
     // Manifests first: a run whose manifest is gone is simply redone, whereas a manifest whose
@@ -109,29 +123,23 @@ pub fn collect(store: &Store, links_root: &Path, config: &GcConfig) -> Result<Gc
         }
     }
 
-    let cutoffs = memo_cutoffs(
+    let retention = memo_retention(
+        store,
         manifests.values().filter(|m| kept.contains(&m.key)),
         &config.legacy_memo,
     );
     let memo_root = store.root.join("memo");
     for entry in fs::read_dir(&memo_root).at(&memo_root)? {
         let dir = entry.at(&memo_root)?.path();
-        let namespace = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let cutoff = cutoffs
-            .get(namespace)
-            .or(cutoffs.get(ANY_NAMESPACE))
-            .copied();
-        for path in fsutil::files_under(&dir)? {
-            let meta = fs::metadata(&path).at(&path)?;
-            report.bytes_before += meta.len();
-            let used = meta.modified().at(&path)?;
-            if cutoff.is_some_and(|c| used >= c) {
-                report.memo_entries_kept += 1;
-            } else {
-                report.memo_entries_removed += 1;
-                report.bytes_removed += remove(&path, config.dry_run)?;
-            }
+        if !dir.is_dir() {
+            continue;
         }
+        let namespace = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let keep = retention.get(namespace).or(retention.get(ANY_NAMESPACE));
+        compact_namespace(store, &dir, keep, config.dry_run, &mut report)?;
+    }
+    for namespace in store.memo_namespaces().values() {
+        namespace.forget_segments();
     }
 
     let checkpoints = store.root.join("checkpoints");
@@ -261,12 +269,39 @@ fn kept_runs(
 /// The namespace key standing for runs that did not record theirs.
 const ANY_NAMESPACE: &str = "*";
 
-/// Per memo namespace, the earliest start (less [`CLOCK_SLACK`]) of a kept run that used it.
-fn memo_cutoffs<'a>(
+/// What gc keeps of one memo namespace.
+#[derive(Default)]
+struct Retention {
+    /// The keys kept runs read or wrote.
+    keys: HashSet<Digest>,
+    /// The earliest start (less [`CLOCK_SLACK`]) of a kept run that used the namespace without
+    /// recording its keys: then every packed entry, and loose entries modified since, are kept.
+    legacy_since: Option<SystemTime>,
+}
+
+impl Retention {
+    fn keeps_packed(&self, key: &Digest) -> bool {
+        self.legacy_since.is_some() || self.keys.contains(key)
+    }
+
+    fn keeps_loose(&self, key: &Digest, path: &Path) -> Result<bool> {
+        if self.keys.contains(key) {
+            return Ok(true);
+        }
+        let Some(since) = self.legacy_since else {
+            return Ok(false);
+        };
+        Ok(fs::metadata(path).at(path)?.modified().at(path)? >= since)
+    }
+}
+
+/// Per memo namespace, what the kept runs use of it.
+fn memo_retention<'a>(
+    store: &Store,
     kept: impl Iterator<Item = &'a Manifest>,
     legacy: &BTreeMap<String, Vec<String>>,
-) -> BTreeMap<String, SystemTime> {
-    let mut cutoffs: BTreeMap<String, SystemTime> = BTreeMap::new();
+) -> BTreeMap<String, Retention> {
+    let mut retention: BTreeMap<String, Retention> = BTreeMap::new();
     for m in kept {
         let start = UNIX_EPOCH + Duration::from_secs(m.finished_at)
             - Duration::from_secs_f64(m.seconds.max(0.0))
@@ -277,17 +312,131 @@ fn memo_cutoffs<'a>(
             None => vec![ANY_NAMESPACE],
         };
         for ns in namespaces {
-            let entry = cutoffs.entry(ns.to_owned()).or_insert(start);
-            *entry = (*entry).min(start);
+            let entry = retention.entry(ns.to_owned()).or_default();
+            let listed = m.memo_refs.as_ref().and_then(|r| r.get(ns));
+            match listed.and_then(|blob| store.memo_refs(blob)) {
+                Some(keys) => entry.keys.extend(keys),
+                None => {
+                    let since = entry.legacy_since.get_or_insert(start);
+                    *since = (*since).min(start);
+                }
+            }
         }
     }
-    // A legacy run's cutoff bounds every namespace.
-    if let Some(&any) = cutoffs.get(ANY_NAMESPACE) {
-        for cutoff in cutoffs.values_mut() {
-            *cutoff = (*cutoff).min(any);
+    // A run that did not say which namespaces it used may have used any.
+    if let Some(any) = retention.get(ANY_NAMESPACE).and_then(|r| r.legacy_since) {
+        for r in retention.values_mut() {
+            let since = r.legacy_since.get_or_insert(any);
+            *since = (*since).min(any);
         }
     }
-    cutoffs
+    retention
+}
+
+/// Removes the entries of the namespace folder `dir` that `keep` does not keep, and leaves the kept
+/// ones in one segment (moving loose entries of an old store into it). Nothing changes in a dry run
+/// or when there is nothing to remove, merge or move.
+fn compact_namespace(
+    store: &Store,
+    dir: &Path,
+    keep: Option<&Retention>,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Result<()> {
+    let no_retention = Retention::default();
+    let keep = keep.unwrap_or(&no_retention);
+    let (mut indexed, unindexed) = segment_names(dir)?;
+    for name in unindexed {
+        // Packs of stopped runs are indexed first (a pack still locked belongs to a live writer
+        // outside any run, and is left alone).
+        if !dry_run && pack::recover(dir, &name, &store.temp, &store.tmp_dir())? {
+            indexed.push(name);
+        }
+    }
+    let segments: Vec<pack::Segment> = indexed
+        .iter()
+        .filter_map(|name| pack::Segment::open(dir, name).transpose())
+        .collect::<Result<_>>()?;
+    let loose_entries = loose::entries(dir)?;
+    report.memo_segments_before += segments.len();
+
+    // Newest segment first: of a key stored twice, the newest copy is the one kept.
+    let mut kept: Vec<(usize, Digest, pack::Location)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut removed = 0;
+    for (i, segment) in segments.iter().enumerate().rev() {
+        report.bytes_before += segment_bytes(dir, &segment.name)?;
+        for &(key, at) in segment.entries() {
+            if keep.keeps_packed(&key) && seen.insert(key) {
+                kept.push((i, key, at));
+            } else {
+                removed += 1;
+                report.bytes_removed += u64::from(at.len);
+            }
+        }
+    }
+    let mut packed = Vec::new();
+    for (path, key) in &loose_entries {
+        let bytes = size(path)?;
+        report.bytes_before += bytes;
+        if keep.keeps_loose(key, path)? && seen.insert(*key) {
+            packed.push((path, *key));
+        } else {
+            removed += 1;
+            report.bytes_removed += bytes;
+        }
+    }
+    report.memo_entries_kept += kept.len() + packed.len();
+    report.memo_entries_removed += removed;
+    report.memo_entries_packed += packed.len();
+
+    let rewrite = removed > 0 || segments.len() > 1 || !loose_entries.is_empty();
+    if dry_run || !rewrite {
+        report.memo_segments_after += segments.len();
+        return Ok(());
+    }
+    if !kept.is_empty() || !packed.is_empty() {
+        let mut writer = pack::SegmentWriter::create(dir, &store.temp, &store.tmp_dir())?;
+        for (i, key, at) in kept {
+            let record = segments[i].record(at)?;
+            match record.filter(|r| pack::decode_record(r, &key).is_some()) {
+                Some(record) => writer.append_record(&key, &record)?,
+                None => {
+                    report.memo_entries_kept -= 1;
+                    report.memo_entries_removed += 1;
+                }
+            }
+        }
+        for (path, key) in packed {
+            match loose::read_checked(path)? {
+                Some(payload) => writer.append(&key, &payload)?,
+                None => {
+                    report.memo_entries_kept -= 1;
+                    report.memo_entries_removed += 1;
+                }
+            }
+        }
+        writer.seal(&store.temp, &store.tmp_dir())?;
+        report.memo_segments_after += 1;
+    }
+    // The new segment is sealed: the old files go, indexes before packs (an index without its pack
+    // would be a problem; a pack without its index is indexed again, harmlessly, by the next run).
+    for segment in &segments {
+        remove(&pack::index_path(dir, &segment.name), false)?;
+        remove(&pack::pack_path(dir, &segment.name), false)?;
+    }
+    for (path, _) in &loose_entries {
+        remove(path, false)?;
+        if let Some(fan_out) = path.parent() {
+            let _ = fs::remove_dir(fan_out); // once empty
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of a segment's pack and index.
+fn segment_bytes(dir: &Path, name: &str) -> Result<u64> {
+    Ok(size(&pack::pack_path(dir, name))? + size(&pack::index_path(dir, name))?)
 }
 
 fn size(path: &Path) -> Result<u64> {

@@ -4,8 +4,9 @@
 //! - `blobs/ab/<digest>`: immutable artifact files, named by the BLAKE3 digest of their content.
 //! - `runs/<key>.json`: the manifest of a finished stage run, named by the run's key (stage, code version,
 //!   canonical parameters and input digests). A manifest exists only once all its blobs are published.
-//! - `memo/<namespace>/ab/<key>`: per-record results (one tweet, one image), see [`Memo`]; shards of a
-//!   stage fill them from several processes at once, see [`Shard`].
+//! - `memo/<namespace>/<segment>.{pack,idx}`: per-record results (one tweet, one image), packed many
+//!   to a file, see [`Memo`]; shards of a stage fill them from several processes at once, see
+//!   [`Shard`]. (`memo/<namespace>/ab/<key>`: one file per entry, as stores before packs kept them.)
 //! - `locks/<key>.lock`: advisory locks, so two processes never compute the same run at once;
 //!   `locks/store.lock`, held shared by every run and exclusively by [`gc::collect`].
 //! - `checkpoints/<key>/`: what an unfinished long run needs to continue, see [`Checkpoints`].
@@ -20,10 +21,10 @@ pub mod gc;
 mod memo;
 mod shard;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,9 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 
 pub use fsutil::{Durability, TempNamer, write_atomic};
+pub use memo::loose::write_legacy_entry;
 pub use memo::{Memo, MemoStats};
+use memo::{MemoUse, Namespace};
 pub use shard::Shard;
 
 /// The store-wide lock file under `locks/`: shared by runs, exclusive for garbage collection.
@@ -79,6 +82,10 @@ pub struct Manifest {
     /// written before the store recorded them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memo: Option<Vec<String>>,
+    /// Per memo namespace, the blob listing the keys the run read or wrote (sorted, 32 bytes each):
+    /// what garbage collection keeps. Absent in manifests written before the store recorded them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo_refs: Option<BTreeMap<String, Digest>>,
 }
 
 impl Manifest {
@@ -134,6 +141,8 @@ pub struct VerifyReport {
     pub runs: usize,
     pub blobs: usize,
     pub memo_entries: usize,
+    /// Packed memo segments (one or a few per run and namespace until `gc` compacts them).
+    pub memo_segments: usize,
     pub problems: Vec<String>,
 }
 
@@ -148,8 +157,11 @@ pub struct Store {
     temp: TempNamer,
     /// The per-user level that [`Store::run_shared`] also consults (`~/.cache/umgf/store`).
     user: Option<Box<Store>>,
-    /// Memo namespaces opened since the current run started (see [`Manifest::memo`]).
-    memo_used: Mutex<BTreeSet<String>>,
+    /// Memo namespaces opened since the current run started, and the keys used in each (see
+    /// [`Manifest::memo`] and [`Manifest::memo_refs`]).
+    memo_used: Mutex<MemoUse>,
+    /// The memo namespaces this process has opened: loaded indexes, the segment it writes.
+    memo_namespaces: Mutex<HashMap<String, Arc<Namespace>>>,
 }
 
 /// Which store holds a run [`Store::lookup_shared`] found.
@@ -175,6 +187,7 @@ impl Store {
             temp: TempNamer::new(),
             user: None,
             memo_used: Mutex::default(),
+            memo_namespaces: Mutex::default(),
         };
         store.temp.remove_orphans(&store.tmp_dir())?;
         Ok(store)
@@ -310,13 +323,21 @@ impl Store {
         // The namespaces this run opens (a run nested in another counts for both).
         let outer = std::mem::take(&mut *self.memo_used());
         let counts = work(&mut outputs);
-        let memo: Vec<String> = {
+        let mine: MemoUse = {
             let mut used = self.memo_used();
-            let mine = used.iter().cloned().collect();
-            used.extend(outer);
+            let mine = std::mem::replace(&mut *used, outer);
+            for (namespace, keys) in &mine {
+                used.entry(namespace.clone())
+                    .or_default()
+                    .extend(keys.iter().copied());
+            }
             mine
         };
+        // What the run computed is kept even if it failed: the next run continues from it.
+        let sealed = self.seal_memo();
         let counts = counts?;
+        sealed?;
+        let memo_refs = self.publish_memo_refs(&mine)?;
 
         let mut published = BTreeMap::new();
         let mut all_existed = true;
@@ -341,7 +362,8 @@ impl Store {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             seconds: started.elapsed().as_secs_f64(),
-            memo: Some(memo),
+            memo: Some(mine.into_keys().collect()),
+            memo_refs: Some(memo_refs),
         };
         self.write_manifest(&manifest)?;
         Ok(RunOutcome {
@@ -397,12 +419,13 @@ impl Store {
         let _store_lock = fsutil::lock_shared(&self.root.join("locks").join(STORE_LOCK))?;
         let key = manifest.key;
         let _lock = fsutil::lock(&self.root.join("locks").join(format!("{key}.lock")))?;
-        for output in manifest.outputs.values() {
-            let source = other.blob_path(&output.digest);
-            let temp = self.temp.path(&self.tmp_dir(), &output.digest.hex());
+        let refs = manifest.memo_refs.iter().flat_map(|r| r.values());
+        for digest in manifest.outputs.values().map(|o| &o.digest).chain(refs) {
+            let source = other.blob_path(digest);
+            let temp = self.temp.path(&self.tmp_dir(), &digest.hex());
             let copied = fs::copy(&source, &temp).at(&source).and_then(|_| {
                 let (entry, _) = self.publish(&temp)?;
-                if entry.digest == output.digest {
+                if entry.digest == *digest {
                     Ok(())
                 } else {
                     Err(Error::Store(format!(
@@ -468,12 +491,77 @@ impl Store {
 
     /// The per-record memo table `namespace` (e.g. "text-features"), see [`Memo`].
     pub fn memo(&self, namespace: &str) -> Result<Memo<'_>> {
-        let memo = Memo::open(self, namespace)?;
-        self.memo_used().insert(namespace.to_owned());
+        let shared = {
+            let mut open = self.memo_namespaces();
+            match open.get(namespace) {
+                Some(shared) => Arc::clone(shared),
+                None => {
+                    let shared = Arc::new(Namespace::open(&self.root, namespace)?);
+                    open.insert(namespace.to_owned(), Arc::clone(&shared));
+                    shared
+                }
+            }
+        };
+        let memo = Memo::open(self, shared)?;
+        self.memo_used().entry(namespace.to_owned()).or_default();
         Ok(memo)
     }
 
-    fn memo_used(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    /// Seals the memo segments this process is writing: their entries become visible to other
+    /// processes. Every run does it when it ends; a process that fills the memo outside a run
+    /// calls it before others need the entries (dropping the store does it too).
+    pub fn seal_memo(&self) -> Result<()> {
+        let open: Vec<Arc<Namespace>> = self.memo_namespaces().values().cloned().collect();
+        let mut first_error = None;
+        for namespace in open {
+            if let Err(e) = namespace.seal(self) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn memo_namespaces(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Namespace>>> {
+        self.memo_namespaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn memo_record_use(&self, namespace: &str, key: &Digest) {
+        self.memo_used()
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(*key);
+    }
+
+    /// Publishes, per namespace a run used, the blob of the keys it used (see
+    /// [`Manifest::memo_refs`]).
+    fn publish_memo_refs(&self, used: &MemoUse) -> Result<BTreeMap<String, Digest>> {
+        let mut refs = BTreeMap::new();
+        for (namespace, keys) in used {
+            let temp = self.temp.path(&self.tmp_dir(), "memo-refs");
+            fs::write(&temp, memo::encode_refs(keys)).at(&temp)?;
+            match self.publish(&temp) {
+                Ok((entry, _)) => refs.insert(namespace.clone(), entry.digest),
+                Err(e) => {
+                    let _ = fs::remove_file(&temp);
+                    return Err(e);
+                }
+            };
+        }
+        Ok(refs)
+    }
+
+    /// The keys listed in a refs blob, `None` if it is missing or unreadable.
+    pub(crate) fn memo_refs(&self, blob: &Digest) -> Option<Vec<Digest>> {
+        let bytes = fs::read(self.blob_path(blob)).ok()?;
+        if Digest::of_bytes(&bytes) != *blob {
+            return None;
+        }
+        memo::decode_refs(&bytes)
+    }
+
+    fn memo_used(&self) -> std::sync::MutexGuard<'_, MemoUse> {
         // A panic elsewhere while the set was held leaves it usable: it is only a list of names.
         self.memo_used
             .lock()
@@ -536,6 +624,14 @@ impl Store {
                         .push(format!("{}: output {name} is missing", path.display()));
                 }
             }
+            for (namespace, refs) in manifest.memo_refs.iter().flatten() {
+                if !self.blob_path(refs).exists() {
+                    report.problems.push(format!(
+                        "{}: the list of its {namespace} memo entries is missing",
+                        path.display()
+                    ));
+                }
+            }
         }
         for path in fsutil::files_under(&self.root.join("blobs"))? {
             report.blobs += 1;
@@ -551,15 +647,26 @@ impl Store {
                 )),
             }
         }
-        for path in fsutil::files_under(&self.root.join("memo"))? {
-            report.memo_entries += 1;
-            if !memo::entry_is_valid(&path)? {
-                report
-                    .problems
-                    .push(format!("{}: memo entry fails its checksum", path.display()));
+        let memo_root = self.root.join("memo");
+        for entry in fs::read_dir(&memo_root).at(&memo_root)? {
+            let dir = entry.at(&memo_root)?.path();
+            if dir.is_dir() {
+                let check = memo::check(&dir)?;
+                report.memo_entries += check.entries;
+                report.memo_segments += check.segments;
+                report.problems.extend(check.problems);
             }
         }
         Ok(report)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Entries written outside a run (none of the stages do) are sealed here.
+        if let Err(e) = self.seal_memo() {
+            tracing::warn!("{}: memo segment not sealed: {e}", self.root.display());
+        }
     }
 }
 
