@@ -1,5 +1,7 @@
 //! `gc`: removes from the store what no link and no recent run refers to (see
-//! `umgf::store::gc` for what is kept). Refuses to start while a stage run is in progress.
+//! `umgf::store::gc` for what is kept), compacts each memo namespace into one packed segment, and
+//! moves the memo entries of an older store (one file each) into packs. Refuses to start while a
+//! stage run is in progress.
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -54,5 +56,18 @@ fn main() -> anyhow::Result<()> {
         mb(r.bytes_removed),
         mb(r.bytes_before),
     );
+    if r.memo_entries_packed > 0 {
+        println!(
+            "gc: {} memo entries of the one-file-per-entry format {} into packs",
+            r.memo_entries_packed,
+            if cli.dry_run { "would move" } else { "moved" },
+        );
+    }
+    if r.memo_segments_before != r.memo_segments_after {
+        println!(
+            "gc: memo segments {} -> {} (each namespace compacted into one)",
+            r.memo_segments_before, r.memo_segments_after
+        );
+    }
     Ok(())
 }

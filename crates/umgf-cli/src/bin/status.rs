@@ -62,10 +62,11 @@ fn main() -> anyhow::Result<()> {
     if cli.verify {
         let report = store.verify()?;
         println!(
-            "store: {} runs, {} objects, {} memo entries: {}",
+            "store: {} runs, {} objects, {} memo entries in {} segments: {}",
             report.runs,
             report.blobs,
             report.memo_entries,
+            report.memo_segments,
             if report.is_valid() {
                 "all verified"
             } else {

@@ -123,6 +123,17 @@ pub fn collect(store: &Store, links_root: &Path, config: &GcConfig) -> Result<Gc
         }
     }
 
+    // Identities of removed blobs (see `Store::check_blob`) go with them.
+    let verified = store.root.join("verified");
+    if verified.is_dir() && !config.dry_run {
+        for stamp in fsutil::files_under(&verified)? {
+            let digest = stamp.file_name().and_then(|n| n.to_str()).map(str::parse);
+            if !matches!(digest, Some(Ok(d)) if store.blob_path(&d).exists()) {
+                remove(&stamp, false)?;
+            }
+        }
+    }
+
     let retention = memo_retention(
         store,
         manifests.values().filter(|m| kept.contains(&m.key)),

@@ -10,6 +10,8 @@
 //! - `locks/<key>.lock`: advisory locks, so two processes never compute the same run at once;
 //!   `locks/store.lock`, held shared by every run and exclusively by [`gc::collect`].
 //! - `checkpoints/<key>/`: what an unfinished long run needs to continue, see [`Checkpoints`].
+//! - `verified/ab/<digest>`: the file identity of a blob when its content was last hashed and found
+//!   right, so an unchanged blob is not hashed again on every lookup.
 //! - `tmp/`: files being written; a run killed mid-write leaves only these, removed at the next open.
 //!
 //! Every write is temp file + fsync + rename + fsync of the directory, so a run killed at any moment
@@ -279,20 +281,50 @@ impl Store {
 
     /// `None` if the blob is present and its content matches its name; otherwise what is wrong (a
     /// corrupt blob is removed, so that republishing it is possible).
+    ///
+    /// A blob is hashed once, then again only if its file changed: its identity (size, inode and
+    /// change time, which only the kernel sets, on any write or rename) is kept in
+    /// `verified/ab/<digest>` when its content was last found right. A lookup of a run whose outputs
+    /// are gigabytes (the text features of 100k tweets) would otherwise hash them all on every no-op.
     fn check_blob(&self, digest: &Digest) -> Result<Option<String>> {
         let path = self.blob_path(digest);
-        if !path.exists() {
-            return Ok(Some(format!("is missing ({})", path.display())));
+        let meta = match fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Some(format!("is missing ({})", path.display())));
+            }
+            Err(e) => return Err(e).at(&path),
+        };
+        let stamp = self.verified_path(digest);
+        let identity = file_identity(&meta);
+        if fs::read_to_string(&stamp).is_ok_and(|s| s == identity) {
+            return Ok(None);
         }
         let actual = Digest::of_file(&path)?;
         if actual != *digest {
             fs::remove_file(&path).at(&path)?;
+            let _ = fs::remove_file(&stamp);
             return Ok(Some(format!(
                 "was corrupt (content digest {}), removed",
                 actual.short()
             )));
         }
+        // Best effort: a store that cannot take the stamp (read-only) hashes again next time.
+        let tmp = self.tmp_dir();
+        let _ = write_atomic(
+            &self.temp,
+            &tmp,
+            &stamp,
+            identity.as_bytes(),
+            Durability::Checksummed,
+        );
         Ok(None)
+    }
+
+    /// Where [`Store::check_blob`] keeps the identity of a blob whose content it verified.
+    fn verified_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root.join("verified").join(&hex[..2]).join(hex)
     }
 
     /// Runs `work` unless a verified result for `spec` exists. `work` writes each output to the path that
@@ -639,8 +671,15 @@ impl Store {
                 .file_name()
                 .and_then(|s| s.to_str())
                 .map(str::parse::<Digest>);
+            // A blob whose file is unchanged since it was last hashed right is not hashed again.
+            let stamped = |digest: &Digest| {
+                let identity = fs::metadata(&path).map(|m| file_identity(&m));
+                identity.is_ok_and(|id| {
+                    fs::read_to_string(self.verified_path(digest)).is_ok_and(|s| s == id)
+                })
+            };
             match named {
-                Some(Ok(digest)) if Digest::of_file(&path)? == digest => {}
+                Some(Ok(digest)) if stamped(&digest) || Digest::of_file(&path)? == digest => {}
                 _ => report.problems.push(format!(
                     "{}: content does not match its name",
                     path.display()
@@ -659,6 +698,18 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// What identifies a file's current content without reading it: size, inode, change time.
+fn file_identity(meta: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{} {} {}.{:09}",
+        meta.len(),
+        meta.ino(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
 }
 
 impl Drop for Store {

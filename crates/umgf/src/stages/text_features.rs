@@ -3,9 +3,13 @@
 //! word's pieces that the run asks for ([`TextFeatureParams`]).
 //!
 //! The encoder runs once per tweet: the per-tweet memo, keyed by (text digest, encoder digest, compute
-//! precision, storage format), holds every hidden state of every piece, so another layer set or pooling
-//! is a new artifact made from the memo without running the encoder again. A dump that repeats old
-//! tweets encodes only the new ones. The visual part is `visual_features`.
+//! precision, storage format, layers, pooling), holds the tweet's row of the artifact, so a dump that
+//! repeats old tweets encodes only the new ones. The visual part is `visual_features`.
+//!
+//! The memo holds the selected states, pooled, not every state of every piece (as it did up to
+//! [`MEMO_FORMAT`] 2): for MPNet that was 430 KB a tweet, 4.5 times the artifact's row, which does
+//! not scale to corpora of a million tweets (issue 27). Another layer set or pooling runs the encoder
+//! again (MPNet: about 70 tweets a second here); a new dump, the common case, does not.
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +33,9 @@ const STAGE: &str = "features";
 const VERSION: u32 = 4;
 pub const TEXT_FEATURES: &str = "text_features.parquet";
 pub const MEMO: &str = "text-states";
+/// The memo payload's format, in its key. 2 (unnamed before): every state of every piece. 3: the
+/// artifact's row (the selected states, pooled), see [`row_payload`].
+const MEMO_FORMAT: &str = "rows-3";
 /// Tweets per encoder call and per memo write (a killed run keeps what it finished).
 const MEMO_CHUNK: usize = 256;
 /// Tweets decoded and written per step: the artifact streams out, so memory holds one step's states,
@@ -274,14 +281,15 @@ fn run(
         let tweets = Tweet::read(&store.blob_path(&tweets))?;
         let path = outputs.path(TEXT_FEATURES);
         let mut writer = crate::io::parquet::Writer::<TextFeatures>::create(&path);
-        let mut encoding = Encoding::new(store, encoder, encoder_digest, params, tweets.len());
+        let mut encoding =
+            Encoding::new(store, encoder, encoder_digest, params, &shape, tweets.len());
         let (mut words, mut pieces, mut long) = (0, 0, 0);
         for step in tweets.chunks(WRITE_CHUNK) {
             let payloads = encoding.payloads(step)?;
             let rows = step
                 .iter()
                 .zip(&payloads)
-                .map(|(tweet, payload)| decode(tweet, payload, params, &shape))
+                .map(|(tweet, payload)| row_from_payload(tweet, payload, params, &shape))
                 .collect::<Result<Vec<_>>>()?;
             words += rows.iter().map(|r| r.word_starts.len()).sum::<usize>();
             pieces += rows.iter().map(|r| r.piece_ids.len()).sum::<usize>();
@@ -317,10 +325,12 @@ fn run_shard(
     shard: Shard,
 ) -> Result<RunOutcome> {
     let encoder_digest = encoder.digest()?;
+    let shape = StateShape::of(params, encoder)?;
     store.run(&shard.spec(&spec(tweets, encoder_digest, params)), |_| {
         let mut tweets = Tweet::read(&store.blob_path(&tweets))?;
         tweets.retain(|t| shard.owns(&t.text_digest));
-        let mut encoding = Encoding::new(store, encoder, encoder_digest, params, tweets.len());
+        let mut encoding =
+            Encoding::new(store, encoder, encoder_digest, params, &shape, tweets.len());
         for step in tweets.chunks(WRITE_CHUNK) {
             encoding.payloads(step)?;
         }
@@ -329,15 +339,13 @@ fn run_shard(
 }
 
 /// Memo payloads of a run's tweets, a step at a time: those not memoised yet are encoded (and
-/// stored); the encoder is loaded the first time one is needed. Layers and pooling are not in the
-/// memo key: a payload holds all of them.
+/// stored); the encoder is loaded the first time one is needed.
 struct Encoding<'a> {
     store: &'a Store,
     encoder: &'a EncoderFiles,
-    key_parts: [String; 4],
-    precision: Precision,
-    storage: StateStorage,
-    context: TextContext,
+    key_parts: [String; 7],
+    params: &'a TextFeatureParams,
+    shape: &'a StateShape,
     model: Option<TextEncoder>,
     bar: indicatif::ProgressBar,
     stats: MemoStats,
@@ -350,7 +358,8 @@ impl<'a> Encoding<'a> {
         store: &'a Store,
         encoder: &'a EncoderFiles,
         encoder_digest: Digest,
-        params: &TextFeatureParams,
+        params: &'a TextFeatureParams,
+        shape: &'a StateShape,
         tweets: usize,
     ) -> Self {
         Self {
@@ -361,10 +370,12 @@ impl<'a> Encoding<'a> {
                 format!("{:?}", params.precision),
                 format!("{:?}", params.storage),
                 VERSION.to_string(),
+                MEMO_FORMAT.to_owned(),
+                format!("{:?}", shape.layers),
+                format!("{:?}", params.pooling),
             ],
-            precision: params.precision,
-            storage: params.storage,
-            context: params.context,
+            params,
+            shape,
             model: None,
             bar: crate::progress::bar(tweets as u64, "features"),
             stats: MemoStats::default(),
@@ -374,7 +385,7 @@ impl<'a> Encoding<'a> {
 
     /// The memo payload of each of `tweets`, in order.
     fn payloads(&mut self, tweets: &[Tweet]) -> Result<Vec<Vec<u8>>> {
-        let context = self.context;
+        let context = self.params.context;
         let keys: Vec<Digest> = tweets
             .iter()
             .map(|t| {
@@ -390,8 +401,8 @@ impl<'a> Encoding<'a> {
                 )
             })
             .collect();
-        let (model, encoder, precision, storage) =
-            (&mut self.model, self.encoder, self.precision, self.storage);
+        let (model, encoder, params, shape) =
+            (&mut self.model, self.encoder, self.params, self.shape);
         let bar = &self.bar;
         let (payloads, stats) =
             self.store
@@ -404,13 +415,22 @@ impl<'a> Encoding<'a> {
                                 encoder,
                                 crate::torch::default_device(),
                             )?;
-                            loaded.set_precision(precision);
+                            loaded.set_precision(params.precision);
                             model.insert(loaded)
                         }
                     };
-                    let out = encode(model, missing.iter().map(|&i| &tweets[i]), context, storage)?;
+                    let missing_tweets = missing.iter().map(|&i| &tweets[i]);
+                    let states = encode(model, missing_tweets, context, params.storage)?;
+                    let rows = missing
+                        .iter()
+                        .zip(&states)
+                        .map(|(&i, states)| {
+                            let row = pool(&tweets[i], states, params, shape)?;
+                            Ok(row_payload(&row))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
                     bar.inc(missing.len() as u64);
-                    Ok(out)
+                    Ok(rows)
                 })?;
         // The run's counts are over distinct texts, as one call's: a text met in an earlier step is
         // found in the memo now, but was counted then.
@@ -438,10 +458,11 @@ fn context_of(tweet: &Tweet, context: TextContext) -> Option<&str> {
     }
 }
 
-/// Memo payload of each tweet, little-endian: piece count P and the pieces, word count W and the word
-/// starts (u32 each), hidden-state count L and width H (u32), then the states [L, P, H] in `storage`
-/// format. A tweet encoded with a context after it (a pair) has one more word start: where its own
-/// pieces end (its closing piece), the start of what follows the words.
+/// Every state of every piece of each tweet, little-endian: piece count P and the pieces, word count
+/// W and the word starts (u32 each), hidden-state count L and width H (u32), then the states
+/// [L, P, H] in `storage` format. A tweet encoded with a context after it (a pair) has one more word
+/// start: where its own pieces end (its closing piece), the start of what follows the words.
+/// [`pool`] makes the artifact's row of it.
 fn encode<'a>(
     model: &TextEncoder,
     tweets: impl Iterator<Item = &'a Tweet>,
@@ -489,9 +510,9 @@ fn encode<'a>(
         .collect()
 }
 
-/// A tweet's row of the artifact from its memo payload: the selected hidden states of each word,
-/// pooled over its pieces.
-fn decode(
+/// A tweet's row of the artifact from every state of its pieces (see [`encode`]): the selected hidden
+/// states of each word, pooled over its pieces.
+fn pool(
     tweet: &Tweet,
     payload: &[u8],
     params: &TextFeatureParams,
@@ -499,7 +520,7 @@ fn decode(
 ) -> Result<TextFeatures> {
     let bad = |what: &str| {
         Error::Store(format!(
-            "memo {MEMO}: malformed entry for tweet {}: {what}",
+            "encoder states of tweet {} malformed: {what}",
             tweet.id
         ))
     };
@@ -577,6 +598,86 @@ fn decode(
         tweet_id: tweet.id.clone(),
         shapes: tweet.tokens.iter().map(|w| word_shape(w)).collect(),
         states: StateValues::from_f32(&out, params.storage),
+        piece_ids,
+        word_starts,
+    })
+}
+
+/// The memo payload of a row, little-endian: piece count and pieces, word count and word starts (u32
+/// each), then the states as the artifact stores them ([words, layers, hidden] in the storage
+/// format). The row's id and word shapes come from the tweet when it is read back.
+fn row_payload(row: &TextFeatures) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 4 * (row.piece_ids.len() + row.word_starts.len()));
+    for list in [&row.piece_ids, &row.word_starts] {
+        out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        list.iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    }
+    match &row.states {
+        StateValues::F16(values) => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        StateValues::F32(values) => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+    }
+    out
+}
+
+/// A tweet's row of the artifact from its memo payload ([`row_payload`]).
+fn row_from_payload(
+    tweet: &Tweet,
+    payload: &[u8],
+    params: &TextFeatureParams,
+    shape: &StateShape,
+) -> Result<TextFeatures> {
+    let bad = |what: &str| {
+        Error::Store(format!(
+            "memo {MEMO}: malformed entry for tweet {}: {what}",
+            tweet.id
+        ))
+    };
+    let mut at = 0usize;
+    let mut list = || -> Result<Vec<u32>> {
+        let word = |at: &mut usize| -> Result<u32> {
+            let bytes = payload.get(*at..*at + 4).ok_or_else(|| bad("truncated"))?;
+            *at += 4;
+            Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        };
+        let n = word(&mut at)? as usize;
+        (0..n).map(|_| word(&mut at)).collect()
+    };
+    let piece_ids = list()?;
+    let word_starts = list()?;
+    if word_starts.len() != tweet.tokens.len() {
+        return Err(bad("word count differs from the tweet's"));
+    }
+    let states = &payload[at..];
+    let value_bytes = match params.storage {
+        StateStorage::F16 => 2,
+        StateStorage::F32 => 4,
+    };
+    if states.len() != word_starts.len() * shape.width() * value_bytes {
+        return Err(bad("state count differs from the encoder's shape"));
+    }
+    let states = match params.storage {
+        StateStorage::F16 => StateValues::F16(
+            states
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
+        StateStorage::F32 => StateValues::F32(
+            states
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
+    };
+    Ok(TextFeatures {
+        tweet_id: tweet.id.clone(),
+        shapes: tweet.tokens.iter().map(|w| word_shape(w)).collect(),
+        states,
         piece_ids,
         word_starts,
     })
