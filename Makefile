@@ -32,6 +32,7 @@
 #   make bench-text           text features: Rust vs Python transformers, same weights and tweets
 #   make bench-vision         decode + detector + visual features: Rust vs PIL + PyTorch, same weights
 #   make bench                the whole-pipeline benchmark (cold, incremental, no-op, epochs, both above)
+#   make bench-scale N=10000  an N-tweet dump cold, +1% new, no-op through predict (BEFORE_BIN= beside)
 #   make kill-test            every stage SIGKILLed 50 times at random moments; store and outputs checked
 #   make fuzz                 fuzz the CoNLL, JSONL and captions readers and the image loader (FUZZ_SECONDS each)
 
@@ -260,6 +261,20 @@ BENCH_REPEATS ?= 3
 bench: build setup-reference
 	python3 scripts/bench.py --repeats $(BENCH_REPEATS) --data-dir $(or $(DATA_DIR),$(UMGF_DATA_DIR),../shared/data) \
 		--artifacts $(ARTIFACTS) --out results/bench.md
+
+# The scale benchmark (issue 27): an N-tweet dump (scripts/make_dump.py), then cold, +1% new tweets
+# and no-op runs of every stage through predict and status, MiniLM, in a fresh store: seconds, peak RSS,
+# files and bytes per stage (results/scale/n$(N).md and .jsonl). BEFORE_BIN=<dir of other binaries>
+# runs the same for them first, side by side. SCALE_MODEL: predict's model (`make train ENCODER=minilm`).
+N           ?= 10000
+BEFORE_BIN  ?=
+SCALE_MODEL ?= $(ARTIFACTS)/twitter2017/model
+SCALE_ARGS  ?=
+.PHONY: bench-scale
+bench-scale: build
+	python3 scripts/bench_scale.py --n $(N) --bin $(BIN) --model $(SCALE_MODEL) --artifacts $(ARTIFACTS) \
+		$(if $(BEFORE_BIN),--before-bin $(BEFORE_BIN)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) \
+		--out results/scale/n$(N) $(SCALE_ARGS)
 
 # --- reliability ----------------------------------------------------------------------------------------
 # Kill-anywhere, full size: every stage SIGKILLed KILLS times at random moments in its work, on
