@@ -98,6 +98,8 @@ fn run_through(store: &Path, dump: &Path, last: &str) -> Outputs {
             ..TrainConfig::default()
         },
         features: features.clone(),
+        memory_budget: umgf::memory::default_budget(),
+        streamed: false,
     };
     let predict = || {
         let trained = upstream.train(&params)?;

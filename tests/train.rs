@@ -5,11 +5,15 @@
 use std::path::Path;
 
 use umgf::Digest;
+use umgf::analysis::Entity;
 use umgf::analysis::TweetAnalysis;
-use umgf::model::batch::collate;
+use umgf::eval::table;
+use umgf::labels::Tag;
+use umgf::model::batch::{assemble, collate};
 use umgf::model::tagger::{ModelKind, Tagger, TextMode};
-use umgf::model::train::TrainConfig;
+use umgf::model::train::{TrainConfig, evaluate_predicted, predict_with_gates};
 use umgf::model::umgf::{TextHeadConfig, UmgfConfig};
+use umgf::schema::{Artifact, GraphEdge, GroundedObject, TextFeatures, Tweet, VisualFeatures};
 use umgf::stages::Stage;
 use umgf::stages::predict::{self, ModelFiles, PredictStage, Which};
 use umgf::stages::train::{self, DatasetArtifacts, TrainParams};
@@ -168,6 +172,8 @@ fn params(mode: TextMode, max_epochs: usize) -> TrainParams {
             ..TrainConfig::default()
         },
         features: text_features::TextFeatureParams::default(),
+        memory_budget: umgf::memory::default_budget(),
+        streamed: false,
     }
 }
 
@@ -280,6 +286,14 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
         assert!(v["entities"].is_array() && v["id"].is_string());
     }
     assert!(predicted.manifest.output(predict::METRICS).is_ok());
+    // Streamed, a chunk at a time, predict writes what it wrote with every tweet in memory.
+    for (name, before) in predict_outputs_before_streaming(&store, &inputs, objects, &tagger) {
+        let now = std::fs::read_to_string(
+            store.blob_path(&predicted.manifest.output(name).unwrap().digest),
+        )
+        .unwrap();
+        assert_eq!(now, before, "{name}");
+    }
     // What a report shows of each tweet: the motorbike tweet's nodes, its links and, per fusion
     // layer, a gate in (0, 1) on each link.
     let analysis = std::fs::read_to_string(
@@ -328,6 +342,129 @@ fn train_on_photos_uses_the_visual_nodes_and_predicts() {
     )
     .unwrap();
     assert!(weights.iter().any(|(name, _)| name.starts_with("encoder.")));
+}
+
+/// What `predict` (version 2) wrote before it streamed, every tweet read, joined and predicted at
+/// once, for `Which::All` on the labelled dataset "photos".
+fn predict_outputs_before_streaming(
+    store: &Store,
+    inputs: &DatasetArtifacts,
+    objects: Digest,
+    tagger: &Tagger,
+) -> Vec<(&'static str, String)> {
+    use std::fmt::Write as _;
+    let blob = |d: &Digest| store.blob_path(d);
+    let tweets = Tweet::read(&blob(&inputs.tweets)).unwrap();
+    let examples = assemble(
+        &tweets,
+        &TextFeatures::read(&blob(&inputs.text_features)).unwrap(),
+        &VisualFeatures::read(&blob(&inputs.visual_features)).unwrap(),
+        &GraphEdge::read(&blob(&inputs.graph_edges)).unwrap(),
+    )
+    .unwrap();
+    let with_gates = predict_with_gates(tagger, &examples);
+    let predicted: Vec<Vec<Tag>> = with_gates.iter().map(|p| p.tags.clone()).collect();
+    let evaluation = evaluate_predicted(&examples, &predicted);
+    let (mut entities, mut analysis, mut conll) = (String::new(), String::new(), String::new());
+    let objects = GroundedObject::read(&blob(&objects)).unwrap();
+    for ((e, p), tweet) in examples.iter().zip(&with_gates).zip(&tweets) {
+        let line = serde_json::json!({
+            "id": e.tweet_id, "tokens": e.words, "entities": Entity::all(&e.words, &p.tags)
+        });
+        entities.push_str(&(line.to_string() + "\n"));
+        let rows: Vec<&GroundedObject> =
+            objects.iter().filter(|o| o.tweet_id == tweet.id).collect();
+        let line = TweetAnalysis::new(tweet, &rows, &p.tags, &e.links, &p.gates);
+        analysis.push_str(&(serde_json::to_string(&line).unwrap() + "\n"));
+        let _ = writeln!(conll, "IMGID:{}", e.tweet_id);
+        for (word, tag) in e.words.iter().zip(&p.tags) {
+            let _ = writeln!(conll, "{word}\t{tag}");
+        }
+        conll.push('\n');
+    }
+    let scored = train::predictions(&examples, &predicted);
+    let metrics = serde_json::json!({
+        "train_dataset": tagger.config.trained_on,
+        "test_dataset": "photos",
+        "tweets": Which::All,
+        "model": tagger.config.kind,
+        "mode": tagger.config.mode,
+        "test": evaluation,
+    });
+    let heading = format!(
+        "{} {} trained on {}, tested on photos ({} tweets)\n",
+        tagger.config.kind.name(),
+        tagger.config.mode.name(),
+        tagger.config.trained_on,
+        examples.len()
+    );
+    vec![
+        (predict::ENTITIES, entities),
+        (predict::ANALYSIS, analysis),
+        (predict::CONLL, conll),
+        (predict::SCORED, scored),
+        (
+            predict::METRICS,
+            serde_json::to_string_pretty(&metrics).unwrap(),
+        ),
+        (predict::TABLE, heading + &table(&[("test", &evaluation)])),
+    ]
+}
+
+#[test]
+fn over_its_memory_budget_train_streams_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let (inputs, _) = photo_inputs(&store, dir.path(), &ground::GroundParams::default());
+    let in_memory = params(TextMode::Frozen, 2);
+    let mut streamed = in_memory.clone();
+    streamed.memory_budget = 1;
+    streamed.fit(&store, &inputs).unwrap();
+    assert!(streamed.streamed);
+    let mut roomy = in_memory.clone();
+    roomy.memory_budget = 1 << 40;
+    roomy.fit(&store, &inputs).unwrap();
+    assert!(!roomy.streamed);
+    // The budget is not in the key; streaming is.
+    let key = |params: &TrainParams| {
+        let input = train::Input {
+            data: inputs,
+            encoder: default_files(&repo().join("models")),
+            params: params.clone(),
+        };
+        train::TrainStage::spec(&input).unwrap().key()
+    };
+    assert_eq!(key(&roomy), key(&in_memory));
+    assert_ne!(key(&streamed), key(&in_memory));
+
+    let first = common::train(&store, inputs, &streamed);
+    assert!(!first.hit);
+    assert_eq!(first.manifest.counts["train_tweets"], 6);
+    assert_eq!(first.manifest.counts["dev_tweets"], 1);
+    // The same seed again (another label, so another run): the same training.
+    let mut again = streamed.clone();
+    again.dataset = "photos again".into();
+    let second = common::train(&store, inputs, &again);
+    assert!(!second.hit);
+    let read = |run: &umgf::store::RunOutcome, name: &str| {
+        std::fs::read_to_string(store.blob_path(&run.manifest.output(name).unwrap().digest))
+            .unwrap()
+    };
+    assert_eq!(
+        read(&first, train::DEV_PREDICTIONS),
+        read(&second, train::DEV_PREDICTIONS)
+    );
+    let training = |run| {
+        let metrics: serde_json::Value = serde_json::from_str(&read(run, train::METRICS)).unwrap();
+        metrics["training"].clone()
+    };
+    assert_eq!(training(&first), training(&second));
+    assert_eq!(
+        training(&first)["epochs"].as_array().unwrap().len(),
+        2,
+        "{}",
+        training(&first)
+    );
 }
 
 /// The "w/o targeted objects" ablation: a 2 x 2 grid of each image replaces the grounded objects, and

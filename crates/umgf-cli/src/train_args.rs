@@ -78,6 +78,15 @@ pub struct TrainArgs {
     /// Probability that a word's encoder state is zeroed while training.
     #[arg(long, default_value_t = UmgfConfig::default().text.word_dropout)]
     pub word_dropout: f64,
+    /// Memory the dataset's examples may take (bytes; 512M, 4G): within it they are held in memory,
+    /// else each epoch streams them from the artifacts (another batch order: a run of its own).
+    /// Default: half of physical memory.
+    #[arg(long, value_name = "BYTES", value_parser = parse_budget)]
+    pub memory_budget: Option<u64>,
+}
+
+fn parse_budget(text: &str) -> Result<u64, String> {
+    umgf::memory::parse_bytes(text).map_err(|e| e.to_string())
 }
 
 impl TrainArgs {
@@ -119,6 +128,11 @@ impl TrainArgs {
                 ..TrainConfig::default()
             },
             features,
+            memory_budget: self
+                .memory_budget
+                .unwrap_or_else(umgf::memory::default_budget),
+            // Decided from the artifacts' sizes when they are known (`Upstream::train`).
+            streamed: false,
         }
     }
 }

@@ -268,10 +268,14 @@ impl<'a> Upstream<'a> {
     /// The run of `train` with `params` (its text features made as `params.features` says).
     pub fn train(&self, params: &TrainParams) -> anyhow::Result<RunOutcome> {
         self.resolve::<TrainStage>(|| {
+            let data = self.model_inputs(&params.features)?;
+            let mut params = params.clone();
+            // In memory or streamed: the artifacts' sizes against the budget.
+            params.fit(&self.artifacts.store, &data)?;
             Ok(train::Input {
-                data: self.model_inputs(&params.features)?,
+                data,
                 encoder: params.features.encoder.files(&self.common.models),
-                params: params.clone(),
+                params,
             })
         })
     }

@@ -59,32 +59,63 @@ pub struct Evaluation {
 
 /// Scores `predicted` against `gold`, sentence by sentence (each pair must have the same length).
 pub fn evaluate(gold: &[Vec<Tag>], predicted: &[Vec<Tag>]) -> Evaluation {
-    let mut counts: BTreeMap<EntityType, [usize; 3]> =
-        EntityType::ALL.iter().map(|&t| (t, [0; 3])).collect();
+    let mut counts = EntityCounts::default();
     for (g, p) in gold.iter().zip(predicted) {
-        let g: HashSet<Span> = spans(g).into_iter().collect();
-        let p: HashSet<Span> = spans(p).into_iter().collect();
+        counts.add(g, p);
+    }
+    counts.evaluation()
+}
+
+/// Entity counts per type, added up a sentence at a time: a stream of predictions is scored as it
+/// goes, with the result [`evaluate`] gives on all of them at once.
+#[derive(Clone, Debug)]
+pub struct EntityCounts {
+    /// Per type: gold, predicted and correct entities.
+    by_type: BTreeMap<EntityType, [usize; 3]>,
+    sentences: usize,
+}
+
+impl Default for EntityCounts {
+    fn default() -> Self {
+        Self {
+            by_type: EntityType::ALL.iter().map(|&t| (t, [0; 3])).collect(),
+            sentences: 0,
+        }
+    }
+}
+
+impl EntityCounts {
+    /// Counts one sentence's entities.
+    pub fn add(&mut self, gold: &[Tag], predicted: &[Tag]) {
+        let g: HashSet<Span> = spans(gold).into_iter().collect();
+        let p: HashSet<Span> = spans(predicted).into_iter().collect();
         for span in &g {
-            counts.entry(span.ty).or_default()[0] += 1;
+            self.by_type.entry(span.ty).or_default()[0] += 1;
         }
         for span in &p {
-            let c = counts.entry(span.ty).or_default();
+            let c = self.by_type.entry(span.ty).or_default();
             c[1] += 1;
             if g.contains(span) {
                 c[2] += 1;
             }
         }
+        self.sentences += 1;
     }
-    let total = counts.values().fold([0; 3], |acc, c| {
-        [acc[0] + c[0], acc[1] + c[1], acc[2] + c[2]]
-    });
-    Evaluation {
-        overall: Scores::from_counts(total[0], total[1], total[2]),
-        per_type: counts
-            .into_iter()
-            .map(|(ty, c)| (ty.name().to_owned(), Scores::from_counts(c[0], c[1], c[2])))
-            .collect(),
-        sentences: gold.len(),
+
+    /// The scores of the sentences counted so far.
+    pub fn evaluation(&self) -> Evaluation {
+        let total = self.by_type.values().fold([0; 3], |acc, c| {
+            [acc[0] + c[0], acc[1] + c[1], acc[2] + c[2]]
+        });
+        Evaluation {
+            overall: Scores::from_counts(total[0], total[1], total[2]),
+            per_type: self
+                .by_type
+                .iter()
+                .map(|(ty, c)| (ty.name().to_owned(), Scores::from_counts(c[0], c[1], c[2])))
+                .collect(),
+            sentences: self.sentences,
+        }
     }
 }
 
@@ -178,6 +209,26 @@ mod tests {
         assert_eq!((org.gold, org.predicted, org.correct), (1, 2, 1));
         assert!((org.precision - 50.0).abs() < 1e-9);
         assert!(table(&[("test", &e)]).contains("overall"));
+    }
+
+    #[test]
+    fn counts_added_sentence_by_sentence_score_as_all_at_once() {
+        let gold = vec![
+            tags("B-PER I-PER O B-LOC"),
+            tags("O B-ORG I-ORG O"),
+            tags("O"),
+        ];
+        let predicted = vec![
+            tags("B-PER I-PER O B-ORG"),
+            tags("O I-ORG I-ORG O"),
+            tags("B-MISC"),
+        ];
+        let mut counts = EntityCounts::default();
+        for (g, p) in gold.iter().zip(&predicted) {
+            counts.add(g, p);
+        }
+        assert_eq!(counts.evaluation(), evaluate(&gold, &predicted));
+        assert_eq!(counts.evaluation().sentences, 3);
     }
 
     #[test]

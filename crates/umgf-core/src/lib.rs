@@ -11,6 +11,7 @@ mod error;
 pub mod eval;
 pub mod io;
 pub mod labels;
+pub mod memory;
 pub mod progress;
 pub mod report;
 pub mod rng;

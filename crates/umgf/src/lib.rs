@@ -7,7 +7,7 @@
 //! `umgf::store`. The stage binaries in `crates/umgf-cli` are thin.
 pub use umgf_core::{Digest, Error, IoContext, Result, bail};
 pub use umgf_core::{
-    analysis, dataset, digest, eval, io, labels, progress, report, rng, schema, store,
+    analysis, dataset, digest, eval, io, labels, memory, progress, report, rng, schema, store,
 };
 
 pub mod grounding;

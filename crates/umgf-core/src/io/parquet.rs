@@ -1,14 +1,18 @@
 //! Parquet writing and reading for artifacts. Writes are deterministic (same rows, same bytes): that is
 //! what lets the store cut off downstream work when a re-run reproduces an artifact exactly.
 use std::fs::File;
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, PageIndexPolicy, ParquetMetaData};
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, IoContext, Result};
@@ -96,24 +100,189 @@ fn parquet_err(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error +
 pub fn read(path: &Path, name: &str, version: u32) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).at(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err(path))?;
+    check_schema(path, builder.metadata(), name, version)?;
+    let reader = builder.build().map_err(parquet_err(path))?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The file's schema tag is `name` at `version`, else an error naming the file.
+fn check_schema(path: &Path, metadata: &ParquetMetaData, name: &str, version: u32) -> Result<()> {
     let want = format!("{name}/{version}");
-    let found = builder
-        .metadata()
+    let found = metadata
         .file_metadata()
         .key_value_metadata()
         .and_then(|kvs| kvs.iter().find(|kv| kv.key == SCHEMA_KEY))
-        .and_then(|kv| kv.value.clone());
-    if found.as_deref() != Some(want.as_str()) {
-        return Err(Error::Schema {
-            path: path.to_owned(),
-            message: format!(
-                "expected a {want} artifact, found {}",
-                found.as_deref().unwrap_or("no schema tag")
-            ),
-        });
+        .and_then(|kv| kv.value.as_deref());
+    if found == Some(want.as_str()) {
+        return Ok(());
     }
-    let reader = builder.build().map_err(parquet_err(path))?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    Err(Error::Schema {
+        path: path.to_owned(),
+        message: format!(
+            "expected a {want} artifact, found {}",
+            found.unwrap_or("no schema tag")
+        ),
+    })
+}
+
+/// One artifact read from its Parquet files in order, as one table whose rows are numbered across
+/// the files (an artifact may be a list of part files). Each file's footer is read once, at
+/// [`Parts::open`]; rows are then read a batch at a time, any range of them, so that a reader holds
+/// one batch and one page per column, never the table.
+pub struct Parts {
+    files: Vec<Part>,
+    rows: u64,
+}
+
+struct Part {
+    path: PathBuf,
+    metadata: ArrowReaderMetadata,
+    /// The number of the part's first row in the whole table.
+    first_row: u64,
+    rows: u64,
+}
+
+impl Parts {
+    /// Opens `paths` (in order) and checks each is a `name` artifact at `version`.
+    pub fn open(paths: &[PathBuf], name: &str, version: u32) -> Result<Self> {
+        let mut files = Vec::with_capacity(paths.len());
+        let mut first_row = 0;
+        for path in paths {
+            let file = File::open(path).at(path)?;
+            // The offset index lets a read that starts inside a row group skip whole pages
+            // without decompressing them (the writer stores it by default).
+            let options =
+                ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+            let metadata = ArrowReaderMetadata::load(&file, options).map_err(parquet_err(path))?;
+            check_schema(path, metadata.metadata(), name, version)?;
+            let rows = metadata.metadata().file_metadata().num_rows() as u64;
+            files.push(Part {
+                path: path.clone(),
+                metadata,
+                first_row,
+                rows,
+            });
+            first_row += rows;
+        }
+        Ok(Self {
+            files,
+            rows: first_row,
+        })
+    }
+
+    /// Rows in all the files.
+    pub fn num_rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The uncompressed size of all the files' data, from their footers (what the rows take
+    /// decoded, about).
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .flat_map(|f| f.metadata.metadata().row_groups())
+            .map(|g| g.total_byte_size().max(0) as u64)
+            .sum()
+    }
+
+    /// The rows `rows` (numbered across the files), at most `batch_rows` per batch, of the columns
+    /// `columns` (all of them for `None`), each batch with the file it is from.
+    pub fn batches<'a>(
+        &'a self,
+        rows: Range<u64>,
+        columns: Option<&'a [&'a str]>,
+        batch_rows: usize,
+    ) -> Batches<'a> {
+        Batches {
+            parts: self,
+            rows,
+            columns,
+            batch_rows: batch_rows.max(1),
+            next_file: 0,
+            current: None,
+        }
+    }
+}
+
+/// Batches of a range of rows of [`Parts`], file after file.
+pub struct Batches<'a> {
+    parts: &'a Parts,
+    rows: Range<u64>,
+    columns: Option<&'a [&'a str]>,
+    batch_rows: usize,
+    next_file: usize,
+    current: Option<(&'a Path, ParquetRecordBatchReader)>,
+}
+
+impl<'a> Batches<'a> {
+    /// A reader of the rows of the range in file `index` (`None` when none of them are there).
+    fn open(&self, index: usize) -> Result<Option<ParquetRecordBatchReader>> {
+        let part = &self.parts.files[index];
+        let start = self.rows.start.max(part.first_row) - part.first_row;
+        let end = self.rows.end.min(part.first_row + part.rows);
+        let Some(end) = end.checked_sub(part.first_row).filter(|&end| end > start) else {
+            return Ok(None);
+        };
+        // The row groups that hold rows start..end, and where the first of them begins.
+        let (mut groups, mut first_group_row, mut at) = (Vec::new(), None, 0);
+        for (i, group) in part.metadata.metadata().row_groups().iter().enumerate() {
+            let n = group.num_rows() as u64;
+            if at < end && at + n > start {
+                groups.push(i);
+                first_group_row.get_or_insert(at);
+            }
+            at += n;
+        }
+        let first_group_row = first_group_row.unwrap_or(0);
+        let file = File::open(&part.path).at(&part.path)?;
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, part.metadata.clone())
+                .with_row_groups(groups)
+                .with_offset((start - first_group_row) as usize)
+                .with_limit((end - start) as usize)
+                .with_batch_size(self.batch_rows);
+        if let Some(columns) = self.columns {
+            let mask =
+                ProjectionMask::columns(part.metadata.parquet_schema(), columns.iter().copied());
+            builder = builder.with_projection(mask);
+        }
+        builder.build().map(Some).map_err(parquet_err(&part.path))
+    }
+}
+
+impl<'a> Iterator for Batches<'a> {
+    type Item = Result<(&'a Path, RecordBatch)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((path, reader)) = &mut self.current {
+                match reader.next() {
+                    Some(Ok(batch)) => return Some(Ok((path, batch))),
+                    Some(Err(source)) => {
+                        let path = path.to_owned();
+                        self.current = None;
+                        self.next_file = self.parts.files.len();
+                        return Some(Err(Error::Parquet {
+                            path,
+                            source: parquet::errors::ParquetError::ArrowError(source.to_string()),
+                        }));
+                    }
+                    None => self.current = None,
+                }
+            }
+            let index = self.next_file;
+            let part = self.parts.files.get(index)?;
+            self.next_file += 1;
+            match self.open(index) {
+                Ok(Some(reader)) => self.current = Some((&part.path, reader)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.next_file = self.parts.files.len();
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 //!
 //! An artifact is its row type: a struct whose fields are its columns, declared with `artifact!`
 //! (name, version, fields). How each field's type is stored is defined once, in [`column`].
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
 use arrow_schema::{Field, Schema};
 
 use crate::digest::Digest;
@@ -50,6 +52,86 @@ pub trait Artifact: Sized {
         writer.finish()
     }
 }
+
+/// An artifact opened for reading a batch of rows at a time, never the whole table: its files (one,
+/// or a list of parts read in order as one table) and their footers. What [`Artifact::read`] is for
+/// a table that may not fit in memory.
+pub struct ArtifactFiles<A: Artifact> {
+    parts: crate::io::parquet::Parts,
+    rows: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<A: Artifact> ArtifactFiles<A> {
+    /// Opens the artifact's files, in order; another schema or version is an error naming the file.
+    pub fn open(paths: &[PathBuf]) -> Result<Self> {
+        Ok(Self {
+            parts: crate::io::parquet::Parts::open(paths, A::NAME, A::VERSION)?,
+            rows: std::marker::PhantomData,
+        })
+    }
+
+    /// Rows in all its files.
+    pub fn num_rows(&self) -> u64 {
+        self.parts.num_rows()
+    }
+
+    /// The size of its data uncompressed, from the files' footers: about what its rows take in
+    /// memory.
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.parts.uncompressed_bytes()
+    }
+
+    /// The rows `range` (numbered across the files), in order, at most `batch_rows` at a time.
+    pub fn rows(
+        &self,
+        range: Range<u64>,
+        batch_rows: usize,
+    ) -> impl Iterator<Item = Result<Vec<A>>> + '_ {
+        self.parts
+            .batches(range, None, batch_rows)
+            .map(|batch| batch.and_then(|(path, batch)| A::from_batch(path, &batch)))
+    }
+
+    /// Calls `f` with the number and the value of each row's string column `column` (a key such
+    /// as `tweet_id`), reading that column alone.
+    pub fn for_each_str(
+        &self,
+        column: &str,
+        mut f: impl FnMut(u64, &str) -> Result<()>,
+    ) -> Result<()> {
+        let columns = [column];
+        let mut row = 0;
+        for batch in self
+            .parts
+            .batches(0..self.num_rows(), Some(&columns), KEY_BATCH_ROWS)
+        {
+            let (path, batch) = batch?;
+            let error = |message: String| Error::Schema {
+                path: path.to_owned(),
+                message,
+            };
+            let values = batch
+                .column_by_name(column)
+                .ok_or_else(|| error(format!("missing column {column:?}")))?;
+            let Some(values) = values.as_string_opt::<i32>() else {
+                return Err(error(format!(
+                    "column {column:?}: has type {}",
+                    values.data_type()
+                )));
+            };
+            for (i, value) in values.iter().enumerate() {
+                let value =
+                    value.ok_or_else(|| error(format!("column {column:?}: row {i}: null")))?;
+                f(row, value)?;
+                row += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows per batch when a key column is read alone (a few bytes a row).
+const KEY_BATCH_ROWS: usize = 64 * 1024;
 
 /// Implements [`Artifact`] for a row type from its name, version and fields, in column order.
 macro_rules! artifact {

@@ -46,7 +46,9 @@ impl Example {
     }
 }
 
-/// Joins the artifacts of one dataset by tweet id, in the order of `tweets`.
+/// Joins the artifacts of one dataset by tweet id, in the order of `tweets`, all of them in memory
+/// (the streamed join, [`super::join`], reads them a batch of rows at a time; its tests compare the
+/// two).
 pub fn assemble(
     tweets: &[Tweet],
     text: &[TextFeatures],
@@ -66,7 +68,7 @@ pub fn assemble(
     }
     let mut links: HashMap<&str, Vec<(u32, u32)>> = HashMap::new();
     for e in edges {
-        if matches!(e.kind, EdgeKind::PhraseObject | EdgeKind::GeneralObject) {
+        if is_link(e) {
             links
                 .entry(e.tweet_id.as_str())
                 .or_default()
@@ -76,50 +78,74 @@ pub fn assemble(
     tweets
         .iter()
         .map(|tweet| {
-            let bad = |what: String| Error::Store(format!("tweet {}: {what}", tweet.id));
-            let t = text
-                .get(tweet.id.as_str())
-                .ok_or_else(|| bad("no text features".into()))?;
-            let n = tweet.tokens.len() as u32;
-            let mut mine = objects.remove(tweet.id.as_str()).unwrap_or_default();
-            mine.sort_by_key(|(id, _)| *id);
-            if mine.iter().enumerate().any(|(i, (id, _))| *id != i as u32) {
-                return Err(bad("object ids are not 0..m".into()));
-            }
-            let m = mine.len() as u32;
-            let links = links
-                .remove(tweet.id.as_str())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(src, dst)| {
-                    // Words are nodes 0..n, objects n..n+m, and src < dst: the word is src.
-                    if src < n && dst >= n && dst - n < m {
-                        Ok((src, dst - n))
-                    } else {
-                        Err(bad(format!(
-                            "edge {src}-{dst} is not a word-object pair ({n} words, {m} objects with features)"
-                        )))
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            if t.word_starts.len() != tweet.tokens.len() {
-                return Err(bad("text features do not match the tokens".into()));
-            }
-            Ok(Example {
-                tweet_id: tweet.id.clone(),
-                split: tweet.split,
-                words: tweet.tokens.clone(),
-                tags: tweet.labels.clone(),
-                states: t.states.clone(),
-                shapes: t.shapes.clone(),
-                piece_ids: t.piece_ids.clone(),
-                word_starts: t.word_starts.clone(),
-                caption_nodes: mine.iter().map(|(_, v)| v.kind == NodeKind::Caption).collect(),
-                objects: mine.into_iter().map(|(_, v)| v.features.clone()).collect(),
-                links,
-            })
+            let mine = objects.remove(tweet.id.as_str()).unwrap_or_default();
+            let links = links.remove(tweet.id.as_str()).unwrap_or_default();
+            example_of(tweet, text.get(tweet.id.as_str()).copied(), mine, links)
         })
         .collect()
+}
+
+/// Whether a graph edge joins a word and a visual node (what an [`Example`] keeps of the graph).
+pub(crate) fn is_link(edge: &GraphEdge) -> bool {
+    matches!(edge.kind, EdgeKind::PhraseObject | EdgeKind::GeneralObject)
+}
+
+/// The example of `tweet` from its rows of the other artifacts: its text features, the visual
+/// features of its nodes (with their node numbers) and its word-node edges (graph node numbers).
+/// Both joins ([`assemble`] and [`super::join`]) build examples here, so they agree.
+pub(crate) fn example_of(
+    tweet: &Tweet,
+    text: Option<&TextFeatures>,
+    mut objects: Vec<(u32, &VisualFeatures)>,
+    links: Vec<(u32, u32)>,
+) -> Result<Example> {
+    let bad = |what: String| Error::Store(format!("tweet {}: {what}", tweet.id));
+    let t = text.ok_or_else(|| bad("no text features".into()))?;
+    let n = tweet.tokens.len() as u32;
+    objects.sort_by_key(|(id, _)| *id);
+    if objects
+        .iter()
+        .enumerate()
+        .any(|(i, (id, _))| *id != i as u32)
+    {
+        return Err(bad("object ids are not 0..m".into()));
+    }
+    let m = objects.len() as u32;
+    let links = links
+        .into_iter()
+        .map(|(src, dst)| {
+            // Words are nodes 0..n, objects n..n+m, and src < dst: the word is src.
+            if src < n && dst >= n && dst - n < m {
+                Ok((src, dst - n))
+            } else {
+                Err(bad(format!(
+                    "edge {src}-{dst} is not a word-object pair ({n} words, {m} objects with features)"
+                )))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if t.word_starts.len() != tweet.tokens.len() {
+        return Err(bad("text features do not match the tokens".into()));
+    }
+    Ok(Example {
+        tweet_id: tweet.id.clone(),
+        split: tweet.split,
+        words: tweet.tokens.clone(),
+        tags: tweet.labels.clone(),
+        states: t.states.clone(),
+        shapes: t.shapes.clone(),
+        piece_ids: t.piece_ids.clone(),
+        word_starts: t.word_starts.clone(),
+        caption_nodes: objects
+            .iter()
+            .map(|(_, v)| v.kind == NodeKind::Caption)
+            .collect(),
+        objects: objects
+            .into_iter()
+            .map(|(_, v)| v.features.clone())
+            .collect(),
+        links,
+    })
 }
 
 /// Word pieces of a batch for the fine-tune mode.

@@ -3,8 +3,9 @@
 //! output can be ingested again); on labelled tweets also the metrics and a conlleval-format file of
 //! gold and predicted tags; and what a report shows of each tweet ([`crate::analysis`]). Cached like
 //! every stage: the key is the model's files, the tweets' artifacts and the split.
-use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -12,15 +13,16 @@ use serde_json::json;
 
 use crate::analysis::{Entity, TweetAnalysis};
 use crate::digest::Digest;
-use crate::eval::{Evaluation, table};
-use crate::labels::spans;
+use crate::eval::{EntityCounts, Evaluation, table};
+use crate::labels::{Tag, spans};
 use crate::model::batch::Example;
+use crate::model::join::{JoinedArtifacts, RowIndex};
 use crate::model::tagger::{self, Tagger};
-use crate::model::train::{Prediction, evaluate_predicted, predict_with_gates};
-use crate::schema::{Artifact, GroundedObject, Split, Tweet};
+use crate::model::train::{PREDICT_CHUNK, predict_with_gates};
+use crate::schema::{GroundedObject, Split};
 use crate::stages::Stage;
 use crate::stages::train::{DatasetArtifacts, predictions};
-use crate::store::{RunOutcome, RunSpec, Store};
+use crate::store::{RunOutcome, RunOutputs, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
 use crate::{IoContext, Result};
 
@@ -101,6 +103,9 @@ fn spec(
     })
 }
 
+/// Tweets predicted at a time (see [`PREDICT_CHUNK`]).
+pub const CHUNK: usize = PREDICT_CHUNK;
+
 fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
     let Input {
         model,
@@ -114,31 +119,25 @@ fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
     model.check()?;
     let spec = spec(model, inputs, *objects, encoder.digest()?, which)?;
     store.run(&spec, |outputs| {
-        let mut examples = inputs.examples(store)?;
-        if which == Which::Test {
-            examples.retain(|e| e.split == Split::Test);
-            if examples.is_empty() {
-                crate::bail!(Config, "dataset {dataset} has no test split to evaluate");
-            }
-        }
+        let joined = inputs.open(store)?;
         let tagger = Tagger::load_files(
             &model.config,
             &model.weights,
             encoder,
             crate::torch::default_device(),
         )?;
-        let with_gates = predict_with_gates(&tagger, &examples);
-        let predicted: Vec<_> = with_gates.iter().map(|p| p.tags.clone()).collect();
-        let evaluation = evaluate_predicted(&examples, &predicted);
-        let entities = entities_jsonl(&examples, &predicted)?;
-        write(&outputs.path(ENTITIES), &entities)?;
-        let analysis = analysis_jsonl(store, inputs.tweets, *objects, &examples, &with_gates)?;
-        write(&outputs.path(ANALYSIS), &analysis)?;
-        write(&outputs.path(CONLL), &tagged_conll(&examples, &predicted))?;
-        let labelled = examples.iter().all(|e| e.tags.is_some());
-        let found: usize = predicted.iter().map(|p| spans(p).len()).sum();
-        if labelled {
-            write(&outputs.path(SCORED), &predictions(&examples, &predicted))?;
+        let objects =
+            RowIndex::<GroundedObject>::open(&[store.blob_path(objects)], joined.tweets())?;
+        let summary = predict_streamed(&tagger, &joined, &objects, which, CHUNK, outputs)?;
+        let Summary {
+            tweets,
+            entities,
+            evaluation,
+        } = summary.ok_or_else(|| {
+            crate::Error::Config(format!("dataset {dataset} has no test split to evaluate"))
+        })?;
+        let labelled = evaluation.is_some();
+        if let Some(evaluation) = &evaluation {
             let metrics = json!({
                 "train_dataset": tagger.config.trained_on,
                 "test_dataset": dataset,
@@ -157,18 +156,125 @@ fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
                 tagger.config.mode.name(),
                 tagger.config.trained_on,
                 dataset,
-                examples.len()
+                tweets
             );
-            let columns: [(&str, &Evaluation); 1] = [("test", &evaluation)];
+            let columns: [(&str, &Evaluation); 1] = [("test", evaluation)];
             write(&outputs.path(TABLE), &(heading + &table(&columns)))?;
         }
         Ok(serde_json::to_value(Counts {
-            tweets: examples.len(),
-            entities: found,
+            tweets,
+            entities,
             labelled,
-            f1: labelled.then_some(evaluation.overall.f1),
+            f1: evaluation.map(|e| e.overall.f1),
         })?)
     })
+}
+
+/// What a streamed prediction found: tweets tagged, entities, and the scores when every tweet has
+/// gold tags.
+pub struct Summary {
+    pub tweets: usize,
+    pub entities: usize,
+    pub evaluation: Option<Evaluation>,
+}
+
+/// A file written as it goes (`BufWriter`), errors naming it.
+pub(crate) struct OutputFile {
+    path: PathBuf,
+    file: BufWriter<File>,
+}
+
+impl OutputFile {
+    pub(crate) fn create(outputs: &mut RunOutputs<'_>, name: &str) -> Result<Self> {
+        let path = outputs.path(name);
+        let file = BufWriter::new(File::create(&path).at(&path)?);
+        Ok(Self { path, file })
+    }
+
+    pub(crate) fn write(&mut self, text: &str) -> Result<()> {
+        self.file.write_all(text.as_bytes()).at(&self.path)
+    }
+
+    pub(crate) fn finish(mut self) -> Result<()> {
+        self.file.flush().at(&self.path)
+    }
+}
+
+/// Predicts the tweets `which` says, `chunk` at a time, in the tweets' order, writing the entities,
+/// the tagged tweets, the analysis and (on labelled tweets) the scored tweets to `outputs` as it
+/// goes; `None` when `which` is the test split and there is none. What stays in memory is a chunk.
+pub fn predict_streamed(
+    tagger: &Tagger,
+    joined: &JoinedArtifacts,
+    objects: &RowIndex<GroundedObject>,
+    which: Which,
+    chunk: usize,
+    outputs: &mut RunOutputs<'_>,
+) -> Result<Option<Summary>> {
+    let index = joined.tweets();
+    let keep = |p: u32| which == Which::All || index.split(p) == Split::Test;
+    let all = 0..joined.len();
+    if which == Which::Test && !all.clone().any(keep) {
+        return Ok(None);
+    }
+    let labelled = all.clone().filter(|&p| keep(p)).all(|p| index.labelled(p));
+    let mut entities_out = OutputFile::create(outputs, ENTITIES)?;
+    let mut analysis_out = OutputFile::create(outputs, ANALYSIS)?;
+    let mut conll_out = OutputFile::create(outputs, CONLL)?;
+    let mut scored_out = labelled
+        .then(|| OutputFile::create(outputs, SCORED))
+        .transpose()?;
+    let mut objects = objects.merge(index, all.clone());
+    let mut counts = EntityCounts::default();
+    let (mut tweets, mut entities) = (0, 0);
+    let mut stream = joined.join(all, keep);
+    loop {
+        let mut examples = Vec::with_capacity(chunk);
+        let mut rows = Vec::with_capacity(chunk);
+        for joined in stream.by_ref().take(chunk.max(1)) {
+            let joined = joined?;
+            examples.push(joined.example);
+            rows.push((joined.position, joined.tweet));
+        }
+        if examples.is_empty() {
+            break;
+        }
+        let with_gates = predict_with_gates(tagger, &examples);
+        let predicted: Vec<Vec<Tag>> = with_gates.iter().map(|p| p.tags.clone()).collect();
+        for (e, p) in examples.iter().zip(&predicted) {
+            match &e.tags {
+                Some(gold) => counts.add(gold, p),
+                None => counts.add(&vec![Tag::O; e.len()], p),
+            }
+        }
+        tweets += examples.len();
+        entities += predicted.iter().map(|p| spans(p).len()).sum::<usize>();
+        entities_out.write(&entities_jsonl(&examples, &predicted)?)?;
+        let mut analysis = String::new();
+        for (((position, tweet), e), p) in rows.iter().zip(&examples).zip(&with_gates) {
+            let mine = objects.take(*position)?;
+            let mine: Vec<&GroundedObject> = mine.iter().collect();
+            let line = TweetAnalysis::new(tweet, &mine, &p.tags, &e.links, &p.gates);
+            analysis.push_str(&serde_json::to_string(&line)?);
+            analysis.push('\n');
+        }
+        analysis_out.write(&analysis)?;
+        conll_out.write(&tagged_conll(&examples, &predicted))?;
+        if let Some(scored) = &mut scored_out {
+            scored.write(&predictions(&examples, &predicted))?;
+        }
+    }
+    for out in [entities_out, analysis_out, conll_out]
+        .into_iter()
+        .chain(scored_out)
+    {
+        out.finish()?;
+    }
+    Ok(Some(Summary {
+        tweets,
+        entities,
+        evaluation: labelled.then(|| counts.evaluation()),
+    }))
 }
 
 /// One line per tweet: `{"id", "tokens", "entities": [{"text", "type", "start", "end"}]}` (word
@@ -178,39 +284,6 @@ fn entities_jsonl(examples: &[Example], predicted: &[Vec<crate::labels::Tag>]) -
     for (e, tags) in examples.iter().zip(predicted) {
         let entities = Entity::all(&e.words, tags);
         let line = json!({"id": e.tweet_id, "tokens": e.words, "entities": entities});
-        out.push_str(&serde_json::to_string(&line)?);
-        out.push('\n');
-    }
-    Ok(out)
-}
-
-/// One [`TweetAnalysis`] line per predicted tweet, from the tweets and objects artifacts.
-fn analysis_jsonl(
-    store: &Store,
-    tweets: Digest,
-    objects: Digest,
-    examples: &[Example],
-    predictions: &[Prediction],
-) -> Result<String> {
-    let tweets = Tweet::read(&store.blob_path(&tweets))?;
-    let tweets: HashMap<&str, &Tweet> = tweets.iter().map(|t| (t.id.as_str(), t)).collect();
-    let objects = GroundedObject::read(&store.blob_path(&objects))?;
-    let mut by_tweet: HashMap<&str, Vec<&GroundedObject>> = HashMap::new();
-    for row in &objects {
-        by_tweet.entry(row.tweet_id.as_str()).or_default().push(row);
-    }
-    let mut out = String::new();
-    for (e, p) in examples.iter().zip(predictions) {
-        let tweet = tweets.get(e.tweet_id.as_str()).ok_or_else(|| {
-            crate::Error::Internal(format!(
-                "tweet {} is not in the tweets artifact",
-                e.tweet_id
-            ))
-        })?;
-        let rows = by_tweet
-            .get(e.tweet_id.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        let line = TweetAnalysis::new(tweet, rows, &p.tags, &e.links, &p.gates);
         out.push_str(&serde_json::to_string(&line)?);
         out.push('\n');
     }
