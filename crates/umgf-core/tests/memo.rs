@@ -77,7 +77,11 @@ fn a_run_packs_its_entries_into_one_segment_and_a_hit_writes_nothing() {
     let store = Store::open(dir.path()).unwrap();
     run_storing(&store, &spec("a", 1), 0..1000);
     let files = listing(&memo_dir(dir.path()));
-    assert_eq!(files.len(), 2, "one pack and its index: {files:?}");
+    assert_eq!(
+        files.len(),
+        3,
+        "one pack, its index and its stamp: {files:?}"
+    );
 
     // Another process (another store handle) finds every entry; its run writes nothing in the memo.
     std::thread::sleep(Duration::from_millis(20));
@@ -258,7 +262,7 @@ fn gc_compacts_segments_into_one_keeping_what_kept_runs_used() {
     }
     let verified = store.verify().unwrap();
     assert!(verified.is_valid(), "{:?}", verified.problems);
-    assert_eq!(listing(&memo_dir(&root)).len(), 2);
+    assert_eq!(listing(&memo_dir(&root)).len(), 3, "one segment");
     let again = collect(
         &store,
         dir.path(),
@@ -323,5 +327,5 @@ fn an_old_stores_loose_entries_are_read_and_gc_packs_the_ones_in_use() {
     );
     assert_eq!(memo.get(&key(101)).unwrap(), None);
     assert_eq!(memo.get(&key(4)).unwrap(), Some(payload(4)));
-    assert_eq!(listing(&memo_dir(&root)).len(), 2);
+    assert_eq!(listing(&memo_dir(&root)).len(), 3, "one segment");
 }

@@ -165,6 +165,19 @@ fn lock_file(path: &Path) -> Result<File> {
         .at(path)
 }
 
+/// What identifies a file's current content without reading it: size, inode, change time (which
+/// only the kernel sets, on any write, truncation, rename or new link).
+pub(super) fn file_identity(meta: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{} {} {}.{:09}",
+        meta.len(),
+        meta.ino(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
 /// Every regular file below `dir`, recursively, in sorted order.
 pub(super) fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();

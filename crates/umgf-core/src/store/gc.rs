@@ -433,6 +433,7 @@ fn compact_namespace(
     // The new segment is sealed: the old files go, indexes before packs (an index without its pack
     // would be a problem; a pack without its index is indexed again, harmlessly, by the next run).
     for segment in &segments {
+        let _ = fs::remove_file(pack::stamp_path(dir, &segment.name));
         remove(&pack::index_path(dir, &segment.name), false)?;
         remove(&pack::pack_path(dir, &segment.name), false)?;
     }

@@ -296,7 +296,7 @@ impl Store {
             Err(e) => return Err(e).at(&path),
         };
         let stamp = self.verified_path(digest);
-        let identity = file_identity(&meta);
+        let identity = fsutil::file_identity(&meta);
         if fs::read_to_string(&stamp).is_ok_and(|s| s == identity) {
             return Ok(None);
         }
@@ -673,7 +673,7 @@ impl Store {
                 .map(str::parse::<Digest>);
             // A blob whose file is unchanged since it was last hashed right is not hashed again.
             let stamped = |digest: &Digest| {
-                let identity = fs::metadata(&path).map(|m| file_identity(&m));
+                let identity = fs::metadata(&path).map(|m| fsutil::file_identity(&m));
                 identity.is_ok_and(|id| {
                     fs::read_to_string(self.verified_path(digest)).is_ok_and(|s| s == id)
                 })
@@ -698,18 +698,6 @@ impl Store {
         }
         Ok(report)
     }
-}
-
-/// What identifies a file's current content without reading it: size, inode, change time.
-fn file_identity(meta: &fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
-    format!(
-        "{} {} {}.{:09}",
-        meta.len(),
-        meta.ino(),
-        meta.ctime(),
-        meta.ctime_nsec()
-    )
 }
 
 impl Drop for Store {

@@ -125,6 +125,29 @@ pub(crate) fn index_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.{INDEX_EXT}"))
 }
 
+/// Where the identity of a segment's two files is kept from when every record of it was known
+/// intact (its writer sealed it): `verify` reads an unchanged segment's records no more.
+pub(crate) fn stamp_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.verified"))
+}
+
+/// The identity of a segment's pack and index files (`None` if either is gone).
+pub(crate) fn identity(dir: &Path, name: &str) -> Option<String> {
+    let pack = fs::metadata(pack_path(dir, name)).ok()?;
+    let index = fs::metadata(index_path(dir, name)).ok()?;
+    Some(format!(
+        "{} / {}",
+        fsutil::file_identity(&pack),
+        fsutil::file_identity(&index)
+    ))
+}
+
+/// Whether the segment is unchanged since it was stamped as intact.
+pub(crate) fn stamped(dir: &Path, name: &str) -> bool {
+    identity(dir, name)
+        .is_some_and(|id| fs::read_to_string(stamp_path(dir, name)).is_ok_and(|s| s == id))
+}
+
 /// Reads the record at `at` from `file` (`None` if the file is shorter: truncated behind our back).
 fn read_record(file: &File, path: &Path, at: Location) -> Result<Option<Vec<u8>>> {
     let mut record = vec![0u8; at.len as usize];
@@ -461,7 +484,20 @@ impl SegmentWriter {
         }
         self.file.sync_data().at(&self.path)?;
         let entries: Vec<(Digest, Location)> = self.entries.into_iter().collect();
-        write_index(temp, tmp_dir, &index_path(dir, &self.name), &entries)
+        write_index(temp, tmp_dir, &index_path(dir, &self.name), &entries)?;
+        // Every record was checked as it was written. Best effort: without a stamp, `verify` reads
+        // the records.
+        if let Some(id) = identity(dir, &self.name) {
+            let stamp = stamp_path(dir, &self.name);
+            let _ = fsutil::write_atomic(
+                temp,
+                tmp_dir,
+                &stamp,
+                id.as_bytes(),
+                Durability::Checksummed,
+            );
+        }
+        Ok(())
         // Dropping the file releases the lock.
     }
 }
