@@ -41,6 +41,8 @@ const INDEX_HEADER_LEN: usize = 8 + 4 + 8;
 const INDEX_ENTRY_LEN: usize = 32 + 8 + 4;
 /// zstd's fast levels: payloads are written once per record and read on every re-run.
 const ZSTD_LEVEL: i32 = 3;
+/// How old an empty pack without an index must be before it is removed as abandoned.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 const CODEC_RAW: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
 
@@ -349,7 +351,7 @@ pub(crate) fn scan(path: &Path) -> Result<(Vec<(Digest, Location)>, u64)> {
 }
 
 /// Indexes the pack `name` of `dir` if its writer is gone (its lock is free): `Ok(true)` if it has an
-/// index now. An empty pack of a dead writer is removed instead.
+/// index now. An empty pack of a dead writer is removed instead (once an hour old).
 pub(crate) fn recover(dir: &Path, name: &str, temp: &TempNamer, tmp_dir: &Path) -> Result<bool> {
     let pack = pack_path(dir, name);
     let Ok(file) = OpenOptions::new().read(true).open(&pack) else {
@@ -366,7 +368,15 @@ pub(crate) fn recover(dir: &Path, name: &str, temp: &TempNamer, tmp_dir: &Path) 
     }
     let (entries, torn) = scan(&pack)?;
     if entries.is_empty() {
-        fs::remove_file(&pack).at(&pack)?;
+        // Removed only when surely abandoned: where advisory locks do not reach across hosts (NFS
+        // without a lock manager), a writer that has yet to write its first record may look dead.
+        let age = fs::metadata(&pack)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|a| a > ABANDONED_AFTER) {
+            fs::remove_file(&pack).at(&pack)?;
+        }
         return Ok(false);
     }
     tracing::info!(
