@@ -588,7 +588,7 @@ pub(crate) mod fixture {
             for k in 0..(images + caption_nodes) as u32 {
                 let kind = [EdgeKind::PhraseObject, EdgeKind::GeneralObject][i % 2];
                 rows.edges
-                    .push(edge(&id, (k % words as u32), words as u32 + k, kind));
+                    .push(edge(&id, k % words as u32, words as u32 + k, kind));
             }
             debug_assert!(nodes >= words);
         }

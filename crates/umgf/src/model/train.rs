@@ -517,12 +517,15 @@ fn in_batches<T: Clone + Default>(
     out
 }
 
+/// What is done with each chunk of predicted examples and their tags (written out, say).
+pub type ChunkSink<'a> = dyn FnMut(&[Example], &[Vec<Tag>]) -> Result<()> + 'a;
+
 /// Predicts `examples` chunk by chunk and scores them against their gold tags (unlabelled ones
 /// count as all O), passing each chunk and its predicted tags to `each` (to write them).
 pub fn evaluate_set(
     tagger: &Tagger,
     examples: &dyn Examples,
-    each: &mut dyn FnMut(&[Example], &[Vec<Tag>]) -> Result<()>,
+    each: &mut ChunkSink<'_>,
 ) -> Result<Evaluation> {
     let mut counts = EntityCounts::default();
     examples.chunks(&mut |chunk| {
