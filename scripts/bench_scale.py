@@ -194,15 +194,16 @@ def proc_io(pid):
         return None
 
 
-def measure(argv, cwd, env, log_path, max_rss):
+def measure(argv, cwd, env, log_path, max_rss, disk=None, min_free=0):
     """Runs argv; returns a dict of figures. Samples /proc every 0.1 s; kills the process group when the
-    RSS of the process and its children passes max_rss bytes."""
+    RSS of the process and its children passes max_rss bytes, or when the disk holding `disk` has less
+    than min_free bytes free."""
     busy0 = cpu_busy_seconds()
     start = time.perf_counter()
     with open(log_path, "wb") as err:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=err, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    io, peak_tree, killed = None, 0, None
+    io, peak_tree, killed, ticks = None, 0, None, 0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid == proc.pid:
@@ -214,11 +215,18 @@ def measure(argv, cwd, env, log_path, max_rss):
         peak_tree = max(peak_tree, total)
         if max_rss and total > max_rss and killed is None:
             killed = f"RSS {total / 2**30:.1f} GiB > {max_rss / 2**30:.1f} GiB: killed by the watchdog"
+        ticks += 1
+        if disk and min_free and ticks % 10 == 0 and killed is None:
+            free = shutil.disk_usage(disk).free
+            if free < min_free:
+                killed = f"disk free {free / 2**30:.1f} GiB < {min_free / 2**30:.0f} GiB: killed by the watchdog"
+        if killed and not killed.endswith("(sent)"):
             log(f"  {killed}")
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            killed += " (sent)"
         time.sleep(0.1)
     seconds = time.perf_counter() - start
     busy = cpu_busy_seconds() - busy0
@@ -234,7 +242,7 @@ def measure(argv, cwd, env, log_path, max_rss):
         "wchar": io.get("wchar") if io else None,
         "write_bytes": io.get("write_bytes") if io else None,
         "exit": code,
-        "killed": killed,
+        "killed": killed.removesuffix(" (sent)") if killed else None,
         "tail": tail,
     }
 
@@ -336,7 +344,8 @@ def bench(args, label, bin_dir, dump_paths, meta, records):
             before = tree(artifacts)
             rec["load1_start"] = loadavg()
             argv = stage_argv(bin_dir, name, dump, artifacts, args.model)
-            figures = measure(argv, ROOT, env, logs / f"{run}-{name}.log", args.max_rss_gib * 2**30)
+            figures = measure(argv, ROOT, env, logs / f"{run}-{name}.log", args.max_rss_gib * 2**30,
+                              artifacts, args.min_free_gib * 2**30)
             after = tree(artifacts)
             delta = tree_delta(before, after)
             rec.update(figures)
@@ -510,6 +519,8 @@ def main():
     ap.add_argument("--inserted", action="store_true", help="also the inserted run")
     ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated, in order")
     ap.add_argument("--max-rss-gib", type=float, default=12.0, help="the watchdog's limit (0: none)")
+    ap.add_argument("--min-free-gib", type=float, default=10.0,
+                    help="the watchdog kills a stage when the disk has less free (0: no limit)")
     ap.add_argument("--quiet-below", type=float, default=0.0,
                     help="before each run, wait until other processes use under this many cores (0: do not wait)")
     ap.add_argument("--quiet-wait", type=float, default=900, help="the longest such wait, seconds")
