@@ -372,7 +372,7 @@ pub(crate) fn encode_refs(keys: &HashSet<Digest>) -> Vec<u8> {
 }
 
 pub(crate) fn decode_refs(bytes: &[u8]) -> Option<Vec<Digest>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return None;
     }
     Some(

@@ -289,7 +289,7 @@ pub(crate) fn write_index(
     entries: &[(Digest, Location)],
 ) -> Result<()> {
     let mut sorted = entries.to_vec();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    sorted.sort_by_key(|e| e.0);
     sorted.dedup_by(|a, b| a.0 == b.0);
     let mut out = Vec::with_capacity(INDEX_HEADER_LEN + sorted.len() * INDEX_ENTRY_LEN + 32);
     out.extend_from_slice(INDEX_MAGIC);
