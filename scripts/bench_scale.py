@@ -122,6 +122,14 @@ def wait_for_quiet(threshold, limit):
     return time.monotonic() - start, busy
 
 
+def wait_for_file(path, limit):
+    """Waits until `path` exists (at most `limit` seconds); returns the seconds waited."""
+    start = time.monotonic()
+    while not path.exists() and time.monotonic() - start < limit:
+        time.sleep(15)
+    return time.monotonic() - start
+
+
 # --- a folder's files -----------------------------------------------------------------------------------
 
 def tree(path):
@@ -341,6 +349,10 @@ def bench(args, label, bin_dir, dump_paths, meta, records):
                 records.append(rec)
                 emit(args, rec)
                 continue
+            if name == "predict" and args.wait_for:
+                waited = wait_for_file(args.wait_for, args.wait_for_limit)
+                if waited:
+                    rec["waited_for_model_s"] = round(waited, 1)
             before = tree(artifacts)
             rec["load1_start"] = loadavg()
             argv = stage_argv(bin_dir, name, dump, artifacts, args.model)
@@ -524,6 +536,9 @@ def main():
     ap.add_argument("--quiet-below", type=float, default=0.0,
                     help="before each run, wait until other processes use under this many cores (0: do not wait)")
     ap.add_argument("--quiet-wait", type=float, default=900, help="the longest such wait, seconds")
+    ap.add_argument("--wait-for", type=Path, help="before each predict, wait until this file exists "
+                    "(a model still training: --model's config.json)")
+    ap.add_argument("--wait-for-limit", type=float, default=7200, help="the longest such wait, seconds")
     ap.add_argument("--keep-artifacts", action="store_true")
     ap.add_argument("--out", type=Path, required=True, help="writes <out>.md and appends to <out>.jsonl")
     args = ap.parse_args()
@@ -543,9 +558,11 @@ def main():
         args.data_dir = args.data_dir.resolve()
     out = args.out.resolve()
     args.md, args.jsonl = out.with_name(out.name + ".md"), out.with_name(out.name + ".jsonl")
-    if "predict" in args.stages and not (args.model / "config.json").exists():
+    if "predict" in args.stages and args.wait_for:
+        log(f"bench_scale: predict will wait for {args.wait_for}")
+    elif "predict" in args.stages and not (args.model / "config.json").exists():
         sys.exit(f"bench_scale: no model at {args.model} (make train ENCODER=minilm, or --model)")
-    if "predict" in args.stages and "minilm" not in (args.model / "config.json").read_text().lower():
+    if "predict" in args.stages and not args.wait_for and "minilm" not in (args.model / "config.json").read_text().lower():
         log(f"bench_scale: warning: {args.model} is not a MiniLM model: predict encodes with its encoder "
             "(make train ENCODER=minilm, then SCALE_MODEL=artifacts/twitter2017/model)")
 
