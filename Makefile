@@ -25,7 +25,8 @@
 #   make chunker              train the noun-phrase chunker on CoNLL-2000 (once; then cached)
 #   make chunker CHUNKER_TWEEBANK=1   ... and on Tweebank v2's tweets (CC BY-NC-SA 4.0: research use)
 #   make status               which stages are up to date, which would re-run
-#   make gc                   remove store objects no link and none of the last GC_KEEP runs per stage use
+#   make gc                   remove store objects no link and none of the last GC_KEEP runs per stage use;
+#                             compact the memo (an older store's one-file-per-entry memo into packs)
 #   make test                 the test suite
 #   make test-fast            the suite without the reference parity tests and the long runs (< 2 min)
 #   make lint                 cargo fmt --check and clippy, as CI runs them
