@@ -304,7 +304,10 @@ fn features_of_a_grown_dump_encode_only_the_new_tweets() {
     };
     let third = common::text_features(&store, tweets, &every_layer_mean);
     assert_eq!(third.manifest.counts["memo_reused"], 0);
-    assert_eq!(third.manifest.counts["memo_computed"], distinct.len() as u64);
+    assert_eq!(
+        third.manifest.counts["memo_computed"],
+        distinct.len() as u64
+    );
     let pooled = TextFeatures::read(
         &store.blob_path(
             &third
