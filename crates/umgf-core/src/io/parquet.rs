@@ -97,12 +97,20 @@ fn parquet_err(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error +
 }
 
 /// Reads a whole artifact's batches, checking it is `name` at `version` (see [`Artifact::read`]).
-pub fn read(path: &Path, name: &str, version: u32) -> Result<Vec<RecordBatch>> {
-    let file = File::open(path).at(path)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err(path))?;
-    check_schema(path, builder.metadata(), name, version)?;
-    let reader = builder.build().map_err(parquet_err(path))?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+/// `path` is a Parquet file or a part list (see [`crate::store::parts`]), whose parts are read in
+/// order. Each batch comes with the file it was read from.
+pub fn read(path: &Path, name: &str, version: u32) -> Result<Vec<(PathBuf, RecordBatch)>> {
+    let mut batches = Vec::new();
+    for path in crate::store::parts::files_of(path)? {
+        let file = File::open(&path).at(&path)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err(&path))?;
+        check_schema(&path, builder.metadata(), name, version)?;
+        let reader = builder.build().map_err(parquet_err(&path))?;
+        for batch in reader {
+            batches.push((path.clone(), batch?));
+        }
+    }
+    Ok(batches)
 }
 
 /// The file's schema tag is `name` at `version`, else an error naming the file.
@@ -143,11 +151,16 @@ struct Part {
 }
 
 impl Parts {
-    /// Opens `paths` (in order) and checks each is a `name` artifact at `version`.
+    /// Opens `paths` (in order; a part list stands for its parts, see [`crate::store::parts`]) and
+    /// checks each is a `name` artifact at `version`.
     pub fn open(paths: &[PathBuf], name: &str, version: u32) -> Result<Self> {
         let mut files = Vec::with_capacity(paths.len());
         let mut first_row = 0;
+        let mut expanded = Vec::with_capacity(paths.len());
         for path in paths {
+            expanded.extend(crate::store::parts::files_of(path)?);
+        }
+        for path in &expanded {
             let file = File::open(path).at(path)?;
             // The offset index lets a read that starts inside a row group skip whole pages
             // without decompressing them (the writer stores it by default).

@@ -39,8 +39,8 @@ pub trait Artifact: Sized {
     /// Every row of the artifact at `path`; another schema or version is an error naming the file.
     fn read(path: &Path) -> Result<Vec<Self>> {
         let mut rows = Vec::new();
-        for batch in crate::io::parquet::read(path, Self::NAME, Self::VERSION)? {
-            rows.extend(Self::from_batch(path, &batch)?);
+        for (file, batch) in crate::io::parquet::read(path, Self::NAME, Self::VERSION)? {
+            rows.extend(Self::from_batch(&file, &batch)?);
         }
         Ok(rows)
     }

@@ -13,7 +13,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::schema::{Artifact, EdgeKind, GraphEdge, GroundedObject, QueryKind, Tweet};
 use crate::stages::Stage;
-use crate::store::{RunOutcome, RunSpec, Store};
+use crate::store::{ByParts, RunOutcome, RunSpec, Store};
 
 pub const EDGES: &str = "graph_edges.parquet";
 
@@ -69,11 +69,15 @@ impl Stage for GraphsStage {
     }
 }
 
+/// Part by part (see [`crate::store::parts`]): a tweet's graph needs only its own rows.
 fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
-    let (tweets, objects) = (input.tweets, input.objects);
-    store.run(&GraphsStage::spec(input)?, |outputs| {
-        let tweets = Tweet::read(&store.blob_path(&tweets))?;
-        let objects = GroundedObject::read(&store.blob_path(&objects))?;
+    let plan = ByParts {
+        inputs: &["tweets", "objects"],
+        ..ByParts::default()
+    };
+    store.run_by_parts(&GraphsStage::spec(input)?, &plan, |part, outputs| {
+        let tweets = Tweet::read(&store.blob_path(&part["tweets"]))?;
+        let objects = GroundedObject::read(&store.blob_path(&part["objects"]))?;
         let mut by_tweet: HashMap<&str, Vec<&GroundedObject>> = HashMap::new();
         for o in &objects {
             by_tweet.entry(o.tweet_id.as_str()).or_default().push(o);

@@ -1,5 +1,5 @@
 //! `ingest`: reads a dataset's files, validates every record, resolves images, and writes the `tweets`
-//! artifact plus a report of rejected records and warnings.
+//! artifact (as parts, see [`crate::store::parts`]) plus a report of rejected records and warnings.
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
@@ -16,7 +16,8 @@ use crate::io::{self, Diagnostic, ImageRef, Limits, ParsedFile, RawTweet};
 use crate::labels::{EntityType, spans};
 use crate::schema::{Artifact, ImageStatus, Split, Tweet};
 use crate::stages::Stage;
-use crate::store::{RunOutcome, RunSpec, Store};
+use crate::store::parts::PartCutter;
+use crate::store::{RunOutcome, RunOutputs, RunSpec, Store};
 
 pub const TWEETS: &str = "tweets.parquet";
 pub const REPORT: &str = "report.jsonl";
@@ -349,12 +350,30 @@ pub fn run_plan(store: &Store, plan: Plan) -> Result<RunOutcome> {
             &plan.warnings,
             &plan.captions,
         ))?;
-        let tweets_path = outputs.path(TWEETS);
-        Tweet::write(&tweets_path, &rows)?;
+        write_parts(outputs, &rows)?;
         let report_path = outputs.path(REPORT);
         write_report(&report_path, &plan.rejected, &plan.warnings)?;
         Ok(counts)
     })
+}
+
+/// Writes the tweets as parts cut at content-defined boundaries (see [`PartCutter`]), so that a dump
+/// which grows keeps the parts of its unchanged tweets, and every per-record stage after it re-runs
+/// only the parts that changed. A dump without tweets is one empty part.
+fn write_parts(outputs: &mut RunOutputs<'_>, rows: &[Tweet]) -> Result<()> {
+    let mut cutter = PartCutter::default();
+    let mut start = 0;
+    for (i, tweet) in rows.iter().enumerate() {
+        let content = Digest::of_strings([tweet.id.as_str(), &tweet.text_digest.hex()]);
+        if cutter.ends_after(&content) || i + 1 == rows.len() {
+            Tweet::write(&outputs.part_path(TWEETS), &rows[start..=i])?;
+            start = i + 1;
+        }
+    }
+    if rows.is_empty() {
+        Tweet::write(&outputs.part_path(TWEETS), &[])?;
+    }
+    Ok(())
 }
 
 fn write_report(path: &Path, rejected: &[Diagnostic], warnings: &[Diagnostic]) -> Result<()> {
@@ -538,7 +557,8 @@ impl Stage for IngestStage {
     const NAME: &'static str = "ingest";
     /// Bump when the same input files would give a different `tweets` artifact.
     /// 2: tweets carry captions (`tweets/2`).
-    const VERSION: u32 = 2;
+    /// 3: the tweets are a list of parts (issue 27).
+    const VERSION: u32 = 3;
     const MEMOS: &'static [&'static str] = &[IMAGE_DIGEST_MEMO];
     type Input = Input;
     type Counts = Counts;

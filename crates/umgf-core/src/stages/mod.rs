@@ -80,22 +80,66 @@ impl Artifacts {
     }
 
     /// Points `artifacts/<label>/<name>` at the stored object `digest` (a relative symlink, replaced
-    /// atomically). `label` may hold folders (`twitter2017/model`).
+    /// atomically). `label` may hold folders (`twitter2017/model`). An artifact made of parts (see
+    /// [`crate::store::parts`]) shows as a folder of its part files, `part-00000.parquet` on, which
+    /// pyarrow, polars and duckdb read as one table: the link then leads to a folder
+    /// `.<name>.<digest>` beside it, which also holds `.parts`, a link to the list itself (so `gc`
+    /// keeps the run the view shows). The folder the link led to before is removed.
     pub fn link_view(&self, label: &str, name: &str, digest: &Digest) -> Result<PathBuf> {
         let dir = self.root.join(label);
         std::fs::create_dir_all(&dir).at(&dir)?;
         let link = dir.join(name);
+        let previous = std::fs::read_link(&link).ok();
         let blob = self.store.blob_path(digest);
-        // One `..` per folder of the label (`twitter2017`, `twitter2017/model`).
-        let up: PathBuf = Path::new(label).components().map(|_| "..").collect();
-        let relative = blob
-            .strip_prefix(&self.root)
-            .map_or_else(|_| blob.clone(), |rel| up.join(rel));
-        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let _ = std::fs::remove_file(&temp);
-        std::os::unix::fs::symlink(&relative, &temp).at(&temp)?;
-        std::fs::rename(&temp, &link).at(&link)?;
+        let parts = if blob.exists() {
+            self.store.parts(digest)?
+        } else {
+            None
+        };
+        let target = match parts {
+            None => self.relative_blob(label, 0, digest),
+            Some(parts) => {
+                let folder_name = format!(".{name}.{}", digest.hex());
+                let folder = dir.join(&folder_name);
+                if !folder.is_dir() {
+                    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+                    let _ = std::fs::remove_dir_all(&temp);
+                    std::fs::create_dir_all(&temp).at(&temp)?;
+                    let blob = self.relative_blob(label, 1, digest);
+                    symlink_atomic(&blob, &temp.join(".parts"))?;
+                    let extension = Path::new(name).extension().and_then(|e| e.to_str());
+                    for (i, part) in parts.iter().enumerate() {
+                        let blob = self.relative_blob(label, 1, &part.digest);
+                        let file = format!("part-{i:05}.{}", extension.unwrap_or("parquet"));
+                        symlink_atomic(&blob, &temp.join(file))?;
+                    }
+                    std::fs::rename(&temp, &folder).at(&folder)?;
+                }
+                PathBuf::from(folder_name)
+            }
+        };
+        symlink_atomic(&target, &link)?;
+        // The view folder of the previous version, if it was one (`.<name>.<digest>`).
+        if let Some(old) = previous
+            && old != target
+            && old.components().count() == 1
+            && old
+                .to_str()
+                .is_some_and(|o| o.starts_with(&format!(".{name}.")))
+        {
+            let _ = std::fs::remove_dir_all(dir.join(old));
+        }
         Ok(link)
+    }
+
+    /// The path of the blob `digest` relative to a folder `depth` levels below `artifacts/<label>/`.
+    fn relative_blob(&self, label: &str, depth: usize, digest: &Digest) -> PathBuf {
+        let blob = self.store.blob_path(digest);
+        // One `..` per folder of the label (`twitter2017`, `twitter2017/model`), and per level below.
+        let levels = Path::new(label).components().count() + depth;
+        let up: PathBuf = (0..levels).map(|_| "..").collect();
+        blob.strip_prefix(&self.root)
+            .map_or_else(|_| blob.clone(), |rel| up.join(rel))
     }
 
     /// Makes `artifacts/<label>/` show exactly one run's outputs (a trained model, a prediction run):
@@ -119,6 +163,15 @@ impl Artifacts {
         }
         Ok(dir)
     }
+}
+
+/// Points `link` at `target` (a relative symlink), replacing what was there atomically.
+fn symlink_atomic(target: &Path, link: &Path) -> Result<()> {
+    let name = link.file_name().and_then(|n| n.to_str()).unwrap_or("link");
+    let temp = link.with_file_name(format!(".{name}.{}.link", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    std::os::unix::fs::symlink(target, &temp).at(&temp)?;
+    std::fs::rename(&temp, link).at(link)
 }
 
 #[cfg(test)]

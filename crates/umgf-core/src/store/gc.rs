@@ -5,6 +5,8 @@
 //! - the runs that the links in the artifacts folder point into (`artifacts/<dataset>/...`);
 //! - the last `keep` runs of each stage (by finish time), shard runs counting as their own stage;
 //! - every run whose outputs a kept run read, transitively (a kept model keeps its features);
+//! - the runs of the parts that a kept run's outputs list (see [`super::parts`]): a part's run is
+//!   kept for that alone, not among the last `keep` of its stage;
 //! - every blob such a run published or read, and every linked blob;
 //! - memo entries that a kept run read or wrote (its manifest's `memo_refs`). A kept run recorded
 //!   before manifests listed its memo keys keeps, in each namespace it used, every packed entry and
@@ -21,7 +23,7 @@
 //! lock makes it safe: every run holds it shared while it works, and `gc` takes it exclusively
 //! without waiting, so it refuses to start while a run is in progress and no run starts while it
 //! removes.
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -89,11 +91,17 @@ pub fn collect(store: &Store, links_root: &Path, config: &GcConfig) -> Result<Gc
 
     let manifests = read_manifests(store)?;
     let linked = linked_blobs(store, links_root)?;
-    let kept = kept_runs(&manifests, &linked, config.keep);
+    let part_lists = part_lists(store, &manifests)?;
+    let kept = kept_runs(&manifests, &linked, &part_lists, config.keep);
 
     let mut live_blobs: HashSet<Digest> = linked;
     for manifest in manifests.values().filter(|m| kept.contains(&m.key)) {
         live_blobs.extend(manifest.outputs.values().map(|o| o.digest));
+        let parts = manifest
+            .outputs
+            .values()
+            .filter_map(|o| part_lists.get(&o.digest));
+        live_blobs.extend(parts.flatten().copied());
         live_blobs.extend(manifest.spec.inputs.values().copied());
         live_blobs.extend(manifest.memo_refs.iter().flat_map(|r| r.values().copied()));
     }
@@ -197,6 +205,24 @@ fn read_manifests(store: &Store) -> Result<BTreeMap<PathBuf, Manifest>> {
     Ok(store.manifests()?.into_iter().collect())
 }
 
+/// The parts each part list among the runs' outputs names (see [`super::parts`]).
+fn part_lists(
+    store: &Store,
+    manifests: &BTreeMap<PathBuf, Manifest>,
+) -> Result<HashMap<Digest, Vec<Digest>>> {
+    let mut lists = HashMap::new();
+    for output in manifests.values().flat_map(|m| m.outputs.values()) {
+        if lists.contains_key(&output.digest) {
+            continue;
+        }
+        // A missing or unreadable blob is no list: its run fails verification and is redone.
+        if let Ok(Some(parts)) = store.parts(&output.digest) {
+            lists.insert(output.digest, parts.iter().map(|p| p.digest).collect());
+        }
+    }
+    Ok(lists)
+}
+
 /// The blobs that symbolic links below `root` (the store's own folder excluded) point at.
 fn linked_blobs(store: &Store, root: &Path) -> Result<HashSet<Digest>> {
     let blobs = store
@@ -235,15 +261,19 @@ fn linked_blobs(store: &Store, root: &Path) -> Result<HashSet<Digest>> {
 }
 
 /// The keys of the runs to keep: the last `keep` of each stage, those with a linked output, and,
-/// transitively, the runs that produced what a kept run read.
+/// transitively, the runs that produced what a kept run read, and the runs of the parts its
+/// outputs list (a part's run is kept only that way, never for its age).
 fn kept_runs(
     manifests: &BTreeMap<PathBuf, Manifest>,
     linked: &HashSet<Digest>,
+    part_lists: &HashMap<Digest, Vec<Digest>>,
     keep: usize,
 ) -> HashSet<Digest> {
     let mut by_stage: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();
     for m in manifests.values() {
-        by_stage.entry(m.spec.stage.as_str()).or_default().push(m);
+        if !m.spec.stage.ends_with(super::parts::PART_STAGE_SUFFIX) {
+            by_stage.entry(m.spec.stage.as_str()).or_default().push(m);
+        }
     }
     let mut kept = HashSet::new();
     for runs in by_stage.values_mut() {
@@ -266,7 +296,8 @@ fn kept_runs(
     let mut todo: Vec<Digest> = kept.iter().copied().collect();
     while let Some(key) = todo.pop() {
         let Some(m) = by_key.get(&key) else { continue };
-        for input in m.spec.inputs.values() {
+        let parts = m.outputs.values().filter_map(|o| part_lists.get(&o.digest));
+        for input in m.spec.inputs.values().chain(parts.flatten()) {
             for producer in producers.get(input).into_iter().flatten() {
                 if kept.insert(*producer) {
                     todo.push(*producer);

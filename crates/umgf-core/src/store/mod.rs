@@ -21,11 +21,13 @@
 mod fsutil;
 pub mod gc;
 mod memo;
+pub mod parts;
 mod shard;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +40,7 @@ pub use fsutil::{Durability, TempNamer, write_atomic};
 pub use memo::loose::write_legacy_entry;
 pub use memo::{Memo, MemoStats};
 use memo::{MemoUse, Namespace};
+use parts::PartList;
 pub use shard::Shard;
 
 /// The store-wide lock file under `locks/`: shared by runs, exclusive for garbage collection.
@@ -117,6 +120,16 @@ pub struct RunOutcome {
 pub struct RunOutputs<'a> {
     store: &'a Store,
     pending: BTreeMap<String, PathBuf>,
+    /// Outputs made of parts (see [`parts`]), each part a file to publish or a stored blob.
+    pending_parts: BTreeMap<String, Vec<Part>>,
+}
+
+/// One part of an output made of parts.
+enum Part {
+    /// A file the run wrote, published with the run.
+    Written(PathBuf),
+    /// A blob already in the store (the output of a part's own run).
+    Stored(OutputEntry),
 }
 
 impl RunOutputs<'_> {
@@ -126,6 +139,25 @@ impl RunOutputs<'_> {
         self.pending.insert(name.to_owned(), path.clone());
         path
     }
+
+    /// A fresh temporary path for the next part of the output `name`, which the store publishes as
+    /// a part list (see [`parts`]) naming its parts in the order they were asked for.
+    pub fn part_path(&mut self, name: &str) -> PathBuf {
+        let path = self.store.temp.path(&self.store.tmp_dir(), name);
+        self.pending_parts
+            .entry(name.to_owned())
+            .or_default()
+            .push(Part::Written(path.clone()));
+        path
+    }
+
+    /// Appends blobs already stored to the parts of the output `name`.
+    pub fn stored_parts(&mut self, name: &str, parts: impl IntoIterator<Item = OutputEntry>) {
+        self.pending_parts
+            .entry(name.to_owned())
+            .or_default()
+            .extend(parts.into_iter().map(Part::Stored));
+    }
 }
 
 impl Drop for RunOutputs<'_> {
@@ -133,6 +165,11 @@ impl Drop for RunOutputs<'_> {
         // Outputs not published (the work failed) are removed; published ones were renamed away already.
         for path in self.pending.values() {
             let _ = fs::remove_file(path);
+        }
+        for part in self.pending_parts.values().flatten() {
+            if let Part::Written(path) = part {
+                let _ = fs::remove_file(path);
+            }
         }
     }
 }
@@ -164,6 +201,10 @@ pub struct Store {
     memo_used: Mutex<MemoUse>,
     /// The memo namespaces this process has opened: loaded indexes, the segment it writes.
     memo_namespaces: Mutex<HashMap<String, Arc<Namespace>>>,
+    /// Runs in progress in this process (a part's run is nested in its stage's run): the memo is
+    /// sealed when the outermost one ends, so a stage of a thousand parts adds one segment, not a
+    /// thousand.
+    runs_in_progress: AtomicUsize,
 }
 
 /// Which store holds a run [`Store::lookup_shared`] found.
@@ -190,6 +231,7 @@ impl Store {
             user: None,
             memo_used: Mutex::default(),
             memo_namespaces: Mutex::default(),
+            runs_in_progress: AtomicUsize::new(0),
         };
         store.temp.remove_orphans(&store.tmp_dir())?;
         Ok(store)
@@ -255,7 +297,7 @@ impl Store {
             return Ok(None);
         }
         for (name, output) in &manifest.outputs {
-            if let Some(problem) = self.check_blob(&output.digest)? {
+            if let Some(problem) = self.check_output(&output.digest)? {
                 tracing::warn!(
                     "run {} of {}: output {name} {problem}; the run will be redone",
                     key.short(),
@@ -321,6 +363,24 @@ impl Store {
         Ok(None)
     }
 
+    /// [`Store::check_blob`] for an output, and for each of its parts when it is a part list.
+    fn check_output(&self, digest: &Digest) -> Result<Option<String>> {
+        if let Some(problem) = self.check_blob(digest)? {
+            return Ok(Some(problem));
+        }
+        for part in self.parts(digest)?.into_iter().flatten() {
+            if let Some(problem) = self.check_blob(&part.digest)? {
+                return Ok(Some(format!("has a part that {problem}")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The parts of the stored artifact `digest` when it is a part list (see [`parts`]).
+    pub fn parts(&self, digest: &Digest) -> Result<Option<Vec<OutputEntry>>> {
+        Ok(PartList::read(&self.blob_path(digest))?.map(|list| list.parts))
+    }
+
     /// Where [`Store::check_blob`] keeps the identity of a blob whose content it verified.
     fn verified_path(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
@@ -351,10 +411,13 @@ impl Store {
         let mut outputs = RunOutputs {
             store: self,
             pending: BTreeMap::new(),
+            pending_parts: BTreeMap::new(),
         };
         // The namespaces this run opens (a run nested in another counts for both).
         let outer = std::mem::take(&mut *self.memo_used());
+        self.runs_in_progress.fetch_add(1, Ordering::SeqCst);
         let counts = work(&mut outputs);
+        let outermost = self.runs_in_progress.fetch_sub(1, Ordering::SeqCst) == 1;
         let mine: MemoUse = {
             let mut used = self.memo_used();
             let mine = std::mem::replace(&mut *used, outer);
@@ -365,8 +428,10 @@ impl Store {
             }
             mine
         };
-        // What the run computed is kept even if it failed: the next run continues from it.
-        let sealed = self.seal_memo();
+        // What the run computed is kept even if it failed: the next run continues from it. A run
+        // nested in another leaves it to the outer one (a kill in between loses nothing: the next
+        // process indexes a dead writer's segment).
+        let sealed = if outermost { self.seal_memo() } else { Ok(()) };
         let counts = counts?;
         sealed?;
         let memo_refs = self.publish_memo_refs(&mine)?;
@@ -381,6 +446,11 @@ impl Store {
                     return Err(e);
                 }
             };
+            all_existed &= existed;
+            published.insert(name, entry);
+        }
+        for (name, parts) in std::mem::take(&mut outputs.pending_parts) {
+            let (entry, existed) = self.publish_parts(parts)?;
             all_existed &= existed;
             published.insert(name, entry);
         }
@@ -451,8 +521,21 @@ impl Store {
         let _store_lock = fsutil::lock_shared(&self.root.join("locks").join(STORE_LOCK))?;
         let key = manifest.key;
         let _lock = fsutil::lock(&self.root.join("locks").join(format!("{key}.lock")))?;
-        let refs = manifest.memo_refs.iter().flat_map(|r| r.values());
-        for digest in manifest.outputs.values().map(|o| &o.digest).chain(refs) {
+        let refs = manifest.memo_refs.iter().flat_map(|r| r.values().copied());
+        let mut blobs = Vec::new();
+        for output in manifest.outputs.values() {
+            // Parts before the list that names them.
+            blobs.extend(
+                other
+                    .parts(&output.digest)?
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.digest),
+            );
+            blobs.push(output.digest);
+        }
+        for digest in blobs.iter().copied().chain(refs) {
+            let digest = &digest;
             let source = other.blob_path(digest);
             let temp = self.temp.path(&self.tmp_dir(), &digest.hex());
             let copied = fs::copy(&source, &temp).at(&source).and_then(|_| {
@@ -504,6 +587,118 @@ impl Store {
             fsutil::sync_dir(dir)?;
         }
         Ok((OutputEntry { digest, bytes }, existed))
+    }
+
+    /// Publishes the parts the run wrote, then the list naming them all (see [`parts`]). Returns the
+    /// list's entry and whether every part and the list were stored already.
+    fn publish_parts(&self, parts: Vec<Part>) -> Result<(OutputEntry, bool)> {
+        let mut list = PartList { parts: Vec::new() };
+        let mut all_existed = true;
+        let mut parts = parts.into_iter();
+        while let Some(part) = parts.next() {
+            match part {
+                Part::Stored(entry) => list.parts.push(entry),
+                Part::Written(temp) => match self.publish(&temp) {
+                    Ok((entry, existed)) => {
+                        all_existed &= existed;
+                        list.parts.push(entry);
+                    }
+                    Err(e) => {
+                        let _ = fs::remove_file(&temp);
+                        for part in parts {
+                            if let Part::Written(temp) = part {
+                                let _ = fs::remove_file(temp);
+                            }
+                        }
+                        return Err(e);
+                    }
+                },
+            }
+        }
+        let temp = self.temp.path(&self.tmp_dir(), "parts");
+        fs::write(&temp, list.encode()).at(&temp)?;
+        match self.publish(&temp) {
+            Ok((entry, existed)) => Ok((entry, all_existed && existed)),
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a per-record stage part by part (see [`parts`]). The inputs named in `plan.inputs` are
+    /// artifacts made of the same number of parts (they come from the same `ingest`, each stage
+    /// mapping part `i` to part `i`); every other input is shared by all parts. Part `i` is a run of
+    /// its own, keyed like `spec` with each of those inputs replaced by its part `i`: `work` gets
+    /// the part's inputs and writes one part of each output, and a part whose run is stored is not
+    /// redone. The stage's run publishes, per output, the list of its parts (or, for the outputs in
+    /// `plan.joined`, the parts joined into one file). Counts: see [`ByParts`].
+    pub fn run_by_parts<F>(&self, spec: &RunSpec, plan: &ByParts<'_>, work: F) -> Result<RunOutcome>
+    where
+        F: Fn(&BTreeMap<String, Digest>, &mut RunOutputs<'_>) -> Result<serde_json::Value>,
+    {
+        self.run(spec, |outputs| {
+            let mut lists = Vec::new();
+            for role in plan.inputs {
+                let digest = spec.inputs.get(*role).ok_or_else(|| {
+                    Error::Store(format!("{}: no input {role:?} to run by parts", spec.stage))
+                })?;
+                let parts = self.parts(digest)?.unwrap_or_else(|| {
+                    let bytes = fs::metadata(self.blob_path(digest)).map_or(0, |m| m.len());
+                    vec![OutputEntry {
+                        digest: *digest,
+                        bytes,
+                    }]
+                });
+                lists.push((*role, parts));
+            }
+            let count = lists.first().map_or(0, |(_, parts)| parts.len());
+            if let Some((role, parts)) = lists.iter().find(|(_, p)| p.len() != count) {
+                return Err(Error::Store(format!(
+                    "{}: input {role:?} has {} parts and {:?} has {count}: they do not come \
+                     from the same ingest run",
+                    spec.stage,
+                    parts.len(),
+                    lists[0].0
+                )));
+            }
+            let mut counts = serde_json::Value::Null;
+            let mut reused = 0;
+            let mut joined: BTreeMap<String, fs::File> = BTreeMap::new();
+            for i in 0..count {
+                let mut part = spec.clone();
+                part.stage = format!("{}{}", spec.stage, parts::PART_STAGE_SUFFIX);
+                for (role, parts) in &lists {
+                    part.inputs.insert((*role).to_owned(), parts[i].digest);
+                }
+                let outcome = self.run(&part, |out| work(&part.inputs, out))?;
+                reused += usize::from(outcome.hit);
+                for (name, entry) in outcome.manifest.outputs {
+                    if !plan.joined.contains(&name.as_str()) {
+                        outputs.stored_parts(&name, [entry]);
+                        continue;
+                    }
+                    let file = match joined.entry(name.clone()) {
+                        std::collections::btree_map::Entry::Occupied(file) => file.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            let path = outputs.path(&name);
+                            slot.insert(fs::File::create(&path).at(&path)?)
+                        }
+                    };
+                    let blob = self.blob_path(&entry.digest);
+                    let mut source = fs::File::open(&blob).at(&blob)?;
+                    std::io::copy(&mut source, file).at(&blob)?;
+                }
+                plan.add_counts(&mut counts, &outcome.manifest.counts, outcome.hit);
+            }
+            // The parts' runs list the memo entries they used; the stage's run need not again.
+            self.memo_used().clear();
+            if let serde_json::Value::Object(map) = &mut counts {
+                map.insert("parts".into(), count.into());
+                map.insert("parts_reused".into(), reused.into());
+            }
+            Ok(counts)
+        })
     }
 
     /// The shards of `count` whose run of the stage `whole` is not stored: none once the whole run is
@@ -654,6 +849,25 @@ impl Store {
                     report
                         .problems
                         .push(format!("{}: output {name} is missing", path.display()));
+                    continue;
+                }
+                let parts = match self.parts(&output.digest) {
+                    Ok(parts) => parts.unwrap_or_default(),
+                    Err(e) => {
+                        report
+                            .problems
+                            .push(format!("{}: output {name}: {e}", path.display()));
+                        continue;
+                    }
+                };
+                for part in parts {
+                    if !self.blob_path(&part.digest).exists() {
+                        report.problems.push(format!(
+                            "{}: output {name} is missing its part {}",
+                            path.display(),
+                            part.digest.short()
+                        ));
+                    }
                 }
             }
             for (namespace, refs) in manifest.memo_refs.iter().flatten() {
@@ -697,6 +911,57 @@ impl Store {
             }
         }
         Ok(report)
+    }
+}
+
+/// How [`Store::run_by_parts`] runs a stage by parts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ByParts<'a> {
+    /// The inputs made of parts, part `i` of each going to part `i` of the outputs.
+    pub inputs: &'a [&'a str],
+    /// Counts that are the same in every part (the encoder's width): the first part's. The others
+    /// are summed over the parts.
+    pub same_counts: &'a [&'a str],
+    /// Counts of the work a run did (images detected), as the `memo_*` counts are: summed over the
+    /// parts this run computed, not those it found stored.
+    pub work_counts: &'a [&'a str],
+    /// Outputs of lines of text (reports) whose parts are joined into one file, not listed.
+    pub joined: &'a [&'a str],
+}
+
+impl ByParts<'_> {
+    /// Adds a part's counts to the stage's (see the fields).
+    fn add_counts(&self, total: &mut serde_json::Value, part: &serde_json::Value, reused: bool) {
+        use serde_json::Value;
+        if total.is_null() {
+            *total = Value::Object(serde_json::Map::new());
+        }
+        let (Value::Object(total), Value::Object(part)) = (total, part) else {
+            return;
+        };
+        for (key, value) in part {
+            let work = key.starts_with("memo_") || self.work_counts.contains(&key.as_str());
+            let value = match value {
+                Value::Number(_) if work && reused => Value::from(0),
+                other => other.clone(),
+            };
+            let summed = !self.same_counts.contains(&key.as_str());
+            match (total.get_mut(key), &value) {
+                (None, _) => {
+                    total.insert(key.clone(), value);
+                }
+                (Some(Value::Number(sum)), Value::Number(add)) if summed => {
+                    *sum = match (sum.as_u64(), add.as_u64()) {
+                        (Some(a), Some(b)) => (a + b).into(),
+                        _ => serde_json::Number::from_f64(
+                            sum.as_f64().unwrap_or(0.0) + add.as_f64().unwrap_or(0.0),
+                        )
+                        .unwrap_or_else(|| 0.into()),
+                    };
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `chunk`: the noun phrases of every tweet and of its image's caption, by the trained chunker,
 //! memoised per text (text digest + chunker digest): a dump that repeats old tweets chunks only the
 //! new ones, and a caption shared by several tweets is chunked once.
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use serde_json::json;
 use crate::digest::Digest;
 use crate::schema::{Artifact, NounPhrase, PhraseSource, Tweet};
 use crate::stages::{ShardedStage, Stage};
-use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
+use crate::store::{ByParts, MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::chunker::NpChunker;
 use crate::text::encoder::EncoderFiles;
 use crate::text::np::np_spans;
@@ -50,10 +51,15 @@ fn run(
     chunker: Digest,
     encoder: &EncoderFiles,
 ) -> Result<RunOutcome> {
-    store.run(&spec(tweets, chunker), |outputs| {
-        let tweets = Tweet::read(&store.blob_path(&tweets))?;
+    let model = RefCell::new(None);
+    let plan = ByParts {
+        inputs: &["tweets"],
+        ..ByParts::default()
+    };
+    store.run_by_parts(&spec(tweets, chunker), &plan, |part, outputs| {
+        let tweets = Tweet::read(&store.blob_path(&part["tweets"]))?;
         let texts = texts_of(&tweets);
-        let (spans, stats) = phrases_of(store, &texts, chunker, encoder)?;
+        let (spans, stats) = phrases_of(store, &texts, chunker, encoder, &model)?;
         let rows: Vec<NounPhrase> = texts
             .iter()
             .zip(&spans)
@@ -88,7 +94,7 @@ fn run_shard(
         let tweets = Tweet::read(&store.blob_path(&tweets))?;
         let mut texts = texts_of(&tweets);
         texts.retain(|t| shard.owns(&t.digest));
-        let (_, stats) = phrases_of(store, &texts, chunker, encoder)?;
+        let (_, stats) = phrases_of(store, &texts, chunker, encoder, &RefCell::new(None))?;
         Ok(stats.shard_counts(texts.len()))
     })
 }
@@ -131,16 +137,17 @@ fn phrases_of(
     texts: &[Text<'_>],
     chunker: Digest,
     encoder: &EncoderFiles,
+    model: &RefCell<Option<NpChunker>>,
 ) -> Result<(Vec<Spans>, MemoStats)> {
     let memo = store.memo(MEMO)?;
     let keys: Vec<Digest> = texts
         .iter()
         .map(|t| Digest::of_strings([t.digest.hex(), chunker.hex(), MEMO_VERSION.to_string()]))
         .collect();
-    let mut model = None;
+    let mut model = model.borrow_mut();
     let bar = crate::progress::bar(texts.len() as u64, "chunk");
     let (payloads, stats) = memo.get_or_compute(&keys, MEMO_CHUNK, |missing| {
-        let model = match &mut model {
+        let model = match &mut *model {
             Some(model) => model,
             None => model.insert(NpChunker::load(
                 encoder,

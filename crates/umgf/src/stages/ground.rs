@@ -19,7 +19,7 @@ use crate::schema::{
     Artifact, GroundedObject, ImageStatus, NodeKind, NounPhrase, PhraseSource, QueryKind, Tweet,
 };
 use crate::stages::{ShardedStage, Stage};
-use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
+use crate::store::{ByParts, MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, TextEncoder};
 use crate::vision::detector::{CenterNet, Detection, DetectorConfig};
 use crate::vision::image::load_rgb;
@@ -222,9 +222,21 @@ fn run(
 ) -> Result<RunOutcome> {
     let digests = ModelDigests::of(models)?;
     let spec = spec(tweets, phrases, digests.detector, digests.encoder, params);
-    store.run(&spec, |outputs| {
-        let tweets = Tweet::read(&store.blob_path(&tweets))?;
-        let phrases = NounPhrase::read(&store.blob_path(&phrases))?;
+    let _ = (tweets, phrases);
+    let plan = ByParts {
+        inputs: &["tweets", "noun_phrases"],
+        work_counts: &[
+            "images_detected",
+            "images_memoised",
+            "tweets_grounded",
+            "tweets_grounding_memoised",
+        ],
+        joined: &[BAD_IMAGES],
+        ..ByParts::default()
+    };
+    store.run_by_parts(&spec, &plan, |part, outputs| {
+        let tweets = Tweet::read(&store.blob_path(&part["tweets"]))?;
+        let phrases = NounPhrase::read(&store.blob_path(&part["noun_phrases"]))?;
         let grounded = ground_all(store, &tweets, &phrases, models, digests, params)?;
         let rows = grounded.rows;
         GroundedObject::write(&outputs.path(OBJECTS), &rows)?;

@@ -10,6 +10,7 @@
 //! [`MEMO_FORMAT`] 2): for MPNet that was 430 KB a tweet, 4.5 times the artifact's row, which does
 //! not scale to corpora of a million tweets (issue 27). Another layer set or pooling runs the encoder
 //! again (MPNet: about 70 tweets a second here); a new dump, the common case, does not.
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ use serde_json::json;
 use crate::digest::Digest;
 use crate::schema::{Artifact, StateStorage, StateValues, TextFeatures, Tweet};
 use crate::stages::{ShardedStage, Stage};
-use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
+use crate::store::{ByParts, MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, EncoderName, Precision, TextEncoder};
 use crate::text::shape::word_shape;
 use crate::text::wordpiece::Pieces;
@@ -277,42 +278,59 @@ fn run(
 ) -> Result<RunOutcome> {
     let encoder_digest = encoder.digest()?;
     let shape = StateShape::of(params, encoder)?;
-    store.run(&spec(tweets, encoder_digest, params), |outputs| {
-        let tweets = Tweet::read(&store.blob_path(&tweets))?;
-        let path = outputs.path(TEXT_FEATURES);
-        let mut writer = crate::io::parquet::Writer::<TextFeatures>::create(&path);
-        let mut encoding =
-            Encoding::new(store, encoder, encoder_digest, params, &shape, tweets.len());
-        let (mut words, mut pieces, mut long) = (0, 0, 0);
-        for step in tweets.chunks(WRITE_CHUNK) {
-            let payloads = encoding.payloads(step)?;
-            let rows = step
-                .iter()
-                .zip(&payloads)
-                .map(|(tweet, payload)| row_from_payload(tweet, payload, params, &shape))
-                .collect::<Result<Vec<_>>>()?;
-            words += rows.iter().map(|r| r.word_starts.len()).sum::<usize>();
-            pieces += rows.iter().map(|r| r.piece_ids.len()).sum::<usize>();
-            long += rows
-                .iter()
-                .filter(|r| r.piece_ids.len() > crate::text::wordpiece::MAX_PIECES)
-                .count();
-            writer.write(&rows)?;
-        }
-        writer.finish()?;
-        let stats = encoding.finish();
-        Ok(serde_json::to_value(Counts {
-            tweets: tweets.len(),
-            words,
-            pieces,
-            longer_than_max_pieces: long,
-            layers: shape.layers.clone(),
-            hidden: shape.hidden,
-            bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-            memo_reused: stats.reused,
-            memo_computed: stats.computed,
-        })?)
-    })
+    let model = RefCell::new(None);
+    let plan = ByParts {
+        inputs: &["tweets"],
+        same_counts: &["hidden"],
+        ..ByParts::default()
+    };
+    store.run_by_parts(
+        &spec(tweets, encoder_digest, params),
+        &plan,
+        |part, outputs| {
+            let tweets = Tweet::read(&store.blob_path(&part["tweets"]))?;
+            let path = outputs.path(TEXT_FEATURES);
+            let mut writer = crate::io::parquet::Writer::<TextFeatures>::create(&path);
+            let mut encoding = Encoding::new(
+                store,
+                encoder,
+                encoder_digest,
+                params,
+                &shape,
+                &model,
+                tweets.len(),
+            );
+            let (mut words, mut pieces, mut long) = (0, 0, 0);
+            for step in tweets.chunks(WRITE_CHUNK) {
+                let payloads = encoding.payloads(step)?;
+                let rows = step
+                    .iter()
+                    .zip(&payloads)
+                    .map(|(tweet, payload)| row_from_payload(tweet, payload, params, &shape))
+                    .collect::<Result<Vec<_>>>()?;
+                words += rows.iter().map(|r| r.word_starts.len()).sum::<usize>();
+                pieces += rows.iter().map(|r| r.piece_ids.len()).sum::<usize>();
+                long += rows
+                    .iter()
+                    .filter(|r| r.piece_ids.len() > crate::text::wordpiece::MAX_PIECES)
+                    .count();
+                writer.write(&rows)?;
+            }
+            writer.finish()?;
+            let stats = encoding.finish();
+            Ok(serde_json::to_value(Counts {
+                tweets: tweets.len(),
+                words,
+                pieces,
+                longer_than_max_pieces: long,
+                layers: shape.layers.clone(),
+                hidden: shape.hidden,
+                bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                memo_reused: stats.reused,
+                memo_computed: stats.computed,
+            })?)
+        },
+    )
 }
 
 /// Shard `shard` of the run (see [`Shard`]): encodes the tweets it owns, by text digest, into the
@@ -326,11 +344,19 @@ fn run_shard(
 ) -> Result<RunOutcome> {
     let encoder_digest = encoder.digest()?;
     let shape = StateShape::of(params, encoder)?;
+    let model = RefCell::new(None);
     store.run(&shard.spec(&spec(tweets, encoder_digest, params)), |_| {
         let mut tweets = Tweet::read(&store.blob_path(&tweets))?;
         tweets.retain(|t| shard.owns(&t.text_digest));
-        let mut encoding =
-            Encoding::new(store, encoder, encoder_digest, params, &shape, tweets.len());
+        let mut encoding = Encoding::new(
+            store,
+            encoder,
+            encoder_digest,
+            params,
+            &shape,
+            &model,
+            tweets.len(),
+        );
         for step in tweets.chunks(WRITE_CHUNK) {
             encoding.payloads(step)?;
         }
@@ -346,7 +372,8 @@ struct Encoding<'a> {
     key_parts: [String; 7],
     params: &'a TextFeatureParams,
     shape: &'a StateShape,
-    model: Option<TextEncoder>,
+    /// Shared by the parts of a run, so that the encoder is loaded once.
+    model: &'a RefCell<Option<TextEncoder>>,
     bar: indicatif::ProgressBar,
     stats: MemoStats,
     /// Memo keys of the steps so far.
@@ -360,6 +387,7 @@ impl<'a> Encoding<'a> {
         encoder_digest: Digest,
         params: &'a TextFeatureParams,
         shape: &'a StateShape,
+        model: &'a RefCell<Option<TextEncoder>>,
         tweets: usize,
     ) -> Self {
         Self {
@@ -376,7 +404,7 @@ impl<'a> Encoding<'a> {
             ],
             params,
             shape,
-            model: None,
+            model,
             bar: crate::progress::bar(tweets as u64, "features"),
             stats: MemoStats::default(),
             seen: HashSet::new(),
@@ -401,8 +429,8 @@ impl<'a> Encoding<'a> {
                 )
             })
             .collect();
-        let (model, encoder, params, shape) =
-            (&mut self.model, self.encoder, self.params, self.shape);
+        let mut model = self.model.borrow_mut();
+        let (model, encoder, params, shape) = (&mut *model, self.encoder, self.params, self.shape);
         let bar = &self.bar;
         let (payloads, stats) =
             self.store

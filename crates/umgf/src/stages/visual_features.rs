@@ -18,7 +18,7 @@ use crate::Result;
 use crate::digest::Digest;
 use crate::schema::{Artifact, GroundedObject, ImageStatus, NodeKind, Tweet, VisualFeatures};
 use crate::stages::{ShardedStage, Stage};
-use crate::store::{MemoStats, RunOutcome, RunSpec, Shard, Store};
+use crate::store::{ByParts, MemoStats, RunOutcome, RunSpec, Shard, Store};
 use crate::text::encoder::{EncoderFiles, TextEncoder};
 use crate::text::words::tweet_tokens;
 use crate::torch::TorchResult;
@@ -74,9 +74,13 @@ fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
     let model_digest = Digest::of_file(&input.model)?;
     let encoder_digest = input.text_encoder.digest()?;
     let spec = spec(input.tweets, input.objects, model_digest, encoder_digest);
-    store.run(&spec, |outputs| {
-        let tweets = Tweet::read(&store.blob_path(&input.tweets))?;
-        let objects = GroundedObject::read(&store.blob_path(&input.objects))?;
+    let plan = ByParts {
+        inputs: &["tweets", "objects"],
+        ..ByParts::default()
+    };
+    store.run_by_parts(&spec, &plan, |part, outputs| {
+        let tweets = Tweet::read(&store.blob_path(&part["tweets"]))?;
+        let objects = GroundedObject::read(&store.blob_path(&part["objects"]))?;
         let (regions, payloads, stats) =
             encode_memoised(store, &tweets, &objects, &input.model, model_digest)?;
         let (nodes, node_payloads, caption_stats) = caption_features(
