@@ -235,7 +235,7 @@ test: build setup-reference
 # Node references (no .venv-ref needed), the kill-anywhere and sharding harnesses, the browser test
 # (chromium) and the long end-to-end runs. Test names containing any of FAST_SKIP are skipped.
 FAST_SKIP ?= kill:: shards:: matches_pytorch match_hf matches_tfjs seqeval chunk_stage_ grown_dump \
-	train_on_photos report::the_report_runs_in_a_browser
+	train_on_photos report::the_report_runs_in_a_browser pyarrow_reads
 test-fast: build setup-photos
 	@if command -v cargo-nextest >/dev/null; then \
 		cargo nextest run --release --workspace -- $(addprefix --skip ,$(FAST_SKIP)); \

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use umgf::dataset::Dataset;
 use umgf::labels::{spans, stray_inside_tags};
-use umgf::schema::{ImageStatus, Split, Tweet};
+use umgf::schema::{Artifact, ImageStatus, Split, Tweet};
 use umgf::stages::ingest::OnError;
 
 use crate::common;
@@ -142,4 +142,51 @@ fn tweebank_trees_give_base_noun_phrases() {
             "{split}: a phrase per {ratio:.1} words"
         );
     }
+}
+
+/// The tweets of Twitter-2017 are stored as parts (issue 27); the friendly view is a folder of part
+/// files that pyarrow (the reference venv's) reads as one table, in order, schema tag and all.
+#[test]
+fn pyarrow_reads_an_artifact_made_of_parts_as_one_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::run_bin("ingest", dir.path(), &["--dataset", "twitter2017"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view = dir.path().join("twitter2017/tweets.parquet");
+    let parts = std::fs::read_dir(&view)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_str().unwrap().starts_with("part-")
+        })
+        .count();
+    assert!(parts >= 3, "{parts} parts for 4,819 tweets");
+    let python = common::repo().join(".venv-ref/bin/python");
+    assert!(python.is_file(), "run `make setup-reference` (make test does)");
+    let script = "import sys, pyarrow.parquet as pq\n\
+                  t = pq.read_table(sys.argv[1])\n\
+                  tag = t.schema.metadata[b'umgf.schema'].decode()\n\
+                  print(t.num_rows, tag, t.column('id')[0], t.column('id')[t.num_rows - 1])";
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&view)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, tweets) = ingest_benchmark("twitter2017");
+    let expected = format!(
+        "{} tweets/{} {} {}",
+        tweets.len(),
+        Tweet::VERSION,
+        tweets[0].id,
+        tweets[tweets.len() - 1].id
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
 }
