@@ -102,6 +102,42 @@ impl EntityCounts {
         self.sentences += 1;
     }
 
+    /// Adds the counts of other sentences (a part of the same dataset, scored elsewhere).
+    pub fn merge(&mut self, other: &Self) {
+        for (ty, c) in &other.by_type {
+            let mine = self.by_type.entry(*ty).or_default();
+            for (m, o) in mine.iter_mut().zip(c) {
+                *m += o;
+            }
+        }
+        self.sentences += other.sentences;
+    }
+
+    /// The counts as JSON, `{"sentences": n, "by_type": {"PER": [gold, predicted, correct], ...}}`
+    /// (a run's counts keep them so that parts scored apart add up, see [`EntityCounts::merge`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        let by_type: serde_json::Map<String, serde_json::Value> = self
+            .by_type
+            .iter()
+            .map(|(ty, c)| (ty.name().to_owned(), serde_json::json!(c)))
+            .collect();
+        serde_json::json!({ "sentences": self.sentences, "by_type": by_type })
+    }
+
+    /// The counts [`EntityCounts::to_json`] wrote; `None` if `value` is not such counts.
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        let mut counts = Self {
+            sentences: usize::try_from(value.get("sentences")?.as_u64()?).ok()?,
+            ..Self::default()
+        };
+        for (name, c) in value.get("by_type")?.as_object()? {
+            let ty = EntityType::ALL.into_iter().find(|t| t.name() == name)?;
+            let c: [usize; 3] = serde_json::from_value(c.clone()).ok()?;
+            counts.by_type.insert(ty, c);
+        }
+        Some(counts)
+    }
+
     /// The scores of the sentences counted so far.
     pub fn evaluation(&self) -> Evaluation {
         let total = self.by_type.values().fold([0; 3], |acc, c| {

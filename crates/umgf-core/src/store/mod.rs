@@ -151,6 +151,13 @@ impl RunOutputs<'_> {
         path
     }
 
+    /// Drops the output `name` the run wrote, if any (it turned out not to apply).
+    pub fn discard(&mut self, name: &str) {
+        if let Some(path) = self.pending.remove(name) {
+            let _ = fs::remove_file(path);
+        }
+    }
+
     /// Appends blobs already stored to the parts of the output `name`.
     pub fn stored_parts(&mut self, name: &str, parts: impl IntoIterator<Item = OutputEntry>) {
         self.pending_parts
@@ -637,6 +644,27 @@ impl Store {
     where
         F: Fn(&BTreeMap<String, Digest>, &mut RunOutputs<'_>) -> Result<serde_json::Value>,
     {
+        self.run_by_parts_then(spec, plan, work, |_, counts, _| Ok(counts))
+    }
+
+    /// [`Store::run_by_parts`], then `finish`, for what only the whole can give (a dataset's
+    /// scores): it gets each part's counts, in order, the counts added up, and the stage's outputs
+    /// (to write more, or discard a joined one), and returns the stage's counts.
+    pub fn run_by_parts_then<F, G>(
+        &self,
+        spec: &RunSpec,
+        plan: &ByParts<'_>,
+        work: F,
+        finish: G,
+    ) -> Result<RunOutcome>
+    where
+        F: Fn(&BTreeMap<String, Digest>, &mut RunOutputs<'_>) -> Result<serde_json::Value>,
+        G: FnOnce(
+            &[serde_json::Value],
+            serde_json::Value,
+            &mut RunOutputs<'_>,
+        ) -> Result<serde_json::Value>,
+    {
         self.run(spec, |outputs| {
             let mut lists = Vec::new();
             for role in plan.inputs {
@@ -663,6 +691,7 @@ impl Store {
                 )));
             }
             let mut counts = serde_json::Value::Null;
+            let mut each = Vec::with_capacity(count);
             let mut reused = 0;
             let mut joined: BTreeMap<String, fs::File> = BTreeMap::new();
             for i in 0..count {
@@ -690,9 +719,12 @@ impl Store {
                     std::io::copy(&mut source, file).at(&blob)?;
                 }
                 plan.add_counts(&mut counts, &outcome.manifest.counts, outcome.hit);
+                each.push(outcome.manifest.counts);
             }
+            drop(joined);
             // The parts' runs list the memo entries they used; the stage's run need not again.
             self.memo_used().clear();
+            let mut counts = finish(&each, counts, outputs)?;
             if let serde_json::Value::Object(map) = &mut counts {
                 map.insert("parts".into(), count.into());
                 map.insert("parts_reused".into(), reused.into());

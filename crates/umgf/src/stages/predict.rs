@@ -3,6 +3,8 @@
 //! output can be ingested again); on labelled tweets also the metrics and a conlleval-format file of
 //! gold and predicted tags; and what a report shows of each tweet ([`crate::analysis`]). Cached like
 //! every stage: the key is the model's files, the tweets' artifacts and the split.
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
@@ -22,7 +24,7 @@ use crate::model::train::{PREDICT_CHUNK, predict_with_gates};
 use crate::schema::{GroundedObject, Split};
 use crate::stages::Stage;
 use crate::stages::train::{DatasetArtifacts, predictions};
-use crate::store::{RunOutcome, RunOutputs, RunSpec, Store};
+use crate::store::{ByParts, RunOutcome, RunOutputs, RunSpec, Store};
 use crate::text::encoder::EncoderFiles;
 use crate::{IoContext, Result};
 
@@ -106,6 +108,10 @@ fn spec(
 /// Tweets predicted at a time (see [`PREDICT_CHUNK`]).
 pub const CHUNK: usize = PREDICT_CHUNK;
 
+/// Part by part (see [`crate::store::parts`]): each part of the dataset is tagged in a run of its
+/// own, so a grown dump tags only the parts that changed. The text outputs are the parts' joined;
+/// the scores are computed from the parts' entity counts added up (the same as scoring all tweets
+/// at once), so they are written once all parts are in.
 fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
     let Input {
         model,
@@ -118,64 +124,137 @@ fn run(store: &Store, input: &Input) -> Result<RunOutcome> {
     let which = *which;
     model.check()?;
     let spec = spec(model, inputs, *objects, encoder.digest()?, which)?;
-    store.run(&spec, |outputs| {
-        let joined = inputs.open(store)?;
-        let tagger = Tagger::load_files(
-            &model.config,
-            &model.weights,
-            encoder,
-            crate::torch::default_device(),
+    let tagger: RefCell<Option<Tagger>> = RefCell::new(None);
+    let plan = ByParts {
+        inputs: &[
+            "tweets",
+            "text_features",
+            "visual_features",
+            "graph_edges",
+            "objects",
+        ],
+        joined: &[ENTITIES, ANALYSIS, CONLL, SCORED],
+        ..ByParts::default()
+    };
+    let work = |part: &BTreeMap<String, Digest>, outputs: &mut RunOutputs<'_>| {
+        let data = DatasetArtifacts {
+            tweets: part["tweets"],
+            text_features: part["text_features"],
+            visual_features: part["visual_features"],
+            graph_edges: part["graph_edges"],
+        };
+        let joined = data.open(store)?;
+        let mut tagger = tagger.borrow_mut();
+        let tagger = match &mut *tagger {
+            Some(tagger) => tagger,
+            None => tagger.insert(Tagger::load_files(
+                &model.config,
+                &model.weights,
+                encoder,
+                crate::torch::default_device(),
+            )?),
+        };
+        let objects = RowIndex::<GroundedObject>::open(
+            &[store.blob_path(&part["objects"])],
+            joined.tweets(),
         )?;
-        let objects =
-            RowIndex::<GroundedObject>::open(&[store.blob_path(objects)], joined.tweets())?;
-        let summary = predict_streamed(&tagger, &joined, &objects, which, CHUNK, outputs)?;
-        let Summary {
-            tweets,
-            entities,
-            evaluation,
-        } = summary.ok_or_else(|| {
-            crate::Error::Config(format!("dataset {dataset} has no test split to evaluate"))
-        })?;
-        let labelled = evaluation.is_some();
-        if let Some(evaluation) = &evaluation {
-            let metrics = json!({
-                "train_dataset": tagger.config.trained_on,
-                "test_dataset": dataset,
-                "tweets": which,
-                "model": tagger.config.kind,
-                "mode": tagger.config.mode,
-                "test": evaluation,
-            });
-            write(
-                &outputs.path(METRICS),
-                &serde_json::to_string_pretty(&metrics)?,
-            )?;
-            let heading = format!(
-                "{} {} trained on {}, tested on {} ({} tweets)\n",
-                tagger.config.kind.name(),
-                tagger.config.mode.name(),
-                tagger.config.trained_on,
-                dataset,
-                tweets
-            );
-            let columns: [(&str, &Evaluation); 1] = [("test", evaluation)];
-            write(&outputs.path(TABLE), &(heading + &table(&columns)))?;
-        }
-        Ok(serde_json::to_value(Counts {
-            tweets,
-            entities,
-            labelled,
-            f1: evaluation.map(|e| e.overall.f1),
-        })?)
-    })
+        let summary = predict_streamed(tagger, &joined, &objects, which, CHUNK, outputs)?;
+        Ok(match summary {
+            // A part without test tweets (eval): empty outputs, nothing to score.
+            None => {
+                for name in [ENTITIES, ANALYSIS, CONLL] {
+                    write(&outputs.path(name), "")?;
+                }
+                json!({ "tweets": 0, "entities": 0, "unlabelled": 0 })
+            }
+            Some(Summary {
+                tweets,
+                entities,
+                counts,
+                labelled,
+            }) => json!({
+                "tweets": tweets,
+                "entities": entities,
+                "unlabelled": usize::from(!labelled && tweets > 0),
+                "entity_counts": counts.to_json(),
+            }),
+        })
+    };
+    let finish =
+        |parts: &[serde_json::Value], total: serde_json::Value, outputs: &mut RunOutputs<'_>| {
+            let tweets = total["tweets"].as_u64().unwrap_or(0) as usize;
+            let entities = total["entities"].as_u64().unwrap_or(0) as usize;
+            if which == Which::Test && tweets == 0 {
+                return Err(crate::Error::Config(format!(
+                    "dataset {dataset} has no test split to evaluate"
+                )));
+            }
+            // Scored only when every tweet tagged has gold tags (as a single run decides).
+            let labelled = tweets > 0 && total["unlabelled"].as_u64() == Some(0);
+            let evaluation = if labelled {
+                let mut counts = EntityCounts::default();
+                for part in parts.iter().filter_map(|p| p.get("entity_counts")) {
+                    let part = EntityCounts::from_json(part).ok_or_else(|| {
+                        crate::Error::Store(format!(
+                            "predict: a part's entity counts are unreadable: {part}"
+                        ))
+                    })?;
+                    counts.merge(&part);
+                }
+                Some(counts.evaluation())
+            } else {
+                outputs.discard(SCORED);
+                None
+            };
+            if let Some(evaluation) = &evaluation {
+                let config = tagger::TaggerConfig::read(&model.config)?;
+                let metrics = json!({
+                    "train_dataset": config.trained_on,
+                    "test_dataset": dataset,
+                    "tweets": which,
+                    "model": config.kind,
+                    "mode": config.mode,
+                    "test": evaluation,
+                });
+                write(
+                    &outputs.path(METRICS),
+                    &serde_json::to_string_pretty(&metrics)?,
+                )?;
+                let heading = format!(
+                    "{} {} trained on {}, tested on {} ({} tweets)\n",
+                    config.kind.name(),
+                    config.mode.name(),
+                    config.trained_on,
+                    dataset,
+                    tweets
+                );
+                let columns: [(&str, &Evaluation); 1] = [("test", evaluation)];
+                write(&outputs.path(TABLE), &(heading + &table(&columns)))?;
+            }
+            Ok(serde_json::to_value(Counts {
+                tweets,
+                entities,
+                labelled,
+                f1: evaluation.map(|e| e.overall.f1),
+            })?)
+        };
+    store.run_by_parts_then(&spec, &plan, work, finish)
 }
 
-/// What a streamed prediction found: tweets tagged, entities, and the scores when every tweet has
-/// gold tags.
+/// What a streamed prediction found: tweets tagged, entities, their counts against the gold tags
+/// (against no entities for tweets without), and whether every tweet had gold tags.
 pub struct Summary {
     pub tweets: usize,
     pub entities: usize,
-    pub evaluation: Option<Evaluation>,
+    pub counts: EntityCounts,
+    pub labelled: bool,
+}
+
+impl Summary {
+    /// The scores, when every tweet had gold tags.
+    pub fn evaluation(&self) -> Option<Evaluation> {
+        self.labelled.then(|| self.counts.evaluation())
+    }
 }
 
 /// A file written as it goes (`BufWriter`), errors naming it.
@@ -273,7 +352,8 @@ pub fn predict_streamed(
     Ok(Some(Summary {
         tweets,
         entities,
-        evaluation: labelled.then(|| counts.evaluation()),
+        counts,
+        labelled,
     }))
 }
 
