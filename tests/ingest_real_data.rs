@@ -165,7 +165,10 @@ fn pyarrow_reads_an_artifact_made_of_parts_as_one_table() {
         .count();
     assert!(parts >= 3, "{parts} parts for 4,819 tweets");
     let python = common::repo().join(".venv-ref/bin/python");
-    assert!(python.is_file(), "run `make setup-reference` (make test does)");
+    assert!(
+        python.is_file(),
+        "run `make setup-reference` (make test does)"
+    );
     // A dataset's schema drops the files' key-value metadata: each part's tag is read from it.
     let script = "import glob, sys, pyarrow.parquet as pq\n\
                   t = pq.read_table(sys.argv[1])\n\
