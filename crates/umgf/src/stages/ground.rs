@@ -222,7 +222,6 @@ fn run(
 ) -> Result<RunOutcome> {
     let digests = ModelDigests::of(models)?;
     let spec = spec(tweets, phrases, digests.detector, digests.encoder, params);
-    let _ = (tweets, phrases);
     let plan = ByParts {
         inputs: &["tweets", "noun_phrases"],
         work_counts: &[
